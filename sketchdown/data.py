@@ -1,0 +1,174 @@
+"""Paired sketch/photo datasets for training and evaluation, read in place.
+
+Point at the data with ``--data-root`` or ``SKETCHDOWN_DATA`` (default ``../shared/data``).
+Supported: QMUL-Chair-V2 (vector strokes), Sketchy-style folders (raster), and a generic pairs CSV
+with ``sketch,photo`` columns (paths relative to the CSV).
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import pickle
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .imageio import open_image
+from .sketch import Sketch, from_pen_array, load_sketch
+
+
+class DatasetError(ValueError):
+    """A dataset is missing or malformed. One-line message."""
+
+
+@dataclass(frozen=True)
+class SketchItem:
+    """One sketch and the index of its photo in :attr:`PairedDataset.photos`."""
+
+    name: str
+    sketch: Sketch
+    photo: int
+
+
+@dataclass
+class PairedDataset:
+    """Sketches paired with photos (many sketches per photo allowed).
+
+    photos: photo file paths; photo_labels: category per photo ("" if none).
+    """
+
+    name: str
+    sketches: list[SketchItem]
+    photos: list[Path]
+    photo_labels: list[str]
+
+    @property
+    def is_vector(self) -> bool:
+        return bool(self.sketches) and not self.sketches[0].sketch.is_raster
+
+    @property
+    def classes(self) -> list[str]:
+        return sorted({c for c in self.photo_labels if c})
+
+    def subset(self, photo_ids: list[int]) -> PairedDataset:
+        """Keep these photos (re-indexed in the given order) and their sketches."""
+        remap = {p: i for i, p in enumerate(photo_ids)}
+        items = [SketchItem(s.name, s.sketch, remap[s.photo]) for s in self.sketches if s.photo in remap]
+        return PairedDataset(
+            self.name, items, [self.photos[p] for p in photo_ids], [self.photo_labels[p] for p in photo_ids]
+        )
+
+
+def data_root(root: str | os.PathLike | None = None) -> Path:
+    """Resolve the data root: argument, else ``$SKETCHDOWN_DATA``, else ``../shared/data``."""
+    r = Path(root or os.environ.get("SKETCHDOWN_DATA") or "../shared/data")
+    if not r.is_dir():
+        raise DatasetError(f"data root not found: {r} (pass --data-root or set SKETCHDOWN_DATA)")
+    return r
+
+
+def _lines(p: Path) -> list[str]:
+    if not p.is_file():
+        raise DatasetError(f"missing list file {p}")
+    return [ln.strip() for ln in p.read_text().splitlines() if ln.strip()]
+
+
+def load_chairv2(root: str | os.PathLike | None = None, split: str = "test") -> PairedDataset:
+    """QMUL-Chair-V2 from ``<root>/chairv2``: the trusted stroke pickle the user points at."""
+    d = data_root(root) / "chairv2"
+    if split not in ("train", "test"):
+        raise DatasetError(f"ChairV2 split must be train or test, got {split!r}")
+    pkl = d / "ChairV2_Coordinate"
+    if not pkl.is_file():
+        raise DatasetError(f"missing {pkl}")
+    with pkl.open("rb") as f:
+        coords = pickle.load(f)  # noqa: S301 - the research dataset file named by the user, never an upload
+    photo_ids = _lines(d / f"photo_{split}.txt")
+    pid = {p: i for i, p in enumerate(photo_ids)}
+    items = []
+    for name in _lines(d / f"sketch_{split}.txt"):
+        photo = name.rsplit("_", 1)[0]
+        key = f"/{split}/{name}"
+        if photo not in pid or key not in coords:
+            raise DatasetError(f"ChairV2: sketch {name} has no photo or strokes")
+        items.append(SketchItem(name, from_pen_array(np.asarray(coords[key])), pid[photo]))
+    photos = [d / "photo" / f"{p}.png" for p in photo_ids]
+    return PairedDataset(f"chairv2-{split}", items, photos, ["chair"] * len(photos))
+
+
+def load_sketchy(root: str | os.PathLike | None = None, split: str = "test", folder: str = "sketchy10") -> PairedDataset:
+    """Sketchy-style folder: ``photo/<class>/<id>.jpg`` and ``sketch/<class>/<id>-<k>.png`` with list files."""
+    d = data_root(root) / folder
+    photos_rel = _lines(d / f"photo_{split}.txt")
+    key = {Path(p).parent.name + "/" + Path(p).stem: i for i, p in enumerate(photos_rel)}
+    items = []
+    for rel in _lines(d / f"sketch_{split}.txt"):
+        p = Path(rel)
+        k = p.parent.name + "/" + p.stem.rsplit("-", 1)[0]
+        if k not in key:
+            raise DatasetError(f"Sketchy: sketch {rel} has no photo in photo_{split}.txt")
+        items.append(SketchItem(rel, _LazyRaster(d / rel), key[k]))  # type: ignore[arg-type]
+    labels = [Path(p).parent.name for p in photos_rel]
+    return PairedDataset(f"{folder}-{split}", items, [d / p for p in photos_rel], labels)
+
+
+class _LazyRaster:
+    """A raster sketch loaded on first use (5k PNGs need not all sit in memory)."""
+
+    is_raster = True
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def load(self) -> Sketch:
+        return load_sketch(self.path)
+
+
+def load_pairs_csv(csv_path: str | os.PathLike) -> PairedDataset:
+    """Generic pairs: a CSV with ``sketch,photo`` columns (optional ``label``), paths relative to it."""
+    p = Path(csv_path)
+    if not p.is_file():
+        raise DatasetError(f"pairs CSV not found: {p}")
+    with p.open(newline="") as f:
+        rows = list(csv.DictReader(f))
+    if not rows or not {"sketch", "photo"} <= set(rows[0]):
+        raise DatasetError(f"{p.name}: needs a header with 'sketch' and 'photo' columns")
+    photos: dict[str, int] = {}
+    labels: list[str] = []
+    items = []
+    for r in rows:
+        ph = r["photo"]
+        if ph not in photos:
+            photos[ph] = len(photos)
+            labels.append(r.get("label") or "")
+        sk = p.parent / r["sketch"]
+        if not sk.is_file():
+            raise DatasetError(f"{p.name}: sketch file not found: {r['sketch']}")
+        items.append(SketchItem(r["sketch"], _LazyRaster(sk), photos[ph]))  # type: ignore[arg-type]
+    return PairedDataset(p.stem, items, [p.parent / k for k in photos], labels)
+
+
+def get_sketch(item: SketchItem) -> Sketch:
+    """The item's sketch, loading lazily stored rasters."""
+    s = item.sketch
+    return s.load() if isinstance(s, _LazyRaster) else s
+
+
+def load_dataset(name: str, *, root: str | None = None, split: str = "test", pairs: str | None = None) -> PairedDataset:
+    """By name: ``chairv2``, ``sketchy`` or ``pairs`` (needs ``pairs`` CSV)."""
+    if name == "chairv2":
+        return load_chairv2(root, split)
+    if name == "sketchy":
+        return load_sketchy(root, split)
+    if name == "pairs":
+        if not pairs:
+            raise DatasetError("--dataset pairs needs --pairs CSV")
+        return load_pairs_csv(pairs)
+    raise DatasetError(f"unknown dataset {name!r} (chairv2, sketchy, pairs)")
+
+
+def load_photo_rgb(path: Path) -> np.ndarray:
+    """``(H, W, 3)`` uint8, alpha composited on white."""
+    return np.asarray(open_image(path), np.uint8)

@@ -1,0 +1,53 @@
+"""Losses shared by training and by the selector's reward (pure functions on tensors)."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+def triplet_loss(s: torch.Tensor, p: torch.Tensor, margin: float = 0.2) -> torch.Tensor:
+    """In-batch triplet loss on unit embeddings: sketch i's positive is photo i, every other
+    photo in the batch is a negative (averaged over the violating ones, i.e. batch-all).
+
+    s, p: (B, D) L2-normalised. Returns a scalar.
+    """
+    d = 2 - 2 * s @ p.T  # squared euclidean distance of unit vectors, (B, B)
+    pos = d.diag()[:, None]
+    viol = F.relu(pos - d + margin)
+    mask = ~torch.eye(len(s), dtype=torch.bool, device=s.device)
+    viol = viol[mask]
+    n = (viol > 0).sum().clamp(min=1)
+    return viol.sum() / n
+
+
+def info_nce(s: torch.Tensor, p: torch.Tensor, temperature: float = 0.07) -> torch.Tensor:
+    """Cross-entropy of sketch i over the batch's photos, target photo i. s, p: (B, D) unit."""
+    logits = s @ p.T / temperature
+    return F.cross_entropy(logits, torch.arange(len(s), device=s.device))
+
+
+def distance_structure(s: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
+    """For every in-batch triplet (sketch i, photo i, photo j): the distances sketch-positive,
+    sketch-negative and positive-negative, as a (B, B, 3) tensor (cosine distance)."""
+    dsp = 1 - (s * p).sum(-1)  # (B,)
+    dsn = 1 - s @ p.T  # (B, B)
+    dpn = 1 - p @ p.T  # (B, B)
+    return torch.stack([dsp[:, None].expand_as(dsn), dsn, dpn], -1)
+
+
+def cross_modal_kd(s_student: torch.Tensor, p_student: torch.Tensor, s_teacher: torch.Tensor, p_teacher: torch.Tensor, delta: float = 0.1) -> torch.Tensor:
+    """Cross-modal distillation: Huber loss between the student's and the teacher's triplet
+    distance structures (sketch-positive, sketch-negative, positive-negative), off-diagonal pairs."""
+    ds = distance_structure(s_student, p_student)
+    dt = distance_structure(s_teacher, p_teacher).detach()
+    mask = ~torch.eye(len(s_student), dtype=torch.bool, device=s_student.device)
+    return F.huber_loss(ds[mask], dt[mask], delta=delta)
+
+
+def hinton_kd(student_logits: torch.Tensor, teacher_logits: torch.Tensor, temperature: float = 4.0) -> torch.Tensor:
+    """Soft-target distillation (Hinton et al. 2015), scaled by T^2."""
+    t = temperature
+    return F.kl_div(
+        F.log_softmax(student_logits / t, -1), F.softmax(teacher_logits.detach() / t, -1), reduction="batchmean"
+    ) * (t * t)

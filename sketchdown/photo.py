@@ -1,0 +1,132 @@
+"""Photo preprocessing: photo -> ink map (HED edges) or RGB crop, then the photo-branch canvas.
+
+The photo branch sees line drawings (HED edge maps, bbox-cropped like the sketches), so both
+branches start from the same domain: HED edges beat raw RGB for ImageNet features zero-shot
+(ChairV2 Acc@1 22.6 vs 10.8), and bbox cropping doubled HOG's Acc@1.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+from .hed import HED, hed_preprocess
+from .render import RenderSpec, ink_to_tensor, render_ink, rgb_to_tensor
+
+HED_SIZE = 256  # photos are edge-detected with their long side at this size (~40 GFLOPs each)
+
+
+def nonwhite_bbox_crop(rgb: np.ndarray, thresh: int = 16, margin: float = 0.06) -> np.ndarray:
+    """Crop an RGB photo on a light background to the object's box, padded square with white."""
+    mask = (255 - rgb.min(axis=2)) > thresh
+    if not mask.any():
+        return rgb
+    ys, xs = np.nonzero(mask)
+    crop = rgb[ys.min() : ys.max() + 1, xs.min() : xs.max() + 1]
+    h, w = crop.shape[:2]
+    side = int(np.ceil(max(h, w) / (1 - 2 * margin)))
+    out = np.full((side, side, 3), 255, np.uint8)
+    oy, ox = (side - h) // 2, (side - w) // 2
+    out[oy : oy + h, ox : ox + w] = crop
+    return out
+
+
+def resize_long(rgb: np.ndarray, size: int) -> np.ndarray:
+    h, w = rgb.shape[:2]
+    s = size / max(h, w)
+    if abs(s - 1) < 1e-6:
+        return rgb
+    interp = cv2.INTER_AREA if s < 1 else cv2.INTER_LINEAR
+    return cv2.resize(rgb, (max(1, round(w * s)), max(1, round(h * s))), interpolation=interp)
+
+
+@torch.inference_mode()
+def hed_edges(hed: HED, rgb: np.ndarray, size: int = HED_SIZE) -> np.ndarray:
+    """HED edge probability of a photo, ``(h, w)`` float32 in [0, 1], long side ``size``."""
+    x = hed_preprocess(np.ascontiguousarray(resize_long(rgb, size)))
+    e = hed(x)[0, 0].float().numpy()
+    # HED fires weakly along the image border; that frame would break the bbox crop
+    b = 3
+    e[:b], e[-b:], e[:, :b], e[:, -b:] = 0, 0, 0, 0
+    return e
+
+
+@dataclass(frozen=True)
+class PhotoSpec:
+    """How a photo becomes the photo-branch input. Saved in every manifest."""
+
+    input: str = "hed"  # "hed": HED edge map as ink; "rgb": the RGB photo cropped to its object
+    size: int = 224
+
+
+def photo_canvas(photo: np.ndarray, spec: PhotoSpec, render: RenderSpec = RenderSpec()) -> np.ndarray:
+    """Photo-branch canvas from an ink map ``(h, w)`` float (``hed``) or RGB uint8 (``rgb``)."""
+    if spec.input == "hed":
+        return render_ink(photo, spec.size, render)
+    crop = nonwhite_bbox_crop(photo, margin=render.margin)
+    return cv2.resize(crop, (spec.size, spec.size), interpolation=cv2.INTER_AREA)
+
+
+def canvas_to_tensor(canvases: list[np.ndarray] | np.ndarray, spec: PhotoSpec) -> torch.Tensor:
+    """Stack photo canvases into the branch input (B, 3, S, S) in [-1, 1]."""
+    return ink_to_tensor(canvases) if spec.input == "hed" else rgb_to_tensor(canvases)
+
+
+def default_weights_dir() -> Path:
+    """``$SKETCHDOWN_WEIGHTS``, else the repo's ``weights/`` folder."""
+    return Path(os.environ.get("SKETCHDOWN_WEIGHTS") or Path(__file__).resolve().parent.parent / "weights")
+
+
+def load_hed(folder: str | os.PathLike | None = None) -> HED:
+    """HED with the converted BSDS500 weights (sha256-checked), in eval mode."""
+    from .weights import load_tensors, resolve_weights
+
+    d = resolve_weights(folder or default_weights_dir() / "hed")
+    hed = HED()
+    hed.load_state_dict(load_tensors(d, "hed.safetensors"), strict=True)
+    return hed.eval()
+
+
+class EdgeCache:
+    """HED edge maps of photo files, cached as 8-bit PNGs keyed by path, size and mtime.
+
+    Edge detection costs ~0.5 s per photo on this CPU; training and evaluation reuse the cache.
+    """
+
+    def __init__(self, cache_dir: str | os.PathLike | None = None, hed: HED | None = None) -> None:
+        self.dir = Path(cache_dir or os.environ.get("SKETCHDOWN_CACHE") or Path.home() / ".cache" / "sketchdown") / "edges"
+        self._hed = hed
+
+    @property
+    def hed(self) -> HED:
+        if self._hed is None:
+            self._hed = load_hed()
+        return self._hed
+
+    def key(self, path: Path) -> Path:
+        st = path.stat()
+        h = hashlib.sha1(f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}|{HED_SIZE}".encode()).hexdigest()
+        return self.dir / h[:2] / f"{h}.png"
+
+    def get(self, path: str | os.PathLike) -> np.ndarray:
+        """Edge map ``(h, w)`` float32 in [0, 1] of the photo at ``path``."""
+        path = Path(path)
+        k = self.key(path)
+        if k.is_file():
+            e = cv2.imread(str(k), cv2.IMREAD_GRAYSCALE)
+            if e is not None:
+                return e.astype(np.float32) / 255.0
+        from .imageio import open_image
+
+        e = hed_edges(self.hed, np.asarray(open_image(path), np.uint8))
+        k.parent.mkdir(parents=True, exist_ok=True)
+        tmp = k.with_suffix(".tmp.png")
+        cv2.imwrite(str(tmp), np.round(e * 255).astype(np.uint8))
+        tmp.replace(k)
+        return e

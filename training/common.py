@@ -1,0 +1,220 @@
+"""Shared training machinery: data mixing, batching, evaluation on a validation split,
+checkpoints with config + git SHA, resume, device choice and torchrun (DDP, gloo) support."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import subprocess
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.distributed as dist
+
+from sketchdown.data import PairedDataset, get_sketch, load_chairv2, load_sketchy
+from sketchdown.metrics import rank_of_true
+from sketchdown.photo import EdgeCache, PhotoSpec, photo_canvas
+from sketchdown.render import RenderSpec, ink_to_tensor, render_sketch
+from sketchdown.sketch import Sketch
+
+from .augment import augment_ink, augment_vector
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+# ---- environment ---------------------------------------------------------------------------
+def git_sha() -> str:
+    try:
+        return subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True, check=True
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def pick_device(name: str = "auto") -> torch.device:
+    """``auto``: CUDA when present, else CPU; or an explicit torch device string."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+@dataclass
+class DistInfo:
+    rank: int = 0
+    world: int = 1
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+
+def init_distributed() -> DistInfo:
+    """Under torchrun (WORLD_SIZE > 1) join a gloo (CPU) or nccl (GPU) process group."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return DistInfo()
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+    return DistInfo(dist.get_rank(), dist.get_world_size())
+
+
+def allreduce_grads(params: list[torch.nn.Parameter], world: int) -> None:
+    """Data-parallel step: average gradients over the process group (what DDP does, minus its
+    hooks, so methods other than forward, like forward_with_logits, stay usable)."""
+    for p in params:
+        if p.grad is not None:
+            dist.all_reduce(p.grad)
+            p.grad /= world
+
+
+def seed_all(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def set_threads() -> None:
+    # 2 cores here; under torchrun split them between processes
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    torch.set_num_threads(max(1, (os.cpu_count() or 1) // world))
+
+
+# ---- data ----------------------------------------------------------------------------------
+@dataclass
+class Source:
+    """One training source: a paired dataset with its photo ink maps in memory."""
+
+    name: str
+    data: PairedDataset
+    photo_ink: list[np.ndarray]  # (h, w) float32 edge maps, one per photo
+    sketches_by_photo: list[list[int]]
+    raster_cache: dict[int, Sketch] = field(default_factory=dict)
+
+    def sketch(self, i: int) -> Sketch:
+        if i not in self.raster_cache:
+            self.raster_cache[i] = get_sketch(self.data.sketches[i])
+        return self.raster_cache[i]
+
+
+def make_source(name: str, data: PairedDataset, edges: EdgeCache) -> Source:
+    by_photo: list[list[int]] = [[] for _ in data.photos]
+    for i, it in enumerate(data.sketches):
+        by_photo[it.photo].append(i)
+    ink = [edges.get(p) for p in data.photos]
+    return Source(name, data, ink, by_photo)
+
+
+def split_val(data: PairedDataset, n_val: int, seed: int = 0) -> tuple[PairedDataset, PairedDataset]:
+    """Carve ``n_val`` photos (and their sketches) out of a training split for model selection."""
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(len(data.photos)).tolist()
+    return data.subset(sorted(order[n_val:])), data.subset(sorted(order[:n_val]))
+
+
+def load_sources(root: str | None, use_sketchy: bool, n_val: int, edges: EdgeCache) -> tuple[list[Source], Source]:
+    """ChairV2 train minus a validation split (+ Sketchy10 train). Returns (train sources, chair val)."""
+    chair_tr, chair_val = split_val(load_chairv2(root, "train"), n_val)
+    sources = [make_source("chairv2", chair_tr, edges)]
+    if use_sketchy:
+        sources.append(make_source("sketchy10", load_sketchy(root, "train"), edges))
+    return sources, make_source("chairv2-val", chair_val, edges)
+
+
+@dataclass
+class Batch:
+    sketches: list[Sketch]  # augmented
+    photo_ink: list[np.ndarray]  # augmented edge maps
+    labels: torch.Tensor  # (B,) class index, -1 when unknown
+    flips: np.ndarray  # (B,) bool: mirror both canvases
+
+
+def sample_batch(src: Source, batch: int, rng: np.random.Generator, class_index: dict[str, int], augment: bool = True) -> Batch:
+    """``batch`` distinct photos, one random sketch each: every other photo is an in-batch negative."""
+    n = len(src.data.photos)
+    photos = rng.choice(n, size=min(batch, n), replace=False)
+    sks, inks, labels = [], [], []
+    for p in photos:
+        sk = src.sketch(int(rng.choice(src.sketches_by_photo[p])))
+        ink = src.photo_ink[p]
+        if augment:
+            if sk.is_raster:
+                sk = Sketch((), raster=(augment_ink(sk.raster.astype(np.float32) / 255, rng) * 255).astype(np.uint8))
+            else:
+                sk = augment_vector(sk, rng)
+            ink = augment_ink(ink, rng, rot_deg=3, scale=0.05, shear=0.03)
+        sks.append(sk)
+        inks.append(ink)
+        labels.append(class_index.get(src.data.photo_labels[p], -1))
+    flips = rng.random(len(photos)) < 0.5 if augment else np.zeros(len(photos), bool)
+    return Batch(sks, inks, torch.tensor(labels), flips)
+
+
+def sketch_tensor(sketches: list[Sketch], size: int, render: RenderSpec, flips: np.ndarray | None = None) -> torch.Tensor:
+    canv = [render_sketch(s, size, render) for s in sketches]
+    if flips is not None:
+        canv = [c[:, ::-1] if f else c for c, f in zip(canv, flips, strict=True)]
+    return ink_to_tensor(np.stack(canv))
+
+
+def photo_tensor(inks: list[np.ndarray], spec: PhotoSpec, render: RenderSpec, flips: np.ndarray | None = None) -> torch.Tensor:
+    canv = [photo_canvas(i, spec, render) for i in inks]
+    if flips is not None:
+        canv = [c[:, ::-1] if f else c for c, f in zip(canv, flips, strict=True)]
+    return ink_to_tensor(np.stack(canv))
+
+
+@torch.inference_mode()
+def encode_photos(encoder: torch.nn.Module, inks: list[np.ndarray], spec: PhotoSpec, render: RenderSpec, bs: int = 32) -> torch.Tensor:
+    was = encoder.training
+    encoder.eval()
+    out = [encoder(photo_tensor(inks[i : i + bs], spec, render)) for i in range(0, len(inks), bs)]
+    encoder.train(was)
+    return torch.cat(out)
+
+
+@torch.inference_mode()
+def evaluate_ranks(
+    sketch_encoder: torch.nn.Module, photo_emb: torch.Tensor, src: Source, size: int, render: RenderSpec,
+    canvas_index: int = 0, bs: int = 64,
+) -> np.ndarray:
+    """1-based rank of the true photo for every sketch of ``src`` (full sketches)."""
+    was = sketch_encoder.training
+    sketch_encoder.eval()
+    sks = [src.sketch(i) for i in range(len(src.data.sketches))]
+    embs = [sketch_encoder(sketch_tensor(sks[i : i + bs], size, render), canvas_index) for i in range(0, len(sks), bs)]
+    sketch_encoder.train(was)
+    sims = (torch.cat(embs) @ photo_emb.T).numpy()
+    true = np.array([it.photo for it in src.data.sketches])
+    return rank_of_true(sims, true)
+
+
+# ---- checkpoints ---------------------------------------------------------------------------
+def save_checkpoint(path: Path, **state: Any) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    torch.save(state, tmp)
+    tmp.replace(path)  # a crash mid-write never corrupts the last good checkpoint
+
+
+def load_checkpoint(path: Path) -> dict[str, Any]:
+    # our own checkpoints hold only tensors, numbers, strings and dicts: weights_only is enough
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def write_run_info(out: Path, config: Any) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    info = {"config": asdict(config), "git_sha": git_sha(), "started": time.strftime("%Y-%m-%dT%H:%M:%S")}
+    (out / "run.json").write_text(json.dumps(info, indent=2) + "\n")
+
+
+def cosine_lr(step: int, total: int, base: float, warmup: int) -> float:
+    if step < warmup:
+        return base * (step + 1) / warmup
+    t = (step - warmup) / max(1, total - warmup)
+    return base * 0.5 * (1 + np.cos(np.pi * min(1.0, t)))

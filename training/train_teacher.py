@@ -1,0 +1,179 @@
+"""Train the teacher ("full network"): two EfficientNet-Lite branches (sketch; photo HED edges),
+ImageNet-initialised, in-batch InfoNCE + triplet loss, plus a sketch category head.
+
+    python -m training.train_teacher --out runs/teacher            # real run (see training/README.md)
+    python -m training.train_teacher --smoke --out /tmp/t          # seconds, synthetic data
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from sketchdown.build import EncoderConfig, build_encoder
+from sketchdown.losses import info_nce, triplet_loss
+from sketchdown.metrics import summary
+from sketchdown.photo import EdgeCache, PhotoSpec
+from sketchdown.render import RenderSpec
+
+from .common import (
+    allreduce_grads,
+    cosine_lr,
+    encode_photos,
+    evaluate_ranks,
+    init_distributed,
+    load_checkpoint,
+    load_sources,
+    photo_tensor,
+    pick_device,
+    sample_batch,
+    save_checkpoint,
+    seed_all,
+    set_threads,
+    sketch_tensor,
+    write_run_info,
+)
+
+CLASSES = ["chair", "alarm_clock", "apple", "candle", "cup", "duck", "eyeglasses", "hourglass", "mushroom", "shoe", "starfish"]
+
+
+@dataclass
+class TeacherConfig:
+    out: str = "runs/teacher"
+    data_root: str | None = None
+    arch: str = "lite2"
+    canvas: int = 224
+    photo_size: int = 224
+    embed_dim: int = 256
+    batch: int = 24
+    steps: int = 1200
+    lr: float = 2e-4
+    weight_decay: float = 1e-4
+    warmup: int = 50
+    chair_frac: float = 0.6  # share of batches drawn from ChairV2 (the rest from Sketchy10)
+    use_sketchy: bool = True
+    n_val: int = 40  # ChairV2 train photos held out for model selection
+    val_every: int = 100
+    temperature: float = 0.07
+    margin: float = 0.2
+    cls_weight: float = 0.3
+    seed: int = 0
+    device: str = "auto"
+    smoke: bool = False
+
+
+def parse(argv: list[str] | None) -> TeacherConfig:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    for f in dataclasses.fields(TeacherConfig):
+        if f.type in ("bool", bool):
+            p.add_argument(f"--{f.name.replace('_', '-')}", action=argparse.BooleanOptionalAction, default=f.default)
+        else:
+            typ = {"int": int, "float": float}.get(str(f.type), str)
+            p.add_argument(f"--{f.name.replace('_', '-')}", type=typ, default=f.default)
+    cfg = TeacherConfig(**vars(p.parse_args(argv)))
+    if cfg.smoke:
+        cfg = dataclasses.replace(cfg, arch="lite0", canvas=64, photo_size=64, batch=4, steps=4, val_every=2, warmup=1, n_val=4)
+    return cfg
+
+
+def build_teacher(cfg: TeacherConfig, pretrained: bool = True) -> tuple[torch.nn.Module, torch.nn.Module]:
+    w = "imagenet" if pretrained else None
+    sk = build_encoder(EncoderConfig(cfg.arch, cfg.embed_dim, 1, len(CLASSES)), weights=w)
+    ph = build_encoder(EncoderConfig(cfg.arch, cfg.embed_dim, 1, 0), weights=w)
+    return sk, ph
+
+
+def main(argv: list[str] | None = None) -> dict:
+    cfg = parse(argv)
+    set_threads()
+    d = init_distributed()
+    seed_all(cfg.seed + d.rank)
+    device = pick_device(cfg.device)
+    out = Path(cfg.out)
+    render, pspec = RenderSpec(), PhotoSpec("hed", cfg.photo_size)
+    class_index = {c: i for i, c in enumerate(CLASSES)}
+
+    if cfg.smoke:
+        from .synthetic import synthetic_source
+
+        sources, val = [synthetic_source(12, seed=1)], synthetic_source(6, seed=2, name="val")
+        class_index = {f"class{i}": i for i in range(3)}
+    else:
+        sources, val = load_sources(cfg.data_root, cfg.use_sketchy, cfg.n_val, EdgeCache())
+    if d.main:
+        write_run_info(out, cfg)
+
+    sk, ph = build_teacher(cfg, pretrained=cfg.arch.startswith("lite"))
+    sk.to(device).train()
+    ph.to(device).train()
+    params = list(sk.parameters()) + list(ph.parameters())
+    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    step, best, history = 0, -1.0, []
+    last = out / "last.pt"
+    if last.is_file():  # resume
+        ck = load_checkpoint(last)
+        sk.load_state_dict(ck["sketch"])
+        ph.load_state_dict(ck["photo"])
+        opt.load_state_dict(ck["opt"])
+        step, best, history = ck["step"], ck["best"], json.loads(ck["history"])
+        if d.main:
+            print(f"resumed at step {step}", file=sys.stderr)
+    rng = np.random.default_rng(cfg.seed * 1000 + d.rank + step)
+    bar = tqdm(total=cfg.steps, initial=step, disable=not d.main, desc="teacher", mininterval=5)
+    t0 = time.time()
+    while step < cfg.steps:
+        src = sources[0] if (len(sources) == 1 or rng.random() < cfg.chair_frac) else sources[1]
+        b = sample_batch(src, cfg.batch, rng, class_index)
+        xs = sketch_tensor(b.sketches, cfg.canvas, render, b.flips).to(device)
+        xp = photo_tensor(b.photo_ink, pspec, render, b.flips).to(device)
+        for g in opt.param_groups:
+            g["lr"] = cosine_lr(step, cfg.steps, cfg.lr, cfg.warmup)
+        es, logits = sk.forward_with_logits(xs)
+        ep = ph(xp)
+        loss = info_nce(es, ep, cfg.temperature) + triplet_loss(es, ep, cfg.margin)
+        lab = b.labels.to(device)
+        if logits is not None and (lab >= 0).any():
+            loss = loss + cfg.cls_weight * F.cross_entropy(logits[lab >= 0], lab[lab >= 0], label_smoothing=0.1)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        if d.world > 1:
+            allreduce_grads(params, d.world)
+        opt.step()
+        step += 1
+        bar.update(1)
+        bar.set_postfix(loss=f"{loss.item():.3f}", src=src.name[:6])
+        if d.main and (step % cfg.val_every == 0 or step == cfg.steps):
+            pe = encode_photos(ph, val.photo_ink, pspec, render)
+            m = summary(evaluate_ranks(sk, pe, val, cfg.canvas, render))
+            score = m["acc@1"] + m["acc@10"]
+            m.update(step=step, loss=float(loss.item()), elapsed_s=round(time.time() - t0, 1))
+            history.append(m)
+            print(json.dumps(m), file=sys.stderr, flush=True)
+            state = dict(
+                sketch=sk.state_dict(), photo=ph.state_dict(), opt=opt.state_dict(), step=step,
+                best=max(best, score), history=json.dumps(history), config=json.dumps(dataclasses.asdict(cfg)),
+                classes=json.dumps(CLASSES if not cfg.smoke else sorted(class_index)),
+            )
+            if score > best:
+                best = score
+                save_checkpoint(out / "best.pt", **state)
+            save_checkpoint(last, **state)
+    bar.close()
+    result = {"best_val": best, "steps": step, "history": history}
+    if d.main:
+        (out / "result.json").write_text(json.dumps(result, indent=2) + "\n")
+    return result
+
+
+if __name__ == "__main__":
+    main()
