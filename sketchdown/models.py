@@ -53,7 +53,7 @@ class EmbeddingEncoder(nn.Module):
     ) -> None:
         super().__init__()
         self.backbone = backbone
-        self.proj = nn.Linear(feat_dim, embed_dim)
+        self.proj = nn.Linear(feat_dim, embed_dim) if embed_dim > 0 else nn.Identity()
         self.classifier = nn.Linear(feat_dim, num_classes) if num_classes > 0 else None
         self._canvas_bns = [m for m in self.modules() if isinstance(m, CanvasBatchNorm)]
 

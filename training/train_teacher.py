@@ -7,7 +7,6 @@ ImageNet-initialised, in-batch InfoNCE + triplet loss, plus a sketch category he
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 import sys
@@ -30,10 +29,12 @@ from .common import (
     allreduce_grads,
     cosine_lr,
     encode_photos,
+    freeze_early,
     evaluate_ranks,
     init_distributed,
     load_checkpoint,
     load_sources,
+    parse_config,
     photo_tensor,
     pick_device,
     sample_batch,
@@ -56,39 +57,33 @@ class TeacherConfig:
     photo_size: int = 224
     embed_dim: int = 256
     batch: int = 24
-    steps: int = 1200
+    steps: int = 700
     lr: float = 2e-4
     weight_decay: float = 1e-4
     warmup: int = 50
     chair_frac: float = 0.6  # share of batches drawn from ChairV2 (the rest from Sketchy10)
     use_sketchy: bool = True
     n_val: int = 40  # ChairV2 train photos held out for model selection
-    val_every: int = 100
+    val_every: int = 50
     temperature: float = 0.07
     margin: float = 0.2
     cls_weight: float = 0.3
+    freeze_blocks: int = 5  # stem + first blocks frozen (see common.freeze_early)
     seed: int = 0
     device: str = "auto"
     smoke: bool = False
 
 
 def parse(argv: list[str] | None) -> TeacherConfig:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    for f in dataclasses.fields(TeacherConfig):
-        if f.type in ("bool", bool):
-            p.add_argument(f"--{f.name.replace('_', '-')}", action=argparse.BooleanOptionalAction, default=f.default)
-        else:
-            typ = {"int": int, "float": float}.get(str(f.type), str)
-            p.add_argument(f"--{f.name.replace('_', '-')}", type=typ, default=f.default)
-    cfg = TeacherConfig(**vars(p.parse_args(argv)))
+    cfg = parse_config(TeacherConfig, argv, __doc__)
     if cfg.smoke:
-        cfg = dataclasses.replace(cfg, arch="lite0", canvas=64, photo_size=64, batch=4, steps=4, val_every=2, warmup=1, n_val=4)
+        cfg = dataclasses.replace(cfg, arch="lite0", canvas=64, photo_size=64, batch=4, steps=4, val_every=2, warmup=1, n_val=4, freeze_blocks=2)
     return cfg
 
 
-def build_teacher(cfg: TeacherConfig, pretrained: bool = True) -> tuple[torch.nn.Module, torch.nn.Module]:
+def build_teacher(cfg: TeacherConfig, pretrained: bool = True, num_classes: int = len(CLASSES)) -> tuple[torch.nn.Module, torch.nn.Module]:
     w = "imagenet" if pretrained else None
-    sk = build_encoder(EncoderConfig(cfg.arch, cfg.embed_dim, 1, len(CLASSES)), weights=w)
+    sk = build_encoder(EncoderConfig(cfg.arch, cfg.embed_dim, 1, num_classes), weights=w)
     ph = build_encoder(EncoderConfig(cfg.arch, cfg.embed_dim, 1, 0), weights=w)
     return sk, ph
 
@@ -113,10 +108,13 @@ def main(argv: list[str] | None = None) -> dict:
     if d.main:
         write_run_info(out, cfg)
 
-    sk, ph = build_teacher(cfg, pretrained=cfg.arch.startswith("lite"))
-    sk.to(device).train()
-    ph.to(device).train()
-    params = list(sk.parameters()) + list(ph.parameters())
+    classes = sorted(class_index, key=class_index.get)
+    sk, ph = build_teacher(cfg, pretrained=cfg.arch.startswith("lite"), num_classes=len(classes))
+    # channels_last: ~1.3x faster depthwise convolutions on CPU
+    sk.to(device, memory_format=torch.channels_last).train()
+    ph.to(device, memory_format=torch.channels_last).train()
+    frozen = freeze_early(sk, cfg.freeze_blocks) + freeze_early(ph, cfg.freeze_blocks)
+    params = [p for p in list(sk.parameters()) + list(ph.parameters()) if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     step, best, history = 0, -1.0, []
     last = out / "last.pt"
@@ -134,8 +132,8 @@ def main(argv: list[str] | None = None) -> dict:
     while step < cfg.steps:
         src = sources[0] if (len(sources) == 1 or rng.random() < cfg.chair_frac) else sources[1]
         b = sample_batch(src, cfg.batch, rng, class_index)
-        xs = sketch_tensor(b.sketches, cfg.canvas, render, b.flips).to(device)
-        xp = photo_tensor(b.photo_ink, pspec, render, b.flips).to(device)
+        xs = sketch_tensor(b.sketches, cfg.canvas, render, b.flips).to(device, memory_format=torch.channels_last)
+        xp = photo_tensor(b.photo_ink, pspec, render, b.flips).to(device, memory_format=torch.channels_last)
         for g in opt.param_groups:
             g["lr"] = cosine_lr(step, cfg.steps, cfg.lr, cfg.warmup)
         es, logits = sk.forward_with_logits(xs)
@@ -162,12 +160,14 @@ def main(argv: list[str] | None = None) -> dict:
             state = dict(
                 sketch=sk.state_dict(), photo=ph.state_dict(), opt=opt.state_dict(), step=step,
                 best=max(best, score), history=json.dumps(history), config=json.dumps(dataclasses.asdict(cfg)),
-                classes=json.dumps(CLASSES if not cfg.smoke else sorted(class_index)),
+                classes=json.dumps(classes),
             )
             if score > best:
                 best = score
                 save_checkpoint(out / "best.pt", **state)
             save_checkpoint(last, **state)
+            for m_ in frozen:  # evaluation put everything in train mode again
+                m_.eval()
     bar.close()
     result = {"best_val": best, "steps": step, "history": history}
     if d.main:

@@ -1,0 +1,150 @@
+"""A weight set as the runtime sees it: one photo encoder (the gallery's embedding space), one or
+more sketch encoders that map into that space (teacher = the full network, students), an optional
+canvas selector, and the preprocessing they were trained with.
+
+``load_bundle("weights/chairv2")``, ``load_bundle("hf://owner/name@rev")`` or the built-in
+``load_bundle("imagenet-lite0")`` (ImageNet EfficientNet-Lite0 features, no training).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .build import EncoderConfig, build_encoder, imagenet_lite_path
+from .flops import encoder_flops, param_count
+from .models import CanvasSelector, EmbeddingEncoder
+from .photo import PhotoSpec, default_weights_dir
+from .render import RenderSpec
+from .weights import WeightsError, load_tensors, read_manifest, resolve_weights, sha256_file
+
+BUILTIN = ("imagenet-lite0",)
+
+
+@dataclass
+class SketchBranch:
+    """A sketch encoder and the canvas sizes it was trained for (index i = CanvasBatchNorm set i)."""
+
+    name: str
+    encoder: EmbeddingEncoder
+    canvas_sizes: tuple[int, ...]
+    default_canvas: int
+    is_full: bool = False  # the "full network" every query's FLOPs are compared against
+    _flops: dict[int, int] = field(default_factory=dict, repr=False)
+
+    def canvas_index(self, canvas: int) -> int:
+        if canvas in self.canvas_sizes:
+            return self.canvas_sizes.index(canvas)
+        if len(self.canvas_sizes) == 1:
+            return 0  # a single-canvas model can run at any size (its BN was trained at one)
+        raise ValueError(f"model '{self.name}' runs at canvas {list(self.canvas_sizes)}, not {canvas}")
+
+    def flops(self, canvas: int) -> int:
+        """Sketch-branch FLOPs of one query at ``canvas`` (cached)."""
+        if canvas not in self._flops:
+            self._flops[canvas] = encoder_flops(self.encoder, canvas, self.canvas_index(canvas))
+        return self._flops[canvas]
+
+    def params(self) -> int:
+        return param_count(self.encoder, 0 if len(self.canvas_sizes) > 1 else None)
+
+
+@dataclass
+class SelectorSpec:
+    policy: CanvasSelector
+    model: str  # the sketch branch whose canvas it picks
+    lams: tuple[float, ...]  # the lambda_F values offered (the policy is conditioned on lambda_F)
+    default_lam: float
+
+
+@dataclass
+class ModelBundle:
+    name: str
+    photo_encoder: EmbeddingEncoder
+    photo_spec: PhotoSpec
+    photo_id: str  # identity of the photo encoder: a gallery index built with another is stale
+    render: RenderSpec
+    sketch: dict[str, SketchBranch]
+    selector: SelectorSpec | None = None
+    classes: list[str] = field(default_factory=list)
+    metrics: dict[str, Any] = field(default_factory=dict)
+    source: str = ""
+
+    @property
+    def full(self) -> SketchBranch:
+        return next((b for b in self.sketch.values() if b.is_full), next(iter(self.sketch.values())))
+
+    @property
+    def default_model(self) -> str:
+        return self.selector.model if self.selector else next(iter(self.sketch))
+
+    @property
+    def embed_dim(self) -> int:
+        with torch.inference_mode():
+            n = self.photo_spec.size
+            return int(self.photo_encoder(torch.zeros(1, 3, n, n)).shape[1])
+
+
+def _builtin_lite0() -> ModelBundle:
+    enc = build_encoder(EncoderConfig("lite0", embed_dim=0), weights="imagenet")
+    digest = sha256_file(imagenet_lite_path("lite0"))
+    branch = SketchBranch("imagenet-lite0", enc, (224,), 224, is_full=True)
+    return ModelBundle(
+        # binarised edges and thin lines: measured best zero-shot (ChairV2 test Acc@1 18.9 vs 9.0 raw)
+        "imagenet-lite0", enc, PhotoSpec("hed", 224, 0.5), f"imagenet-lite0:{digest}:t0.5", RenderSpec(line_width=2.0),
+        {"imagenet-lite0": branch},
+        source="builtin",
+    )
+
+
+def load_bundle(ref: str | os.PathLike | None = None) -> ModelBundle:
+    """Load a weight set (sha256-checked, strict keys). None: ``$SKETCHDOWN_WEIGHTS`` or weights/default."""
+    ref = ref or os.environ.get("SKETCHDOWN_MODEL") or str(default_weights_dir() / "default")
+    if str(ref) in BUILTIN:
+        return _builtin_lite0()
+    folder = resolve_weights(ref)
+    m = read_manifest(folder)
+    comps = m.get("components", {})
+    if "photo" not in comps:
+        raise WeightsError(f"{folder}: manifest has no photo component")
+    try:
+        pc = comps["photo"]
+        photo = build_encoder(EncoderConfig(**pc["encoder"]), weights=load_tensors(folder, pc["file"], m))
+        sketch: dict[str, SketchBranch] = {}
+        selector = None
+        for name, c in comps.items():
+            if c.get("role") == "sketch":
+                enc = build_encoder(EncoderConfig(**c["encoder"]), weights=load_tensors(folder, c["file"], m))
+                sizes = tuple(int(s) for s in c["canvas_sizes"])
+                sketch[name] = SketchBranch(name, enc, sizes, int(c.get("default_canvas", sizes[-1])), bool(c.get("full")))
+            elif c.get("role") == "selector":
+                pol = CanvasSelector(int(c["num_canvases"]), int(c["hidden"]), bool(c.get("conditioned", True)))
+                pol.load_state_dict(load_tensors(folder, c["file"], m), strict=True)
+                lams = tuple(float(x) for x in c["lams"])
+                selector = SelectorSpec(pol.eval(), c["model"], lams, float(c.get("default_lam", lams[len(lams) // 2])))
+    except (KeyError, TypeError) as e:
+        raise WeightsError(f"{folder}: malformed manifest ({type(e).__name__}: {e})") from None
+    except RuntimeError as e:  # load_state_dict shape/key mismatch
+        raise WeightsError(f"{folder}: weights do not fit the manifest's architecture: {str(e).splitlines()[0]}") from None
+    if not sketch:
+        raise WeightsError(f"{folder}: manifest has no sketch encoder")
+    if selector is not None and selector.model not in sketch:
+        raise WeightsError(f"{folder}: selector refers to unknown model {selector.model!r}")
+    photo_id = hashlib.sha256((m["files"][pc["file"]] + repr(sorted(pc.get("photo", {}).items()))).encode()).hexdigest()
+    return ModelBundle(
+        name=str(m.get("name", Path(folder).name)),
+        photo_encoder=photo,
+        photo_spec=PhotoSpec(**pc.get("photo", {})),
+        photo_id=photo_id,
+        render=RenderSpec(**m.get("render", {})),
+        sketch=sketch,
+        selector=selector,
+        classes=list(m.get("classes", [])),
+        metrics=dict(m.get("metrics", {})),
+        source=str(folder),
+    )

@@ -1,0 +1,179 @@
+"""Command line: ``python -m sketchdown {index,search,eval,flops} ...`` (``--json`` for scripts).
+
+Errors a user can cause (bad sketch, unreadable image, corrupt weights, stale index, missing data)
+print one line ``error: ...`` and exit with status 2; no traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from .data import DatasetError
+from .gallery import GalleryError
+from .imageio import ImageError
+from .sketch import SketchError
+from .weights import WeightsError
+
+USER_ERRORS = (SketchError, ImageError, WeightsError, GalleryError, DatasetError, ValueError, FileNotFoundError)
+REPO = Path(__file__).resolve().parent.parent
+
+
+def _weights_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--weights", default=None, help="weights folder, hf://owner/name[@rev] or imagenet-lite0 (default: weights/default)")
+
+
+def _progress(enabled: bool):
+    if not enabled:
+        return None
+    from tqdm import tqdm
+
+    bar = tqdm(desc="indexing", unit="photo", file=sys.stderr)
+
+    def update(i: int, n: int) -> None:
+        bar.total = n
+        bar.n = i
+        bar.refresh()
+        if i == n:
+            bar.close()
+
+    return update
+
+
+def cmd_index(a: argparse.Namespace) -> int:
+    from .bundle import load_bundle
+    from .gallery import build_gallery, default_index_dir
+
+    b = load_bundle(a.weights)
+    out = Path(a.out) if a.out else default_index_dir(a.photo_dir, b.name)
+    g = build_gallery(b, a.photo_dir, out, kind=a.index_type, progress=_progress(not a.json))
+    info = {"index": str(out), "photos": len(g), "skipped": g.meta["skipped"], "index_type": g.meta["index_type"], "weights": b.name}
+    print(json.dumps(info) if a.json else f"indexed {len(g)} photos into {out} ({len(g.meta['skipped'])} skipped)")
+    return 0
+
+
+def cmd_search(a: argparse.Namespace) -> int:
+    from .bundle import load_bundle
+    from .retriever import Retriever
+    from .sketch import load_sketch
+
+    sketch = load_sketch(a.sketch_file)
+    b = load_bundle(a.weights)
+    gallery = a.gallery or str(REPO / "gallery" / "photos")
+    r = Retriever.from_folder(b, gallery, a.index, rebuild="never" if a.no_rebuild else "auto", progress=_progress(not a.json))
+    canvas = a.canvas if a.canvas == "auto" else int(a.canvas)
+    res = r.retrieve(sketch, k=a.k, canvas=canvas, model=a.model, lam=a.lam)
+    if a.json:
+        print(json.dumps(res.to_json()))
+        return 0
+    print(f"model {res.model} | canvas {res.canvas}px | {res.gflops:.4f} GFLOPs (full network {res.full_gflops:.3f}, "
+          f"saving {res.saving_pct:.1f}%) | {res.params / 1e6:.2f}M params | {res.latency_ms:.1f} ms")
+    for h in res.hits:
+        print(f"{h.rank:3d}  {h.score:+.3f}  {h.path}  {h.label}")
+    return 0
+
+
+def cmd_eval(a: argparse.Namespace) -> int:
+    from .bundle import load_bundle
+    from .data import load_dataset
+    from .evaluate import Row, default_rows, evaluate
+
+    data = load_dataset(a.dataset, root=a.data_root, split=a.split, pairs=a.pairs)
+    refs = a.weights or [str(REPO / "weights" / "default")]
+    for ref in refs:
+        b = load_bundle(ref)
+        rows = default_rows(b, sweep=a.sweep)
+        if a.model:
+            rows = [r for r in rows if r.model == a.model or (a.model.endswith("+selector") and r.canvas is None)]
+            if a.canvas:
+                rows = [Row(a.model, int(a.canvas))]
+        say = None if a.json else (lambda s: print(s, file=sys.stderr))
+        for row in evaluate(b, data, rows, prefix_steps=a.prefix_steps, progress=say):
+            if a.json:
+                print(json.dumps(row), flush=True)
+            else:
+                ma = "-" if row["m@A"] is None else f"{row['m@A']:.2f}"
+                mb = "-" if row["m@B"] is None else f"{row['m@B']:.2f}"
+                print(f"{row['model']:<48} acc@1 {row['acc@1']:6.2f}  acc@5 {row['acc@5']:6.2f}  acc@10 {row['acc@10']:6.2f}  "
+                      f"mean rank {row['mean_rank']:6.2f}  m@A {ma:>6}  m@B {mb:>6}  GFLOPs {row['gflops_per_query']:.4f}  "
+                      f"params {row['params'] / 1e6:.2f}M  {row['latency_ms']} ms", flush=True)
+    return 0
+
+
+def cmd_flops(a: argparse.Namespace) -> int:
+    from .bundle import load_bundle
+
+    b = load_bundle(a.weights)
+    sizes = [int(s) for s in a.canvas.split(",")] if a.canvas else None
+    rows = []
+    for name, br in b.sketch.items():
+        if a.model and name != a.model:
+            continue
+        for c in sizes or br.canvas_sizes:
+            if len(br.canvas_sizes) > 1 and c not in br.canvas_sizes:
+                continue
+            rows.append({"model": f"{b.name}/{name}", "canvas": c, "gflops": br.flops(c) / 1e9, "params": br.params()})
+    for r in rows:
+        print(json.dumps(r) if a.json else f"{r['model']:<36} canvas {r['canvas']:4d}  {r['gflops']:8.4f} GFLOPs  {r['params'] / 1e6:6.2f}M params")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m sketchdown", description="Sketch-based photo retrieval on a FLOP budget.")
+    sub = p.add_subparsers(dest="cmd", required=True)
+
+    s = sub.add_parser("index", help="build a gallery index from a photo folder")
+    s.add_argument("photo_dir")
+    s.add_argument("--out", help="index folder (default: per folder and weights)")
+    s.add_argument("--index-type", default="auto", choices=["auto", "flat", "hnsw", "ivf"])
+    _weights_arg(s)
+    s.set_defaults(fn=cmd_index)
+
+    s = sub.add_parser("search", help="rank gallery photos for a sketch file (.json strokes, .ndjson, .npy, image)")
+    s.add_argument("sketch_file")
+    s.add_argument("--gallery", help="photo folder (default: the shipped gallery/photos)")
+    s.add_argument("--index", help="index folder (default: per folder and weights)")
+    s.add_argument("--no-rebuild", action="store_true", help="fail instead of rebuilding a missing/stale index")
+    s.add_argument("--k", type=int, default=10)
+    s.add_argument("--canvas", default="auto", help="auto (the RL selector) or a size in pixels")
+    s.add_argument("--model", default=None, help="sketch branch: student, teacher, ... (default: the selector's)")
+    s.add_argument("--lam", type=float, default=None, help="lambda_F for the selector (0 = accuracy .. 1 = FLOPs)")
+    _weights_arg(s)
+    s.set_defaults(fn=cmd_search)
+
+    s = sub.add_parser("eval", help="benchmark a weight set on a paired dataset")
+    s.add_argument("--dataset", default="chairv2", choices=["chairv2", "sketchy", "pairs"])
+    s.add_argument("--data-root", default=None, help="folder holding chairv2/ and sketchy10/ (default $SKETCHDOWN_DATA or ../shared/data)")
+    s.add_argument("--pairs", help="CSV with sketch,photo columns (for --dataset pairs)")
+    s.add_argument("--split", default="test")
+    s.add_argument("--weights", action="append", help="repeatable; default weights/default")
+    s.add_argument("--model", default=None, help="evaluate only this sketch branch")
+    s.add_argument("--canvas", default=None, help="with --model: only this canvas")
+    s.add_argument("--sweep", action="store_true", help="every canvas of every branch (for the FLOPs-vs-accuracy plot)")
+    s.add_argument("--prefix-steps", type=int, default=10, help="prefix fractions for m@A/m@B (0: skip)")
+    s.set_defaults(fn=cmd_eval)
+
+    s = sub.add_parser("flops", help="FLOPs and parameters per model and canvas")
+    s.add_argument("--model", default=None)
+    s.add_argument("--canvas", default=None, help="comma-separated sizes (default: each model's canvases)")
+    _weights_arg(s)
+    s.set_defaults(fn=cmd_flops)
+
+    for sp in sub.choices.values():
+        sp.add_argument("--json", action="store_true", help="machine-readable output")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if getattr(args, "weights", None) is None and args.cmd != "eval":
+        args.weights = None
+    try:
+        return int(args.fn(args))
+    except USER_ERRORS as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130

@@ -1,0 +1,163 @@
+"""Benchmark evaluation: Acc@1/5/10, mean rank, m@A/m@B over sketch prefixes, mean sketch-branch
+GFLOPs per query (selector included), parameters and CPU latency, one row per model setting."""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .bundle import ModelBundle
+from .data import PairedDataset, get_sketch
+from .flops import selector_flops
+from .gallery import GalleryIndex, embed_photos, make_index
+from .metrics import early_retrieval, prefix_fractions, rank_of_true, summary
+from .photo import EdgeCache
+from .render import ink_to_tensor, render_sketch
+from .retriever import Retriever
+from .sketch import Sketch, stroke_sequence
+
+
+@dataclass(frozen=True)
+class Row:
+    """One evaluated setting: a sketch branch at a fixed canvas, or with the selector at lambda_F."""
+
+    model: str
+    canvas: int | None = None  # None: the selector picks
+    lam: float | None = None
+
+    def label(self, weights: str) -> str:
+        if self.canvas is None:
+            return f"{weights}/{self.model}+selector(lambda_F={self.lam:g})"
+        return f"{weights}/{self.model}@{self.canvas}"
+
+
+def default_rows(bundle: ModelBundle, sweep: bool = False) -> list[Row]:
+    """Every shipped row: each sketch branch at its default canvas (every canvas with ``sweep``),
+    then the selector's branch with the selector at each shipped lambda_F."""
+    rows = []
+    for name, b in bundle.sketch.items():
+        for c in (b.canvas_sizes if sweep else (b.default_canvas,)):
+            rows.append(Row(name, c))
+    if bundle.selector:
+        rows += [Row(bundle.selector.model, None, lam) for lam in bundle.selector.lams]
+    return rows
+
+
+class _Encoder:
+    """Batched sketch encoding for evaluation (the same render + encoder calls as the Retriever)."""
+
+    def __init__(self, bundle: ModelBundle) -> None:
+        self.bundle = bundle
+
+    @torch.inference_mode()
+    def encode(self, sketches: list[Sketch], model: str, canvases: list[int], bs: int = 64) -> np.ndarray:
+        b = self.bundle.sketch[model]
+        out = np.zeros((len(sketches), 0), np.float32)
+        groups: dict[int, list[int]] = {}
+        for i, c in enumerate(canvases):
+            groups.setdefault(c, []).append(i)
+        res: dict[int, np.ndarray] = {}
+        for c, idx in groups.items():
+            ci = b.canvas_index(c)
+            for j in range(0, len(idx), bs):
+                chunk = idx[j : j + bs]
+                x = ink_to_tensor(np.stack([render_sketch(sketches[i], c, self.bundle.render) for i in chunk]))
+                e = b.encoder(x, ci).numpy()
+                for i, v in zip(chunk, e, strict=True):
+                    res[i] = v
+        if res:
+            out = np.stack([res[i] for i in range(len(sketches))])
+        return out
+
+    @torch.inference_mode()
+    def select(self, sketches: list[Sketch], lam: float) -> tuple[list[int], list[int]]:
+        """Selector canvases and selector FLOPs per sketch."""
+        sel = self.bundle.selector
+        assert sel is not None
+        sizes = self.bundle.sketch[sel.model].canvas_sizes
+        seqs = [stroke_sequence(s) for s in sketches]
+        canv, fl = [], []
+        for j in range(0, len(seqs), 256):
+            chunk = seqs[j : j + 256]
+            lens = torch.tensor([len(s) for s in chunk])
+            pad = torch.zeros(len(chunk), int(lens.max()), 5)
+            for i, s in enumerate(chunk):
+                pad[i, : len(s)] = torch.from_numpy(s)
+            logits = sel.policy(pad, lens, torch.full((len(chunk),), float(lam)))
+            canv += [sizes[int(i)] for i in logits.argmax(-1)]
+            fl += [selector_flops(sel.policy, int(n)) for n in lens]
+        return canv, fl
+
+
+def evaluate(
+    bundle: ModelBundle,
+    data: PairedDataset,
+    rows: list[Row] | None = None,
+    *,
+    prefix_steps: int = 10,
+    latency_queries: int = 30,
+    edge_cache: EdgeCache | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> list[dict]:
+    """Evaluate ``rows`` on a paired dataset. Returns one dict per row with the CLI's keys."""
+    rows = rows or default_rows(bundle)
+    say = progress or (lambda s: None)
+    say(f"embedding {len(data.photos)} photos")
+    pemb, ok, errors = embed_photos(bundle, data.photos, edge_cache=edge_cache or EdgeCache())
+    if errors:
+        raise RuntimeError(f"{len(errors)} photos unreadable, e.g. {errors[0]}")
+    sketches = [get_sketch(it) for it in data.sketches]
+    true = np.array([it.photo for it in data.sketches])
+    vector = not sketches[0].is_raster
+    fracs = prefix_fractions(prefix_steps) if vector and prefix_steps > 0 else []
+    prefixes = [[s.prefix_ink(f) for s in sketches] for f in fracs]
+    enc = _Encoder(bundle)
+    # paths are absolute: root / absolute path == absolute path
+    gallery = GalleryIndex(
+        Path("/"), [str(p.resolve()) for p in data.photos], [""] * len(data.photos), list(data.photo_labels),
+        make_index(pemb, "flat"), {},
+    )
+    retr = Retriever(bundle, gallery)
+    results = []
+    for row in rows:
+        say(f"evaluating {row.label(bundle.name)}")
+        b = bundle.sketch[row.model]
+        if row.canvas is None:
+            canv, sel_fl = enc.select(sketches, row.lam)
+        else:
+            canv, sel_fl = [row.canvas] * len(sketches), [0] * len(sketches)
+        ranks = rank_of_true(enc.encode(sketches, row.model, canv) @ pemb.T, true)
+        m = summary(ranks)
+        flops = [b.flops(c) + f for c, f in zip(canv, sel_fl, strict=True)]
+        if fracs:
+            curves = []
+            for pre in prefixes:
+                pc = enc.select(pre, row.lam)[0] if row.canvas is None else [row.canvas] * len(pre)
+                curves.append(rank_of_true(enc.encode(pre, row.model, pc) @ pemb.T, true))
+            m.update(early_retrieval(np.stack(curves, 1), len(data.photos)))
+        else:
+            m.update({"m@A": None, "m@B": None})
+        lat = []
+        for s in sketches[:latency_queries]:
+            r = retr.retrieve(s, k=10, canvas="auto" if row.canvas is None else row.canvas, model=row.model, lam=row.lam)
+            lat.append(r.latency_ms)
+        params = b.params() + (sum(p.numel() for p in bundle.selector.policy.parameters()) if row.canvas is None else 0)
+        results.append(
+            {
+                "model": row.label(bundle.name),
+                "dataset": data.name,
+                **{k: (round(v, 2) if isinstance(v, float) else v) for k, v in m.items()},
+                "gflops_per_query": round(float(np.mean(flops)) / 1e9, 4),
+                "params": int(params),
+                "latency_ms": round(statistics.median(lat), 2) if lat else None,
+                "canvas_hist": {int(c): int(n) for c, n in zip(*np.unique(canv, return_counts=True), strict=True)},
+                "queries": len(sketches),
+                "gallery": len(data.photos),
+            }
+        )
+    return results

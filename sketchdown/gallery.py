@@ -1,0 +1,258 @@
+"""Gallery index: a folder of photos -> photo embeddings -> a faiss index + metadata.
+
+The metadata records the photo encoder's identity (weights sha256 + preprocessing) and a
+fingerprint of the photo files, so an index built by other weights or for other photos is
+detected as stale and never silently used. Exact inner-product search by default; HNSW for large
+galleries (see ``python -m sketchdown bench`` for the numbers behind the threshold).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import faiss
+import numpy as np
+import torch
+
+from .imageio import IMAGE_EXTS, ImageError, open_image
+from .photo import EdgeCache, canvas_to_tensor, hed_edges, photo_canvas
+
+INDEX_FILE, META_FILE = "index.faiss", "index.json"
+HNSW_ABOVE = 200_000  # exact search stays under ~10 ms below this many photos (bench: gallery scale)
+Progress = Callable[[int, int], None]
+
+
+class GalleryError(RuntimeError):
+    """Missing, stale or corrupt gallery index, or an unusable photo folder. One-line message."""
+
+
+def find_photos(root: str | os.PathLike, max_files: int | None = None) -> list[Path]:
+    """Image files under ``root`` (nested folders allowed), sorted, hidden folders skipped."""
+    root = Path(root)
+    if not root.is_dir():
+        raise GalleryError(f"photo folder not found: {root}")
+    out = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        for f in sorted(filenames):
+            if f.lower().endswith(IMAGE_EXTS) and not f.startswith("."):
+                out.append(Path(dirpath) / f)
+                if max_files is not None and len(out) > max_files:
+                    raise GalleryError(f"too many photos in {root} (more than {max_files})")
+    if not out:
+        raise GalleryError(f"no photos (jpg/png/webp) found in {root}")
+    return out
+
+
+def fingerprint(root: Path, rel_paths: Iterable[str]) -> str:
+    """Hash of (relative path, size) for every photo: changes when photos are added/removed/replaced."""
+    h = hashlib.sha256()
+    for r in rel_paths:
+        p = root / r
+        h.update(f"{r}|{p.stat().st_size if p.exists() else -1}\n".encode())
+    return h.hexdigest()
+
+
+def _labels_for(root: Path, rels: list[str]) -> tuple[list[str], list[str]]:
+    """Labels and categories: from ``metadata.json`` next to the photos' folder when present
+    (the default gallery), else the parent folder name (nested folders = categories)."""
+    meta = root / "metadata.json"
+    if not meta.is_file() and (root.parent / "metadata.json").is_file():
+        meta = root.parent / "metadata.json"
+    by_file: dict[str, dict] = {}
+    if meta.is_file():
+        try:
+            items = json.loads(meta.read_text()).get("items", [])
+            base = meta.parent
+            by_file = {str((base / it["file"]).resolve()): it for it in items if "file" in it}
+        except (json.JSONDecodeError, AttributeError, TypeError):
+            by_file = {}
+    labels, cats = [], []
+    for r in rels:
+        it = by_file.get(str((root / r).resolve()))
+        parent = Path(r).parent.name
+        labels.append(str(it.get("label", "")) if it else Path(r).stem)
+        cats.append(str(it.get("category", "")) if it else parent)
+    return labels, cats
+
+
+def make_index(emb: np.ndarray, kind: str = "auto") -> faiss.Index:
+    """Inner-product index over unit embeddings ``(N, D)`` float32: ``flat`` (exact), ``hnsw``, ``ivf``."""
+    n, dim = emb.shape
+    if kind == "auto":
+        kind = "hnsw" if n > HNSW_ABOVE else "flat"
+    if kind == "flat":
+        index = faiss.IndexFlatIP(dim)
+    elif kind == "hnsw":
+        index = faiss.IndexHNSWFlat(dim, 32, faiss.METRIC_INNER_PRODUCT)
+        index.hnsw.efConstruction = 80
+        index.hnsw.efSearch = 64
+    elif kind == "ivf":
+        nlist = max(1, min(4096, int(4 * np.sqrt(n))))
+        index = faiss.IndexIVFFlat(faiss.IndexFlatIP(dim), dim, nlist, faiss.METRIC_INNER_PRODUCT)
+        index.train(emb)
+        index.nprobe = max(1, nlist // 16)
+    else:
+        raise ValueError(f"unknown index type {kind!r} (flat, hnsw, ivf)")
+    index.add(np.ascontiguousarray(emb, np.float32))
+    return index
+
+
+@dataclass
+class GalleryIndex:
+    """An index over photos under ``root``. ``paths`` are relative to ``root``."""
+
+    root: Path
+    paths: list[str]
+    labels: list[str]
+    categories: list[str]
+    index: faiss.Index
+    meta: dict
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """queries (Q, D) float32 unit -> (scores (Q, k), ids (Q, k)); k is capped at the gallery size."""
+        k = max(1, min(int(k), len(self.paths)))
+        return self.index.search(np.ascontiguousarray(queries, np.float32), k)
+
+    def embeddings(self) -> np.ndarray:
+        """All stored vectors (N, D) (exact indexes only)."""
+        return self.index.reconstruct_n(0, self.index.ntotal)
+
+    def save(self, out: str | os.PathLike) -> Path:
+        out = Path(out)
+        out.mkdir(parents=True, exist_ok=True)
+        tmp = out / (INDEX_FILE + ".tmp")
+        faiss.write_index(self.index, str(tmp))
+        tmp.replace(out / INDEX_FILE)
+        meta = dict(self.meta, paths=self.paths, labels=self.labels, categories=self.categories)
+        mt = out / (META_FILE + ".tmp")
+        mt.write_text(json.dumps(meta, indent=1) + "\n")
+        mt.replace(out / META_FILE)
+        return out
+
+    @classmethod
+    def load(cls, out: str | os.PathLike, root: str | os.PathLike, photo_id: str | None = None, check_files: bool = True) -> GalleryIndex:
+        """Load an index; raise :class:`GalleryError` if missing, corrupt or stale."""
+        out, root = Path(out), Path(root)
+        if not (out / META_FILE).is_file() or not (out / INDEX_FILE).is_file():
+            raise GalleryError(f"no gallery index in {out}")
+        try:
+            meta = json.loads((out / META_FILE).read_text())
+            index = faiss.read_index(str(out / INDEX_FILE))
+        except (json.JSONDecodeError, RuntimeError, OSError) as e:
+            raise GalleryError(f"gallery index in {out} is corrupt: {str(e).splitlines()[0]}") from None
+        paths = meta.pop("paths", None)
+        if not isinstance(paths, list) or index.ntotal != len(paths):
+            raise GalleryError(f"gallery index in {out} is corrupt: {index.ntotal} vectors for {len(paths or [])} photos")
+        if photo_id is not None and meta.get("photo_id") != photo_id:
+            raise GalleryError(f"gallery index in {out} is stale: built with other weights ({meta.get('weights')})")
+        if check_files and meta.get("fingerprint") != fingerprint(root, paths):
+            raise GalleryError(f"gallery index in {out} is stale: the photos in {root} changed")
+        labels = meta.pop("labels", [""] * len(paths))
+        cats = meta.pop("categories", [""] * len(paths))
+        return cls(root, paths, labels, cats, index, meta)
+
+
+def embed_photos(
+    bundle: "ModelBundle",  # noqa: F821 - avoid an import cycle
+    files: list[Path],
+    *,
+    edge_cache: EdgeCache | None = None,
+    batch: int = 16,
+    progress: Progress | None = None,
+    skip_bad: bool = True,
+) -> tuple[np.ndarray, list[int], list[str]]:
+    """Photo embeddings ``(N_ok, D)`` float32, the indices of the files embedded, and one error line per
+    file that could not be read (skipped, when ``skip_bad``)."""
+    enc, spec, render = bundle.photo_encoder, bundle.photo_spec, bundle.render
+    hed = None
+    ok, errors, embs, pending = [], [], [], []
+
+    def flush() -> None:
+        if pending:
+            with torch.inference_mode():
+                embs.append(enc(canvas_to_tensor(np.stack(pending), spec)).numpy())
+            pending.clear()
+
+    for i, f in enumerate(files):
+        try:
+            if spec.input == "hed":
+                if edge_cache is not None:
+                    ink = edge_cache.get(f)
+                else:
+                    if hed is None:
+                        from .photo import load_hed
+
+                        hed = load_hed()
+                    ink = hed_edges(hed, np.asarray(open_image(f), np.uint8))
+                pending.append(photo_canvas(ink, spec, render))
+            else:
+                pending.append(photo_canvas(np.asarray(open_image(f), np.uint8), spec, render))
+            ok.append(i)
+        except (ImageError, OSError) as e:
+            if not skip_bad:
+                raise GalleryError(str(e)) from None
+            errors.append(f"{f.name}: {e}")
+        if len(pending) >= batch:
+            flush()
+        if progress:
+            progress(i + 1, len(files))
+    flush()
+    if not embs:
+        raise GalleryError("none of the photos could be read")
+    return np.concatenate(embs).astype(np.float32), ok, errors
+
+
+def build_gallery(
+    bundle: "ModelBundle",  # noqa: F821
+    photo_dir: str | os.PathLike,
+    out: str | os.PathLike | None = None,
+    *,
+    kind: str = "auto",
+    edge_cache: EdgeCache | None = None,
+    progress: Progress | None = None,
+    max_files: int | None = None,
+) -> GalleryIndex:
+    """Embed every photo under ``photo_dir`` with ``bundle``'s photo branch and save the index to ``out``."""
+    root = Path(photo_dir)
+    files = find_photos(root, max_files)
+    t0 = time.time()
+    emb, ok, errors = embed_photos(bundle, files, edge_cache=edge_cache, progress=progress)
+    rels = [files[i].relative_to(root).as_posix() for i in ok]
+    labels, cats = _labels_for(root, rels)
+    meta = {
+        "weights": bundle.name,
+        "photo_id": bundle.photo_id,
+        "photo_spec": vars(bundle.photo_spec),
+        "dim": int(emb.shape[1]),
+        "count": len(rels),
+        "fingerprint": fingerprint(root, rels),
+        "index_type": kind if kind != "auto" else ("hnsw" if len(rels) > HNSW_ABOVE else "flat"),
+        "skipped": errors,
+        "build_seconds": round(time.time() - t0, 1),
+    }
+    g = GalleryIndex(root, rels, labels, cats, make_index(emb, kind), meta)
+    if out is not None:
+        g.save(out)
+    return g
+
+
+def default_index_dir(photo_dir: str | os.PathLike, bundle_name: str) -> Path:
+    """Where an index for a photo folder lives by default: ``<gallery>/index/<weights>`` for the
+    repo's gallery, else a per-folder directory in the user cache (never inside the user's photos)."""
+    root = Path(photo_dir).resolve()
+    repo_gallery = Path(__file__).resolve().parent.parent / "gallery"
+    if root == (repo_gallery / "photos").resolve():
+        return repo_gallery / "index" / bundle_name
+    h = hashlib.sha1(str(root).encode()).hexdigest()[:16]
+    cache = Path(os.environ.get("SKETCHDOWN_CACHE") or Path.home() / ".cache" / "sketchdown")
+    return cache / "index" / f"{root.name}-{h}" / bundle_name

@@ -1,0 +1,184 @@
+"""The Retriever: one object shared by the app, the CLI, evaluation and tests.
+
+    r = Retriever(load_bundle("weights/chairv2"), gallery)
+    res = r.retrieve(sketch, k=10, canvas="auto")   # -> RetrievalResult
+
+It holds the encoders, the canvas selector and the gallery index; ``retrieve`` runs selector ->
+render -> sketch encoder -> search and reports the canvas used, FLOPs (selector included) against
+the full network's, parameters and latency.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .bundle import ModelBundle
+from .flops import selector_flops
+from .gallery import GalleryError, GalleryIndex, build_gallery, default_index_dir
+from .render import ink_to_tensor, render_sketch
+from .sketch import Sketch, SketchError, stroke_sequence
+
+
+@dataclass(frozen=True)
+class Hit:
+    rank: int  # 1-based
+    index: int  # row in the gallery
+    path: str  # absolute path of the photo
+    label: str
+    category: str
+    score: float  # cosine similarity in [-1, 1]
+
+
+@dataclass
+class RetrievalResult:
+    hits: list[Hit]
+    model: str
+    canvas: int
+    canvas_probs: dict[int, float] | None  # the selector's confidence per canvas (None: fixed canvas)
+    abstraction: float | None  # 0 = detailed .. 1 = abstract (selector's expected canvas, inverted)
+    gflops: float  # this query's sketch branch, selector included
+    selector_gflops: float
+    full_gflops: float  # the full network (teacher) on the same sketch
+    params: int
+    latency_ms: float
+    canvas_image: np.ndarray = field(repr=False)  # (canvas, canvas) float32 ink: what the network saw
+    categories: list[tuple[str, float]] = field(default_factory=list)
+    embedding: np.ndarray | None = field(default=None, repr=False)
+
+    @property
+    def saving_pct(self) -> float:
+        return 100.0 * (1 - self.gflops / self.full_gflops) if self.full_gflops > 0 else 0.0
+
+    def to_json(self) -> dict:
+        """The CLI's ``search --json`` object."""
+        return {
+            "results": [{"path": h.path, "score": round(h.score, 5), "rank": h.rank, "label": h.label} for h in self.hits],
+            "model": self.model,
+            "canvas": self.canvas,
+            "canvas_probs": self.canvas_probs,
+            "gflops": self.gflops,
+            "full_gflops": self.full_gflops,
+            "params": self.params,
+            "latency_ms": round(self.latency_ms, 2),
+        }
+
+
+class Retriever:
+    """Sketch -> ranked gallery photos with an honest cost report."""
+
+    def __init__(self, bundle: ModelBundle, gallery: GalleryIndex | None = None, threads: int | None = None) -> None:
+        self.bundle = bundle
+        self.gallery = gallery
+        if threads:
+            torch.set_num_threads(threads)
+
+    # ---- gallery -------------------------------------------------------------------------
+    @classmethod
+    def from_folder(
+        cls, bundle: ModelBundle, photo_dir: str | os.PathLike, index_dir: str | os.PathLike | None = None,
+        *, rebuild: str = "auto", progress=None,
+    ) -> Retriever:
+        """Open the index of ``photo_dir`` (default location per folder and weights); if it is missing
+        or stale, build it (``rebuild="auto"``) or raise (``"never"``)."""
+        out = Path(index_dir) if index_dir else default_index_dir(photo_dir, bundle.name)
+        try:
+            g = GalleryIndex.load(out, photo_dir, bundle.photo_id)
+        except GalleryError:
+            if rebuild == "never":
+                raise
+            g = build_gallery(bundle, photo_dir, out, progress=progress)
+        return cls(bundle, g)
+
+    # ---- one query ------------------------------------------------------------------------
+    def select_canvas(self, sketch: Sketch, model: str, lam: float | None = None) -> tuple[int, dict[int, float] | None, int]:
+        """Canvas the selector picks for ``sketch`` (and its probabilities and FLOPs); the model's
+        default canvas where there is no selector for this model or the sketch is raster-only."""
+        b = self.bundle.sketch[model]
+        sel = self.bundle.selector
+        if sel is None or sel.model != model or sketch.is_raster:
+            return b.default_canvas, None, 0
+        seq = stroke_sequence(sketch)
+        lam = sel.default_lam if lam is None else float(lam)
+        with torch.inference_mode():
+            logits = sel.policy(
+                torch.from_numpy(seq)[None], torch.tensor([len(seq)]), torch.tensor([lam], dtype=torch.float32)
+            )[0]
+        probs = torch.softmax(logits, -1).numpy()
+        canvas = b.canvas_sizes[int(np.argmax(probs))]
+        return canvas, {int(c): float(p) for c, p in zip(b.canvas_sizes, probs, strict=True)}, selector_flops(sel.policy, len(seq))
+
+    def embed(self, sketch: Sketch, model: str, canvas: int) -> tuple[np.ndarray, np.ndarray, list[tuple[str, float]]]:
+        """Render at ``canvas`` and encode: (embedding (D,), canvas image, top categories)."""
+        b = self.bundle.sketch[model]
+        img = render_sketch(sketch, canvas, self.bundle.render)
+        with torch.inference_mode():
+            e, logits = b.encoder.forward_with_logits(ink_to_tensor(img), b.canvas_index(canvas))
+        cats: list[tuple[str, float]] = []
+        if logits is not None and self.bundle.classes:
+            p = torch.softmax(logits[0], -1).numpy()
+            top = np.argsort(-p)[:3]
+            cats = [(self.bundle.classes[i], float(p[i])) for i in top]
+        return e[0].numpy(), img, cats
+
+    def retrieve(
+        self, sketch: Sketch, k: int = 10, canvas: str | int = "auto", model: str | None = None, lam: float | None = None
+    ) -> RetrievalResult:
+        """Rank the gallery for ``sketch``.
+
+        canvas: ``"auto"`` (the selector's pick, or the model's default canvas) or a size in pixels.
+        model: a sketch branch of the bundle (default: the one the selector serves).
+        lam: lambda_F in [0, 1] for the selector (higher = cheaper), default the bundle's.
+        """
+        if self.gallery is None:
+            raise GalleryError("no gallery loaded: index a photo folder first")
+        if not isinstance(sketch, Sketch):
+            raise SketchError("expected a Sketch")
+        t0 = time.perf_counter()
+        model = model or self.bundle.default_model
+        if model not in self.bundle.sketch:
+            raise ValueError(f"unknown model {model!r}; this weight set has {sorted(self.bundle.sketch)}")
+        b = self.bundle.sketch[model]
+        sel_flops, probs = 0, None
+        if canvas == "auto":
+            size, probs, sel_flops = self.select_canvas(sketch, model, lam)
+        else:
+            size = int(canvas)
+            b.canvas_index(size)  # validates
+        emb, img, cats = self.embed(sketch, model, size)
+        scores, ids = self.gallery.search(emb[None], k)
+        latency = (time.perf_counter() - t0) * 1000
+        g = self.gallery
+        hits = [
+            Hit(r + 1, int(i), str(g.root / g.paths[i]), g.labels[i], g.categories[i], float(s))
+            for r, (s, i) in enumerate(zip(scores[0], ids[0], strict=True)) if i >= 0
+        ]
+        abstraction = None
+        if probs is not None:
+            sizes = np.array(list(probs), float)
+            w = np.array(list(probs.values()))
+            pos = (np.log2(sizes) - np.log2(sizes.min())) / max(1e-9, np.log2(sizes.max()) - np.log2(sizes.min()))
+            abstraction = float(1 - (w * pos).sum())
+        full = self.bundle.full
+        return RetrievalResult(
+            hits=hits, model=model, canvas=size, canvas_probs=probs, abstraction=abstraction,
+            gflops=(b.flops(size) + sel_flops) / 1e9, selector_gflops=sel_flops / 1e9,
+            full_gflops=full.flops(full.default_canvas) / 1e9, params=b.params()
+            + (sum(p.numel() for p in self.bundle.selector.policy.parameters()) if probs is not None and self.bundle.selector else 0),
+            latency_ms=latency, canvas_image=img, categories=cats, embedding=emb,
+        )
+
+    def warmup(self) -> None:
+        """Run every model and canvas once (first calls allocate; the first stroke should be fast)."""
+        sk = Sketch((np.array([[0, 0], [10, 10], [20, 0]], np.float32),))
+        for name, b in self.bundle.sketch.items():
+            for c in b.canvas_sizes:
+                self.embed(sk, name, c)
+                b.flops(c)
+        if self.bundle.selector:
+            self.select_canvas(sk, self.bundle.selector.model)

@@ -1,0 +1,189 @@
+"""Train a light student sketch encoder into the teacher's photo-embedding space, at every canvas
+size the selector can pick, with cross-modal knowledge distillation.
+
+Per batch (B distinct photos, one augmented sketch each) and per canvas c in K:
+    L_c = InfoNCE(s_c, P) + triplet(s_c, P) + kd_weight * Huber(D(s_c, P), D(t, P))
+where P are the frozen teacher photo embeddings, t the teacher's sketch embeddings at its full
+canvas, and D the triplet distance structure (sketch-positive, sketch-negative, positive-negative);
+the loss is averaged over K. ``--kd-weight 0`` trains the same student without distillation.
+The student has per-canvas BatchNorm, so a 32 px canvas runs a 32 px forward pass.
+
+    python -m training.distill --teacher runs/teacher/best.pt --out runs/student
+    python -m training.distill --smoke --out /tmp/s
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from sketchdown.build import EncoderConfig, build_encoder
+from sketchdown.losses import cross_modal_kd, info_nce, triplet_loss
+from sketchdown.metrics import summary
+from sketchdown.photo import EdgeCache, PhotoSpec
+from sketchdown.render import RenderSpec
+
+from .common import (
+    allreduce_grads,
+    cosine_lr,
+    encode_photos,
+    evaluate_ranks,
+    init_distributed,
+    load_checkpoint,
+    load_sources,
+    load_teacher,
+    parse_config,
+    pick_device,
+    sample_batch,
+    save_checkpoint,
+    seed_all,
+    set_threads,
+    sketch_tensor,
+    write_run_info,
+)
+
+
+@dataclass
+class DistillConfig:
+    out: str = "runs/student"
+    teacher: str = "runs/teacher/best.pt"
+    data_root: str | None = None
+    arch: str = "lite0"
+    pretrained: bool = True  # ImageNet init where the arch has offline weights
+    canvases: tuple[int, ...] = (32, 64, 96, 128)
+    batch: int = 24
+    steps: int = 300
+    lr: float = 5e-4
+    weight_decay: float = 1e-4
+    warmup: int = 20
+    kd_weight: float = 1.0
+    kd_delta: float = 0.1
+    temperature: float = 0.07
+    margin: float = 0.2
+    p_prefix: float = 0.35
+    n_val: int = 40
+    val_every: int = 50
+    use_sketchy: bool = False
+    chair_frac: float = 0.6
+    seed: int = 0
+    device: str = "auto"
+    smoke: bool = False
+
+
+def main(argv: list[str] | None = None) -> dict:
+    cfg = parse_config(DistillConfig, argv, __doc__)
+    if cfg.smoke:
+        cfg = dataclasses.replace(cfg, canvases=(32, 48), batch=4, steps=3, val_every=3, warmup=1, n_val=4)
+    set_threads()
+    d = init_distributed()
+    seed_all(cfg.seed + d.rank)
+    device = pick_device(cfg.device)
+    out = Path(cfg.out)
+    render = RenderSpec()
+
+    if cfg.smoke and cfg.teacher == DistillConfig.teacher:  # smoke without a checkpoint: a random tiny teacher
+        from .train_teacher import TeacherConfig, build_teacher
+
+        t_sk, t_ph = build_teacher(TeacherConfig(arch="lite0", canvas=64, photo_size=64), num_classes=3)
+        t_canvas, pspec, classes = 64, PhotoSpec("hed", 64), ["class0", "class1", "class2"]
+    else:
+        t_sk, t_ph, tcfg_d, classes = load_teacher(cfg.teacher)
+        t_canvas, pspec = tcfg_d["canvas"], PhotoSpec("hed", tcfg_d["photo_size"])
+    if cfg.smoke:
+        from .synthetic import synthetic_source
+
+        sources, val = [synthetic_source(12, seed=1)], synthetic_source(6, seed=2, name="val")
+    else:
+        sources, val = load_sources(cfg.data_root, cfg.use_sketchy, cfg.n_val, EdgeCache())
+    class_index = {c: i for i, c in enumerate(classes)}
+    t_sk.to(device).eval()
+    t_ph.to(device).eval()
+    if d.main:
+        write_run_info(out, cfg)
+
+    # the gallery side is the teacher's photo branch: embed every photo once (and its mirror image)
+    photo_emb = {}
+    for s in [*sources, val]:
+        flipped = [np.ascontiguousarray(i[:, ::-1]) for i in s.photo_ink]
+        photo_emb[s.name] = (encode_photos(t_ph, s.photo_ink, pspec, render), encode_photos(t_ph, flipped, pspec, render))
+
+    w = "imagenet" if cfg.pretrained and cfg.arch.startswith("lite") else None
+    enc_cfg = EncoderConfig(cfg.arch, int(t_ph.proj.out_features), len(cfg.canvases), 0)
+    student = build_encoder(enc_cfg, weights=w).to(device, memory_format=torch.channels_last).train()
+    params = [p for p in student.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    step, best, history = 0, -1.0, []
+    last = out / "last.pt"
+    if last.is_file():
+        ck = load_checkpoint(last)
+        student.load_state_dict(ck["student"])
+        opt.load_state_dict(ck["opt"])
+        step, best, history = ck["step"], ck["best"], json.loads(ck["history"])
+        if d.main:
+            print(f"resumed at step {step}", file=sys.stderr)
+    rng = np.random.default_rng(cfg.seed * 1000 + d.rank + step)
+    bar = tqdm(total=cfg.steps, initial=step, disable=not d.main, desc=f"student kd={cfg.kd_weight:g}", mininterval=5)
+    t0 = time.time()
+    cl = torch.channels_last
+    while step < cfg.steps:
+        src = sources[0] if (len(sources) == 1 or rng.random() < cfg.chair_frac) else sources[1]
+        b = sample_batch(src, cfg.batch, rng, class_index)
+        pe, pe_flip = photo_emb[src.name]
+        idx = torch.as_tensor(b.photo_ids)
+        flips = torch.as_tensor(b.flips)[:, None]
+        P = torch.where(flips, pe_flip[idx], pe[idx]).to(device)
+        for g in opt.param_groups:
+            g["lr"] = cosine_lr(step, cfg.steps, cfg.lr, cfg.warmup)
+        with torch.no_grad():
+            T = t_sk(sketch_tensor(b.sketches, t_canvas, render, b.flips).to(device, memory_format=cl)) if cfg.kd_weight > 0 else None
+        loss = torch.zeros((), device=device)
+        for ci, c in enumerate(cfg.canvases):
+            s = student(sketch_tensor(b.sketches, c, render, b.flips).to(device, memory_format=cl), ci)
+            lc = info_nce(s, P, cfg.temperature) + triplet_loss(s, P, cfg.margin)
+            if T is not None:
+                lc = lc + cfg.kd_weight * cross_modal_kd(s, P, T, P, cfg.kd_delta)
+            loss = loss + lc / len(cfg.canvases)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        if d.world > 1:
+            allreduce_grads(params, d.world)
+        opt.step()
+        step += 1
+        bar.update(1)
+        bar.set_postfix(loss=f"{loss.item():.3f}")
+        if d.main and (step % cfg.val_every == 0 or step == cfg.steps):
+            m = {"step": step, "loss": round(float(loss.item()), 4), "elapsed_s": round(time.time() - t0, 1)}
+            score = 0.0
+            for ci, c in enumerate(cfg.canvases):
+                r = summary(evaluate_ranks(student, photo_emb[val.name][0], val, c, render, ci))
+                m[f"acc@1@{c}"], m[f"acc@10@{c}"] = round(r["acc@1"], 2), round(r["acc@10"], 2)
+                score += (r["acc@1"] + r["acc@10"]) / len(cfg.canvases)
+            m["score"] = round(score, 2)
+            history.append(m)
+            print(json.dumps(m), file=sys.stderr, flush=True)
+            state = dict(
+                student=student.state_dict(), opt=opt.state_dict(), step=step, best=max(best, score),
+                history=json.dumps(history), config=json.dumps(dataclasses.asdict(cfg)),
+                encoder=json.dumps(enc_cfg.to_dict()), teacher=str(cfg.teacher),
+            )
+            if score > best:
+                best = score
+                save_checkpoint(out / "best.pt", **state)
+            save_checkpoint(last, **state)
+    bar.close()
+    result = {"best_val": best, "steps": step, "history": history}
+    if d.main:
+        (out / "result.json").write_text(json.dumps(result, indent=2) + "\n")
+    return result
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,92 @@
+"""Export trained checkpoints into a shipped weight set: ``weights/<name>/`` with fp16 safetensors and
+a manifest (architectures, preprocessing, canvas sizes, sha256 of every file, training provenance).
+
+    python -m training.export --name chairv2 --teacher runs/teacher/best.pt \
+        --student student=runs/student/best.pt --student student-nokd=runs/student_nokd/best.pt \
+        --selector runs/selector/selector.pt --out weights/chairv2
+
+Metrics are added afterwards by ``training/make_results.py`` from a real evaluation run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+from pathlib import Path
+
+from sketchdown.bundle import load_bundle
+from sketchdown.photo import PhotoSpec
+from sketchdown.render import RenderSpec
+from sketchdown.weights import save_tensors, write_manifest
+
+from .common import git_sha, load_checkpoint
+
+
+def export(name: str, teacher: str, students: dict[str, str], selector: str | None, out: Path,
+           selector_model: str = "student", lams: tuple[float, ...] | None = None, classes: list[str] | None = None) -> Path:
+    tck = load_checkpoint(Path(teacher))
+    tcfg = json.loads(tck["config"])
+    tmp = out.with_name(out.name + ".tmp")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    manifest: dict = {"name": name, "render": vars(RenderSpec()), "classes": classes or [], "components": {}, "files": {},
+                      "provenance": {"git_sha": git_sha(), "teacher": {"config": tcfg, "history": json.loads(tck["history"])[-3:]}}}
+    enc = {"arch": tcfg["arch"], "embed_dim": tcfg["embed_dim"], "num_canvases": 1}
+    save_tensors(tmp, "photo.safetensors", tck["photo"], manifest)
+    manifest["components"]["photo"] = {"file": "photo.safetensors", "encoder": dict(enc, num_classes=0),
+                                       "photo": vars(PhotoSpec("hed", tcfg["photo_size"]))}
+    save_tensors(tmp, "teacher.safetensors", tck["sketch"], manifest)
+    n_cls = len(json.loads(tck["classes"]))
+    manifest["components"]["teacher"] = {"file": "teacher.safetensors", "role": "sketch", "full": True,
+                                         "encoder": dict(enc, num_classes=n_cls), "canvas_sizes": [tcfg["canvas"]]}
+    for sname, path in students.items():
+        ck = load_checkpoint(Path(path))
+        scfg = json.loads(ck["config"])
+        save_tensors(tmp, f"{sname}.safetensors", ck["student"], manifest)
+        manifest["components"][sname] = {"file": f"{sname}.safetensors", "role": "sketch", "encoder": json.loads(ck["encoder"]),
+                                         "canvas_sizes": list(scfg["canvases"]), "default_canvas": max(scfg["canvases"]),
+                                         "kd_weight": scfg["kd_weight"]}
+        manifest["provenance"][sname] = {"config": scfg, "history": json.loads(ck["history"])[-3:]}
+    if selector:
+        ck = load_checkpoint(Path(selector))
+        sc = json.loads(ck["config"])
+        canv = json.loads(ck["canvases"])
+        save_tensors(tmp, "selector.safetensors", ck["policy"], manifest)
+        shipped = list(lams or sc["lams"])
+        manifest["components"]["selector"] = {"file": "selector.safetensors", "role": "selector", "model": selector_model,
+                                              "num_canvases": len(canv), "hidden": sc["hidden"], "conditioned": True,
+                                              "lams": shipped, "default_lam": shipped[len(shipped) // 2]}
+        manifest["provenance"]["selector"] = {"config": sc, "report": json.loads(ck["report"])}
+    write_manifest(tmp, manifest)
+    load_bundle(tmp)  # the export must load with the strict loader before it replaces anything
+    if out.exists():
+        old = out.with_name(out.name + ".old")
+        shutil.rmtree(old, ignore_errors=True)
+        out.rename(old)
+        tmp.rename(out)
+        shutil.rmtree(old)
+    else:
+        tmp.rename(out)
+    return out
+
+
+def main(argv: list[str] | None = None) -> Path:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--name", required=True)
+    p.add_argument("--teacher", required=True)
+    p.add_argument("--student", action="append", default=[], help="NAME=checkpoint (repeatable)")
+    p.add_argument("--selector", default=None)
+    p.add_argument("--selector-model", default="student")
+    p.add_argument("--lams", default=None, help="comma-separated lambda_F values the app offers")
+    p.add_argument("--out", required=True)
+    a = p.parse_args(argv)
+    students = dict(s.split("=", 1) for s in a.student)
+    lams = tuple(float(x) for x in a.lams.split(",")) if a.lams else None
+    out = export(a.name, a.teacher, students, a.selector, Path(a.out), a.selector_model, lams)
+    print(f"exported {out}")
+    return out
+
+
+if __name__ == "__main__":
+    main()

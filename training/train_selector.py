@@ -1,0 +1,183 @@
+"""Train the RL canvas selector with REINFORCE on the frozen student.
+
+The policy (a 1-layer GRU over the RDP-simplified stroke-5 sequence, conditioned on lambda_F) picks
+one of the student's K canvases per sketch or partial sketch. Reward for canvas c:
+    R = lambda_F * R_comp + (1 - lambda_F) * R_acc
+    R_acc = 1 / rank(true photo) - triplet hinge,   R_comp = -(F_c - F_min) / (F_max - F_min)
+Because the student is frozen, R for every (sample, canvas) is computed once up front, on held-out
+validation sketches (the student never trained on them) at 10 prefix lengths x a few augmented
+variants; REINFORCE then samples canvases from the policy, with the policy's expected reward as
+baseline. lambda_F is drawn uniformly per sample, so one policy serves the app's whole knob.
+
+    python -m training.train_selector --student runs/student/best.pt --out runs/selector
+    python -m training.train_selector --smoke --out /tmp/sel
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from sketchdown.build import EncoderConfig, build_encoder
+from sketchdown.flops import encoder_flops
+from sketchdown.models import CanvasSelector
+from sketchdown.photo import EdgeCache, PhotoSpec
+from sketchdown.render import RenderSpec
+from sketchdown.sketch import Sketch, stroke_sequence
+
+from .augment import augment_vector
+from .common import (
+    encode_photos,
+    load_checkpoint,
+    load_sources,
+    load_teacher,
+    parse_config,
+    save_checkpoint,
+    seed_all,
+    set_threads,
+    sketch_tensor,
+    write_run_info,
+)
+
+
+@dataclass
+class SelectorConfig:
+    out: str = "runs/selector"
+    student: str = "runs/student/best.pt"
+    data_root: str | None = None
+    hidden: int = 64
+    variants: int = 3  # augmented copies of every validation sketch
+    prefix_steps: int = 10
+    steps: int = 3000
+    batch: int = 256
+    lr: float = 3e-3
+    entropy: float = 0.01
+    triplet_weight: float = 0.5
+    margin: float = 0.2
+    lams: tuple[float, ...] = (0.0, 0.2, 0.5)  # offered in the app (lambda_F x 10 as ints: see below)
+    seed: int = 0
+    smoke: bool = False
+
+
+@torch.inference_mode()
+def reward_table(student: torch.nn.Module, canvases: tuple[int, ...], sketches: list[Sketch], true: np.ndarray,
+                 photo_emb: torch.Tensor, render: RenderSpec, margin: float, triplet_weight: float) -> np.ndarray:
+    """R_acc for every (sample, canvas): (N, K) float32."""
+    out = np.zeros((len(sketches), len(canvases)), np.float32)
+    for ci, c in enumerate(canvases):
+        embs = torch.cat([student(sketch_tensor(sketches[i : i + 128], c, render), ci) for i in range(0, len(sketches), 128)])
+        sims = embs @ photo_emb.T
+        pos = sims[torch.arange(len(true)), torch.as_tensor(true)]
+        rank = (sims >= pos[:, None]).sum(1).float()
+        hinge = torch.relu(sims - pos[:, None] + margin)
+        hinge[torch.arange(len(true)), torch.as_tensor(true)] = 0
+        out[:, ci] = (1.0 / rank - triplet_weight * hinge.mean(1)).numpy()
+    return out
+
+
+def pad_batch(seqs: list[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
+    lens = torch.tensor([len(s) for s in seqs])
+    x = torch.zeros(len(seqs), int(lens.max()), 5)
+    for i, s in enumerate(seqs):
+        x[i, : len(s)] = torch.from_numpy(s)
+    return x, lens
+
+
+def main(argv: list[str] | None = None) -> dict:
+    cfg = parse_config(SelectorConfig, argv, __doc__)
+    if cfg.smoke:
+        cfg = dataclasses.replace(cfg, steps=20, batch=16, variants=1, prefix_steps=3)
+    set_threads()
+    seed_all(cfg.seed)
+    rng = np.random.default_rng(cfg.seed)
+    render = RenderSpec()
+    out = Path(cfg.out)
+    write_run_info(out, cfg)
+
+    if cfg.smoke and cfg.student == SelectorConfig.student:  # smoke without a checkpoint: random tiny nets
+        canvases = (32, 48)
+        student = build_encoder(EncoderConfig("lite0", 32, len(canvases), 0), weights=None)
+        photo_enc = build_encoder(EncoderConfig("lite0", 32, 1, 0), weights=None)
+        pspec, n_val, root = PhotoSpec("hed", 64), 0, None
+    else:
+        ck = load_checkpoint(Path(cfg.student))
+        scfg = json.loads(ck["config"])
+        canvases = tuple(scfg["canvases"])
+        student = build_encoder(EncoderConfig(**json.loads(ck["encoder"])), weights=ck["student"])
+        _, photo_enc, tcfg, _ = load_teacher(scfg["teacher"])
+        pspec, n_val, root = PhotoSpec("hed", tcfg["photo_size"]), scfg["n_val"], scfg.get("data_root")
+    if cfg.smoke:
+        from .synthetic import synthetic_source
+
+        val = synthetic_source(6, seed=2, name="val")
+    else:
+        _, val = load_sources(cfg.data_root or root, False, n_val, EdgeCache())
+    student.eval()
+    photo_emb = encode_photos(photo_enc, val.photo_ink, pspec, render)
+
+    # samples: every validation sketch x prefix lengths x augmented variants
+    sketches, true = [], []
+    for i, it in enumerate(val.data.sketches):
+        base = val.sketch(i)
+        for v in range(cfg.variants):
+            sk = base if v == 0 else augment_vector(base, rng, p_prefix=0.0)
+            for f in np.linspace(1.0 / cfg.prefix_steps, 1.0, cfg.prefix_steps):
+                sketches.append(sk.prefix_ink(float(f)))
+                true.append(it.photo)
+    true = np.array(true)
+    r_acc = reward_table(student, canvases, sketches, true, photo_emb, render, cfg.margin, cfg.triplet_weight)
+    flops = np.array([encoder_flops(student, c, ci) for ci, c in enumerate(canvases)], np.float64)
+    r_comp = -(flops - flops.min()) / max(1.0, flops.max() - flops.min())
+    seqs = [stroke_sequence(s) for s in sketches]
+    print(json.dumps({"samples": len(seqs), "mean_r_acc_per_canvas": r_acc.mean(0).round(3).tolist(),
+                      "gflops": (flops / 1e9).round(4).tolist()}), file=sys.stderr)
+
+    policy = CanvasSelector(len(canvases), cfg.hidden, conditioned=True)
+    opt = torch.optim.Adam(policy.parameters(), lr=cfg.lr)
+    ra, rc = torch.from_numpy(r_acc), torch.from_numpy(r_comp).float()
+    for step in tqdm(range(cfg.steps), desc="selector", mininterval=5):
+        idx = rng.choice(len(seqs), size=min(cfg.batch, len(seqs)), replace=False)
+        x, lens = pad_batch([seqs[i] for i in idx])
+        lam = torch.rand(len(idx))
+        logits = policy(x, lens, lam)
+        dist = torch.distributions.Categorical(logits=logits)
+        a = dist.sample()
+        R = lam[:, None] * rc[None] + (1 - lam[:, None]) * ra[idx]  # (B, K) reward of every canvas
+        r = R.gather(1, a[:, None])[:, 0]
+        baseline = (dist.probs * R).sum(1).detach()  # expected reward under the policy
+        loss = -((r - baseline) * dist.log_prob(a)).mean() - cfg.entropy * dist.entropy().mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+
+    # what each lambda_F buys on these samples (greedy canvas)
+    report = {}
+    with torch.inference_mode():
+        x, lens = pad_batch(seqs)
+        for lam in cfg.lams:
+            pick = policy(x, lens, torch.full((len(seqs),), float(lam))).argmax(-1).numpy()
+            chosen_top1 = (r_acc[np.arange(len(seqs)), pick] > 0.99).mean()  # 1/rank == 1 (minus hinge ~ 0)
+            report[str(lam)] = {
+                "gflops": round(float(flops[pick].mean()) / 1e9, 4),
+                "hist": {int(canvases[k]): int((pick == k).sum()) for k in range(len(canvases))},
+                "r_acc": round(float(r_acc[np.arange(len(seqs)), pick].mean()), 4),
+                "top1_proxy": round(float(chosen_top1), 4),
+            }
+        for k, c in enumerate(canvases):
+            report[f"fixed@{c}"] = {"gflops": round(flops[k] / 1e9, 4), "r_acc": round(float(r_acc[:, k].mean()), 4)}
+    print(json.dumps(report, indent=1), file=sys.stderr)
+    save_checkpoint(out / "selector.pt", policy=policy.state_dict(), config=json.dumps(dataclasses.asdict(cfg)),
+                    canvases=json.dumps(list(canvases)), report=json.dumps(report))
+    (out / "result.json").write_text(json.dumps(report, indent=2) + "\n")
+    return report
+
+
+if __name__ == "__main__":
+    main()
