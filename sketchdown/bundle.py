@@ -103,8 +103,8 @@ def _builtin_lite0() -> ModelBundle:
 
 
 def load_bundle(ref: str | os.PathLike | None = None) -> ModelBundle:
-    """Load a weight set (sha256-checked, strict keys). None: ``$SKETCHDOWN_WEIGHTS`` or weights/default."""
-    ref = ref or os.environ.get("SKETCHDOWN_MODEL") or str(default_weights_dir() / "default")
+    """Load a weight set (sha256-checked, strict keys). None: ``$SKETCHDOWN_WEIGHTS_SET`` or weights/default."""
+    ref = ref or os.environ.get("SKETCHDOWN_WEIGHTS_SET") or str(default_weights_dir() / "default")
     if str(ref) in BUILTIN:
         return _builtin_lite0()
     folder = resolve_weights(ref)

@@ -139,11 +139,13 @@ def load_pairs_csv(csv_path: str | os.PathLike) -> PairedDataset:
     labels: list[str] = []
     items = []
     for r in rows:
-        ph = r["photo"]
+        ph = r["photo"] or ""  # None in a short row
         if ph not in photos:
+            if not (p.parent / ph).is_file():
+                raise DatasetError(f"{p.name}: photo file not found: {ph}")
             photos[ph] = len(photos)
             labels.append(r.get("label") or "")
-        sk = p.parent / r["sketch"]
+        sk = p.parent / (r["sketch"] or "")
         if not sk.is_file():
             raise DatasetError(f"{p.name}: sketch file not found: {r['sketch']}")
         items.append(SketchItem(r["sketch"], _LazyRaster(sk), photos[ph]))  # type: ignore[arg-type]

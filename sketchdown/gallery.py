@@ -59,11 +59,15 @@ def fingerprint(root: Path, rel_paths: Iterable[str]) -> str:
     return h.hexdigest()
 
 
+def _rel_paths(root: Path, files: Iterable[Path]) -> list[str]:
+    return [f.relative_to(root).as_posix() for f in files]
+
+
 def _labels_for(root: Path, rels: list[str]) -> tuple[list[str], list[str]]:
     """Labels and categories: from ``metadata.json`` next to the photos' folder when present
     (the default gallery), else the parent folder name (nested folders = categories)."""
     meta = root / "metadata.json"
-    if not meta.is_file() and (root.parent / "metadata.json").is_file():
+    if not meta.is_file() and root.name == "photos":  # the default gallery's layout: gallery/{photos/,metadata.json}
         meta = root.parent / "metadata.json"
     by_file: dict[str, dict] = {}
     if meta.is_file():
@@ -150,12 +154,15 @@ class GalleryIndex:
             index = faiss.read_index(str(out / INDEX_FILE))
         except (json.JSONDecodeError, RuntimeError, OSError) as e:
             raise GalleryError(f"gallery index in {out} is corrupt: {str(e).splitlines()[0]}") from None
+        if not isinstance(meta, dict):
+            raise GalleryError(f"gallery index in {out} is corrupt: {META_FILE} is not a JSON object")
         paths = meta.pop("paths", None)
         if not isinstance(paths, list) or index.ntotal != len(paths):
             raise GalleryError(f"gallery index in {out} is corrupt: {index.ntotal} vectors for {len(paths or [])} photos")
         if photo_id is not None and meta.get("photo_id") != photo_id:
             raise GalleryError(f"gallery index in {out} is stale: built with other weights ({meta.get('weights')})")
-        if check_files and meta.get("fingerprint") != fingerprint(root, paths):
+        # every photo file now in the folder (readable or not): catches added files too
+        if check_files and meta.get("fingerprint") != fingerprint(root, _rel_paths(root, find_photos(root))):
             raise GalleryError(f"gallery index in {out} is stale: the photos in {root} changed")
         labels = meta.pop("labels", [""] * len(paths))
         cats = meta.pop("categories", [""] * len(paths))
@@ -163,7 +170,7 @@ class GalleryIndex:
 
 
 def embed_photos(
-    bundle: "ModelBundle",  # noqa: F821 - avoid an import cycle
+    bundle: ModelBundle,  # noqa: F821 - avoid an import cycle
     files: list[Path],
     *,
     edge_cache: EdgeCache | None = None,
@@ -213,7 +220,7 @@ def embed_photos(
 
 
 def build_gallery(
-    bundle: "ModelBundle",  # noqa: F821
+    bundle: ModelBundle,  # noqa: F821
     photo_dir: str | os.PathLike,
     out: str | os.PathLike | None = None,
     *,
@@ -235,7 +242,7 @@ def build_gallery(
         "photo_spec": vars(bundle.photo_spec),
         "dim": int(emb.shape[1]),
         "count": len(rels),
-        "fingerprint": fingerprint(root, rels),
+        "fingerprint": fingerprint(root, _rel_paths(root, files)),  # skipped files too: see load()
         "index_type": kind if kind != "auto" else ("hnsw" if len(rels) > HNSW_ABOVE else "flat"),
         "skipped": errors,
         "build_seconds": round(time.time() - t0, 1),

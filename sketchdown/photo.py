@@ -7,6 +7,7 @@ branches start from the same domain: HED edges beat raw RGB for ImageNet feature
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 from dataclasses import dataclass
@@ -82,12 +83,13 @@ def canvas_to_tensor(canvases: list[np.ndarray] | np.ndarray, spec: PhotoSpec) -
 
 
 def default_weights_dir() -> Path:
-    """``$SKETCHDOWN_WEIGHTS``, else the repo's ``weights/`` folder."""
-    return Path(os.environ.get("SKETCHDOWN_WEIGHTS") or Path(__file__).resolve().parent.parent / "weights")
+    """``$SKETCHDOWN_WEIGHTS_DIR``, else the repo's ``weights/`` folder."""
+    return Path(os.environ.get("SKETCHDOWN_WEIGHTS_DIR") or Path(__file__).resolve().parent.parent / "weights")
 
 
+@functools.lru_cache(maxsize=2)
 def load_hed(folder: str | os.PathLike | None = None) -> HED:
-    """HED with the converted BSDS500 weights (sha256-checked), in eval mode."""
+    """HED with the converted BSDS500 weights (sha256-checked), in eval mode; loaded once per folder."""
     from .weights import load_tensors, resolve_weights
 
     d = resolve_weights(folder or default_weights_dir() / "hed")

@@ -204,7 +204,10 @@ def from_strokes(strokes: Sequence[Any], what: str = "sketch") -> Sketch:
                 isinstance(v, (int, float)) and not isinstance(v, bool) for p in s for v in p[:2]
             ):
                 raise SketchError(f"{what}: stroke {i} has a coordinate that is not a number")
-            arr = np.asarray([p[:2] for p in s], dtype=np.float64).reshape(-1, 2)
+            try:
+                arr = np.asarray([p[:2] for p in s], dtype=np.float64).reshape(-1, 2)
+            except OverflowError:  # an integer too large for a float (JSON allows any size)
+                raise SketchError(f"{what}: coordinates must lie within +-{MAX_COORD:.0e} pixels") from None
         if arr.ndim != 2 or arr.shape[1] < 2:
             raise SketchError(f"{what}: stroke {i} must have shape (N, 2)")
         if len(arr) == 0:

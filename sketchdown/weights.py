@@ -45,7 +45,8 @@ def resolve_weights(ref: str | os.PathLike) -> Path:
 
             return Path(snapshot_download(repo_id=repo, revision=rev or None))
         except Exception as e:  # network off, not cached, no such repo: one clear line
-            raise WeightsError(f"cannot get {s} from the Hugging Face Hub: {type(e).__name__}: {e}") from None
+            msg = " ".join(str(e).split())  # hub messages can span lines; WeightsError is one line
+            raise WeightsError(f"cannot get {s} from the Hugging Face Hub: {type(e).__name__}: {msg}") from None
     p = Path(s)
     if not (p / MANIFEST).is_file():
         raise WeightsError(f"no {MANIFEST} in {p} (is it a SketchDown weights folder?)")
@@ -56,8 +57,10 @@ def read_manifest(folder: str | os.PathLike) -> dict[str, Any]:
     p = Path(folder) / MANIFEST
     try:
         m = json.loads(p.read_text())
-    except (OSError, json.JSONDecodeError) as e:
+    except (OSError, ValueError) as e:  # ValueError: bad JSON, or bytes that are not UTF-8
         raise WeightsError(f"cannot read {p}: {e}") from None
+    if not isinstance(m, dict):
+        raise WeightsError(f"{p}: not a SketchDown manifest (expected a JSON object)")
     if m.get("format") != FORMAT:
         raise WeightsError(f"{p}: unknown format {m.get('format')!r} (expected {FORMAT})")
     return m

@@ -98,9 +98,10 @@ def seed_all(seed: int) -> None:
 
 
 def set_threads() -> None:
-    # 2 cores here; under torchrun split them between processes
+    # 2 cores here; under torchrun split them between processes; SKETCHDOWN_THREADS overrides
     world = int(os.environ.get("WORLD_SIZE", "1"))
-    torch.set_num_threads(max(1, (os.cpu_count() or 1) // world))
+    n = int(os.environ.get("SKETCHDOWN_THREADS", "0")) or max(1, (os.cpu_count() or 1) // world)
+    torch.set_num_threads(n)
 
 
 # ---- data ----------------------------------------------------------------------------------
@@ -230,6 +231,15 @@ def parse_config(cls: type, argv: list[str] | None, doc: str | None = None) -> A
         else:
             p.add_argument(name, type={"int": int, "float": float}.get(t, str), default=f.default)
     return cls(**vars(p.parse_args(argv)))
+
+
+def apply_smoke(cfg: Any, **overrides: Any) -> Any:
+    """Smoke-mode settings, except where a flag was given explicitly (fields not at their default)."""
+    import dataclasses
+
+    defaults = {f.name: f.default for f in dataclasses.fields(cfg)}
+    keep = {k: v for k, v in overrides.items() if getattr(cfg, k) == defaults[k]}
+    return dataclasses.replace(cfg, **keep)
 
 
 # ---- checkpoints ---------------------------------------------------------------------------

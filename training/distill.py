@@ -33,6 +33,7 @@ from sketchdown.render import RenderSpec
 
 from .common import (
     allreduce_grads,
+    apply_smoke,
     cosine_lr,
     encode_photos,
     evaluate_ranks,
@@ -81,7 +82,7 @@ class DistillConfig:
 def main(argv: list[str] | None = None) -> dict:
     cfg = parse_config(DistillConfig, argv, __doc__)
     if cfg.smoke:
-        cfg = dataclasses.replace(cfg, canvases=(32, 48), batch=4, steps=3, val_every=3, warmup=1, n_val=4)
+        cfg = apply_smoke(cfg, canvases=(32, 48), batch=4, steps=3, val_every=3, warmup=1, n_val=4)
     set_threads()
     d = init_distributed()
     seed_all(cfg.seed + d.rank)

@@ -34,6 +34,7 @@ from sketchdown.sketch import Sketch, stroke_sequence
 
 from .augment import augment_vector
 from .common import (
+    apply_smoke,
     encode_photos,
     load_checkpoint,
     load_sources,
@@ -93,7 +94,7 @@ def pad_batch(seqs: list[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
 def main(argv: list[str] | None = None) -> dict:
     cfg = parse_config(SelectorConfig, argv, __doc__)
     if cfg.smoke:
-        cfg = dataclasses.replace(cfg, steps=20, batch=16, variants=1, prefix_steps=3)
+        cfg = apply_smoke(cfg, steps=20, batch=16, variants=1, prefix_steps=3)
     set_threads()
     seed_all(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
@@ -142,7 +143,7 @@ def main(argv: list[str] | None = None) -> dict:
     policy = CanvasSelector(len(canvases), cfg.hidden, conditioned=True)
     opt = torch.optim.Adam(policy.parameters(), lr=cfg.lr)
     ra, rc = torch.from_numpy(r_acc), torch.from_numpy(r_comp).float()
-    for step in tqdm(range(cfg.steps), desc="selector", mininterval=5):
+    for _ in tqdm(range(cfg.steps), desc="selector", mininterval=5):
         idx = rng.choice(len(seqs), size=min(cfg.batch, len(seqs)), replace=False)
         x, lens = pad_batch([seqs[i] for i in idx])
         lam = torch.rand(len(idx))

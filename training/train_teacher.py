@@ -27,10 +27,11 @@ from sketchdown.render import RenderSpec
 
 from .common import (
     allreduce_grads,
+    apply_smoke,
     cosine_lr,
     encode_photos,
-    freeze_early,
     evaluate_ranks,
+    freeze_early,
     init_distributed,
     load_checkpoint,
     load_sources,
@@ -77,7 +78,7 @@ class TeacherConfig:
 def parse(argv: list[str] | None) -> TeacherConfig:
     cfg = parse_config(TeacherConfig, argv, __doc__)
     if cfg.smoke:
-        cfg = dataclasses.replace(cfg, arch="lite0", canvas=64, photo_size=64, batch=4, steps=4, val_every=2, warmup=1, n_val=4, freeze_blocks=2)
+        cfg = apply_smoke(cfg, arch="lite0", canvas=64, photo_size=64, batch=4, steps=4, val_every=2, warmup=1, n_val=4, freeze_blocks=2)
     return cfg
 
 

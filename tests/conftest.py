@@ -1,0 +1,118 @@
+"""Shared fixtures for the core-library tests.
+
+Puts the repo root on ``sys.path`` (so ``sketchdown`` and ``training`` import without installing),
+pins torch to the machine's 2 cores, and provides small generated inputs: photos, a hand-built
+RGB model bundle (no HED) and, once per session, real tiny weights made by the training smoke runs.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image, ImageDraw
+
+REPO = Path(__file__).resolve().parent.parent
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+torch.set_num_threads(2)
+
+SHARED_DATA = REPO.parent / "shared" / "data"
+
+
+def write_photo(path: Path, seed: int, size: tuple[int, int] = (96, 72)) -> Path:
+    """A product-photo-like image: one filled, outlined shape on a white background."""
+    rng = np.random.default_rng(seed)
+    w, h = size
+    im = Image.new("RGB", size, (255, 255, 255))
+    d = ImageDraw.Draw(im)
+    x0, y0 = int(rng.integers(4, w // 3)), int(rng.integers(4, h // 3))
+    x1, y1 = int(rng.integers(2 * w // 3, w - 4)), int(rng.integers(2 * h // 3, h - 4))
+    fill = tuple(int(v) for v in rng.integers(0, 200, 3))
+    if seed % 3 == 0:
+        d.ellipse([x0, y0, x1, y1], fill=fill, outline=(0, 0, 0), width=2)
+    elif seed % 3 == 1:
+        d.rectangle([x0, y0, x1, y1], fill=fill, outline=(0, 0, 0), width=2)
+    else:
+        d.polygon([(x0, y1), ((x0 + x1) // 2, y0), (x1, y1)], fill=fill, outline=(0, 0, 0))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    im.save(path, quality=95)  # quality is ignored by PNG
+    return path
+
+
+@pytest.fixture(scope="session")
+def photo_writer() -> Callable[..., Path]:
+    return write_photo
+
+
+@pytest.fixture()
+def isolated_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Point SketchDown's per-user cache (indexes, edge maps) at a temporary folder."""
+    cache = tmp_path / "sketchdown-cache"
+    monkeypatch.setenv("SKETCHDOWN_CACHE", str(cache))
+    return cache
+
+
+@pytest.fixture(scope="session")
+def rgb_bundle():
+    """A ModelBundle built by hand: RGB photo branch at 64 px, lite0 encoders with a random 32-d
+    projection (ImageNet trunks: a random-init trunk maps every photo to nearly the same vector)."""
+    from sketchdown.build import EncoderConfig, build_encoder
+    from sketchdown.bundle import ModelBundle, SketchBranch
+    from sketchdown.photo import PhotoSpec
+    from sketchdown.render import RenderSpec
+
+    torch.manual_seed(0)
+    photo = build_encoder(EncoderConfig("lite0", embed_dim=32), weights="imagenet")
+    sketch = build_encoder(EncoderConfig("lite0", embed_dim=32), weights="imagenet")
+    return ModelBundle(
+        name="tiny-rgb",
+        photo_encoder=photo,
+        photo_spec=PhotoSpec(input="rgb", size=64),
+        photo_id="tiny-rgb-photo-v1",
+        render=RenderSpec(),
+        sketch={"sketch": SketchBranch("sketch", sketch, (64,), 64, is_full=True)},
+    )
+
+
+@pytest.fixture(scope="session")
+def smoke_weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Real (tiny, barely trained) weights: teacher -> distilled student -> RL selector -> export.
+
+    Runs the training scripts' ``--smoke`` modes in-process (~30 s on 2 cores). The photo branch
+    uses HED edges (PhotoSpec input "hed", 64 px), so indexing runs the HED detector in weights/hed.
+    """
+    if not (REPO / "weights" / "hed" / "hed.safetensors").is_file():
+        pytest.skip("weights/hed is missing (python -m training.convert_hed)")
+    from training import distill, export, train_selector, train_teacher
+
+    d = tmp_path_factory.mktemp("smoke")
+    state = torch.random.get_rng_state()
+    threads = torch.get_num_threads()
+    try:
+        train_teacher.main(["--smoke", "--out", str(d / "T")])
+        distill.main(["--smoke", "--teacher", str(d / "T" / "best.pt"), "--out", str(d / "S")])
+        train_selector.main(["--smoke", "--student", str(d / "S" / "best.pt"), "--out", str(d / "SEL")])
+        out = export.main(
+            [
+                "--name",
+                "smoke",
+                "--teacher",
+                str(d / "T" / "best.pt"),
+                "--student",
+                f"student={d / 'S' / 'best.pt'}",
+                "--selector",
+                str(d / "SEL" / "selector.pt"),
+                "--out",
+                str(d / "W" / "smoke"),
+            ]
+        )
+    finally:
+        torch.random.set_rng_state(state)
+        torch.set_num_threads(threads)
+    return Path(out)

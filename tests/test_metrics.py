@@ -1,0 +1,63 @@
+"""sketchdown/metrics.py on hand-computed cases and against a loop reference."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from sketchdown.metrics import acc_at, early_retrieval, prefix_fractions, rank_of_true, summary
+
+
+def test_rank_of_true_hand_case_with_ties() -> None:
+    sims = np.array([[0.9, 0.5, 0.1], [0.2, 0.2, 0.2], [0.1, 0.3, 0.3], [0.4, 0.8, 0.6]])
+    true = np.array([0, 1, 1, 0])
+    ranks = rank_of_true(sims, true)
+    # best; three-way tie -> last (pessimistic); two-way tie -> 2nd; two better -> 3rd
+    np.testing.assert_array_equal(ranks, [1, 3, 2, 3])
+    assert ranks.dtype == np.int64
+
+
+def test_rank_of_true_matches_loop_reference() -> None:
+    rng = np.random.default_rng(0)
+    sims = rng.integers(0, 5, (50, 12)).astype(np.float32)  # small integers: many ties
+    true = rng.integers(0, 12, 50)
+    ref = []
+    for q in range(50):
+        t = sims[q, true[q]]
+        better = sum(1 for g in range(12) if sims[q, g] > t)
+        tied_others = sum(1 for g in range(12) if g != true[q] and sims[q, g] == t)
+        ref.append(1 + better + tied_others)
+    np.testing.assert_array_equal(rank_of_true(sims, true), ref)
+
+
+def test_acc_at_and_summary() -> None:
+    ranks = np.array([1, 3, 2, 10])
+    assert acc_at(ranks, 1) == 25.0
+    assert acc_at(ranks, 2) == 50.0
+    assert acc_at(ranks, 5) == 75.0
+    assert acc_at(ranks, 10) == 100.0
+    assert math.isnan(acc_at(np.array([], int), 1))
+    s = summary(ranks)
+    assert s == {"acc@1": 25.0, "acc@5": 75.0, "acc@10": 100.0, "mean_rank": 4.0, "median_rank": 2.5}
+
+
+def test_early_retrieval_hand_cases() -> None:
+    # G = 10: one sketch always first, one always last
+    m = early_retrieval(np.array([[1, 1], [10, 10]]), 10)
+    assert m["m@A"] == pytest.approx(50.0)  # percentiles 1, 1, 0, 0
+    assert m["m@B"] == pytest.approx((1 + 0.1) / 2 * 100)  # 1/rank: 1, 1, 0.1, 0.1 -> 55
+    # G = 5, three prefix steps: percentiles (5 - r) / 4
+    m = early_retrieval(np.array([[1, 2, 3], [5, 5, 1]]), 5)
+    assert m["m@A"] == pytest.approx(100 * (1 + 0.75 + 0.5 + 0 + 0 + 1) / 6)
+    assert m["m@B"] == pytest.approx(100 * (1 + 1 / 2 + 1 / 3 + 1 / 5 + 1 / 5 + 1) / 6)
+    perfect = early_retrieval(np.ones((3, 4)), 7)
+    assert perfect == {"m@A": 100.0, "m@B": 100.0}
+
+
+def test_prefix_fractions() -> None:
+    assert list(prefix_fractions(4)) == [0.25, 0.5, 0.75, 1.0]
+    f = prefix_fractions()
+    assert len(f) == 20 and f[0] == pytest.approx(0.05) and f[-1] == 1.0
+    assert all(b > a for a, b in zip(f, f[1:], strict=False))

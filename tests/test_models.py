@@ -1,0 +1,138 @@
+"""sketchdown/models.py and sketchdown/build.py: every encoder builds and embeds; per-canvas BN;
+pruned students; strict weight loading."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from sketchdown.build import ARCHS, EncoderConfig, build_encoder, imagenet_lite_path
+from sketchdown.flops import param_count
+from sketchdown.models import CanvasBatchNorm, EmbeddingEncoder
+
+
+@pytest.mark.parametrize("arch", sorted(ARCHS))
+def test_every_arch_embeds(arch: str) -> None:
+    torch.manual_seed(0)
+    enc = build_encoder(EncoderConfig(arch, embed_dim=24), weights=None)
+    assert isinstance(enc, EmbeddingEncoder) and not enc.training
+    with torch.inference_mode():
+        for canvas in (32, 128):
+            x = torch.rand(2, 3, canvas, canvas) * 2 - 1
+            e = enc(x)
+            assert e.shape == (2, 24) and e.dtype == torch.float32
+            torch.testing.assert_close(e.norm(dim=1), torch.ones(2))
+
+
+def test_imagenet_lite0_loads_the_shipped_backbone() -> None:
+    enc = build_encoder("lite0", weights="imagenet")
+    state = torch.load(imagenet_lite_path("lite0"), map_location="cpu", weights_only=True)
+    bb = enc.backbone
+    torch.testing.assert_close(bb.conv_stem.weight, state["_conv_stem.weight"])
+    torch.testing.assert_close(bb.conv_head.weight, state["_conv_head.weight"])
+    torch.testing.assert_close(bb.bn1.running_var, state["_bn1.running_var"])
+    for canvas in (32, 128):
+        x = torch.ones(2, 3, canvas, canvas)
+        x[1, :, canvas // 4 : canvas // 2, canvas // 4 :] = -1.0  # paper vs a block of ink
+        with torch.inference_mode():
+            e = enc(x)
+        assert e.shape == (2, 256)
+        torch.testing.assert_close(e.norm(dim=1), torch.ones(2))
+        assert (e[0] - e[1]).abs().max() > 1e-2  # trained features tell the two canvases apart
+
+
+def test_builder_errors() -> None:
+    with pytest.raises(ValueError, match="unknown encoder"):
+        build_encoder("vgg99")
+    with pytest.raises(ValueError, match="no ImageNet weights"):
+        build_encoder("mobilenet_v2", weights="imagenet")
+    with pytest.raises(ValueError, match="no ImageNet weights ship"):
+        imagenet_lite_path("resnet18")
+
+
+def test_no_projection_and_classifier_head() -> None:
+    enc = build_encoder(EncoderConfig("lite0", embed_dim=0, num_classes=4), weights=None)
+    with torch.inference_mode():
+        e, logits = enc.forward_with_logits(torch.zeros(3, 3, 32, 32))
+    assert e.shape == (3, 1280) and logits.shape == (3, 4)  # pooled features are the embedding
+    plain = build_encoder(EncoderConfig("lite0", embed_dim=8), weights=None)
+    with torch.inference_mode():
+        assert plain.forward_with_logits(torch.zeros(1, 3, 32, 32))[1] is None
+
+
+def test_canvas_batchnorm_sets_are_independent() -> None:
+    torch.manual_seed(0)
+    # ImageNet weights: a random-init trunk in eval mode washes out small changes in early layers
+    enc = build_encoder(EncoderConfig("lite0", embed_dim=16, num_canvases=2), weights="imagenet")
+    cbns = [m for m in enc.modules() if isinstance(m, CanvasBatchNorm)]
+    assert cbns and all(len(m.bns) == 2 for m in cbns)
+    # every BatchNorm was converted: each one left sits inside a CanvasBatchNorm (which holds 2)
+    assert sum(isinstance(m, nn.BatchNorm2d) for m in enc.modules()) == 2 * len(cbns)
+    x = torch.rand(2, 3, 32, 32) * 2 - 1
+    with torch.inference_mode():
+        a0, a1 = enc(x, 0), enc(x, 1)
+    torch.testing.assert_close(a0, a1)  # both sets start as copies of the same BN
+    with torch.no_grad():
+        cbns[0].bns[1].running_mean += 1.0  # change canvas 1's statistics in one layer (the stem)
+    with torch.inference_mode():
+        b0, b1 = enc(x, 0), enc(x, 1)
+    torch.testing.assert_close(b0, a0)  # canvas 0 untouched
+    assert (b1 - a1).abs().max() > 1e-3  # canvas 1 changed
+
+
+def test_param_count_counts_one_bn_set() -> None:
+    one = build_encoder(EncoderConfig("mobilenet_v2_prune2", embed_dim=16), weights=None)
+    four = build_encoder(EncoderConfig("mobilenet_v2_prune2", embed_dim=16, num_canvases=4), weights=None)
+    assert param_count(four, canvas_index=2) == param_count(one) < param_count(four)
+
+
+def _channels(model: nn.Module) -> set[int]:
+    return {m.out_channels for m in model.modules() if isinstance(m, nn.Conv2d)}
+
+
+def test_pruned_mobilenets() -> None:
+    full = build_encoder(EncoderConfig("mobilenet_v2", embed_dim=16), weights=None)
+    p1 = build_encoder(EncoderConfig("mobilenet_v2_prune1", embed_dim=16), weights=None)
+    p2 = build_encoder(EncoderConfig("mobilenet_v2_prune2", embed_dim=16), weights=None)
+    assert param_count(p1) < param_count(full) and param_count(p2) < param_count(full)
+    assert {160, 320} <= _channels(full)
+    assert not ({160, 320} & _channels(p2))  # the stride-32 blocks are gone
+    blocks = lambda m: len(m.backbone.trunk)  # noqa: E731
+    assert blocks(p1) < blocks(full) and blocks(p2) < blocks(full)
+
+
+def test_build_with_state_dict_round_trip() -> None:
+    torch.manual_seed(1)
+    a = build_encoder(EncoderConfig("lite0", embed_dim=16, num_canvases=2, num_classes=3), weights=None)
+    b = build_encoder(EncoderConfig("lite0", embed_dim=16, num_canvases=2, num_classes=3), weights=a.state_dict())
+    x = torch.rand(1, 3, 32, 32)
+    with torch.inference_mode():
+        torch.testing.assert_close(a(x, 1), b(x, 1))
+
+
+def test_wrong_state_dict_keys_raise_value_error() -> None:
+    good = build_encoder(EncoderConfig("lite0", embed_dim=16), weights=None).state_dict()
+    missing = {k: v for k, v in good.items() if not k.startswith("proj.")}
+    with pytest.raises(ValueError, match="missing"):
+        build_encoder(EncoderConfig("lite0", embed_dim=16), weights=missing)
+    other_arch = build_encoder(EncoderConfig("mobilenet_v2_prune2", embed_dim=16), weights=None).state_dict()
+    with pytest.raises(ValueError, match="do not fit lite0"):
+        build_encoder(EncoderConfig("lite0", embed_dim=16), weights=other_arch)
+    with pytest.raises(ValueError, match="unexpected"):  # per-canvas BN weights into a single-canvas model
+        build_encoder(
+            EncoderConfig("lite0", embed_dim=16),
+            weights=build_encoder(EncoderConfig("lite0", embed_dim=16, num_canvases=2), weights=None).state_dict(),
+        )
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=RuntimeError,
+    reason="build.py:build_encoder loads with strict=False and only turns missing/unexpected keys into "
+    "ValueError; a right-keys-wrong-shape state dict escapes as torch's multi-line RuntimeError",
+)
+def test_wrong_state_dict_shapes_raise_value_error() -> None:
+    other_dim = build_encoder(EncoderConfig("lite0", embed_dim=32), weights=None).state_dict()
+    with pytest.raises(ValueError):
+        build_encoder(EncoderConfig("lite0", embed_dim=16), weights=other_dim)

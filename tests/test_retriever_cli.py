@@ -1,0 +1,291 @@
+"""sketchdown/bundle.py, retriever.py and cli.py end to end on real tiny weights.
+
+The weights come from the training scripts' smoke runs (the session fixture ``smoke_weights``); the
+photo branch runs HED, so the galleries here hold 2-4 small photos.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from sketchdown.bundle import load_bundle
+from sketchdown.cli import main
+from sketchdown.flops import encoder_flops, selector_flops
+from sketchdown.gallery import INDEX_FILE, GalleryError, GalleryIndex
+from sketchdown.photo import PhotoSpec
+from sketchdown.render import ink_to_tensor, render_sketch
+from sketchdown.retriever import Retriever
+from sketchdown.sketch import Sketch, SketchError, from_raster, stroke_sequence
+from sketchdown.weights import WeightsError
+
+SKETCH = Sketch(
+    (
+        np.array([[10, 80], [10, 30], [45, 5], [80, 30], [80, 80], [10, 80]], np.float32),
+        np.array([[35, 80], [35, 55], [55, 55], [55, 80]], np.float32),
+        np.array([[20, 40], [30, 40]], np.float32),
+    )
+)
+
+
+@pytest.fixture(scope="module")
+def bundle(smoke_weights: Path):
+    return load_bundle(smoke_weights)
+
+
+@pytest.fixture(scope="module")
+def gallery_dir(tmp_path_factory: pytest.TempPathFactory, photo_writer) -> Path:
+    root = tmp_path_factory.mktemp("gallery") / "photos"
+    for i, rel in enumerate(["chairs/a.png", "chairs/b.jpg", "tables/c.png", "d.jpg"]):
+        photo_writer(root / rel, seed=i, size=(96, 72))
+    return root
+
+
+@pytest.fixture(scope="module")
+def index_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("index") / "smoke"
+
+
+@pytest.fixture(scope="module")
+def retriever(bundle, gallery_dir: Path, index_dir: Path) -> Retriever:
+    return Retriever.from_folder(bundle, gallery_dir, index_dir)  # builds the index (HED on 4 photos)
+
+
+@pytest.fixture()
+def sketch_file(tmp_path: Path) -> Path:
+    p = tmp_path / "house.json"
+    p.write_text(SKETCH.to_json())
+    return p
+
+
+# ---- bundle ------------------------------------------------------------------------------------
+def test_load_bundle(bundle, smoke_weights: Path) -> None:
+    assert bundle.name == "smoke" and bundle.source == str(smoke_weights)
+    assert set(bundle.sketch) == {"teacher", "student"}
+    t, s = bundle.sketch["teacher"], bundle.sketch["student"]
+    assert bundle.full is t and t.is_full and not s.is_full
+    assert t.canvas_sizes == (64,) and s.canvas_sizes == (32, 48) and s.default_canvas == 48
+    assert bundle.selector is not None and bundle.selector.model == "student" == bundle.default_model
+    assert bundle.selector.lams == (0.0, 0.2, 0.5) and bundle.selector.default_lam == 0.2
+    assert bundle.photo_spec == PhotoSpec("hed", 64)
+    assert bundle.embed_dim == 256 and bundle.classes == []
+    assert len(bundle.photo_id) == 64  # a sha256 (stable across loads: the CLI searches below reuse one index)
+    # the shipped weights are the checkpoint's, in fp16
+    ck = torch.load(smoke_weights.parent.parent / "T" / "best.pt", map_location="cpu", weights_only=True)
+    for k, v in t.encoder.state_dict().items():
+        if v.is_floating_point():
+            torch.testing.assert_close(v, ck["sketch"][k].half().float(), rtol=0, atol=0)
+
+
+# ---- retriever ---------------------------------------------------------------------------------
+def test_retrieve_auto(retriever: Retriever, bundle, gallery_dir: Path) -> None:
+    res = retriever.retrieve(SKETCH, k=3, canvas="auto")
+    student, teacher, sel = bundle.sketch["student"], bundle.sketch["teacher"], bundle.selector
+    # hits: ranked, best first, real files of the gallery
+    assert [h.rank for h in res.hits] == [1, 2, 3]
+    scores = [h.score for h in res.hits]
+    assert scores == sorted(scores, reverse=True) and all(-1.0 <= s <= 1.0 + 1e-6 for s in scores)
+    assert all(Path(h.path).is_file() and Path(h.path).is_relative_to(gallery_dir) for h in res.hits)
+    # the selector's canvas
+    assert res.model == "student" and res.canvas in student.canvas_sizes
+    assert set(res.canvas_probs) == set(student.canvas_sizes)
+    assert sum(res.canvas_probs.values()) == pytest.approx(1.0, abs=1e-5)
+    assert res.canvas == max(res.canvas_probs, key=res.canvas_probs.get)
+    assert 0.0 <= res.abstraction <= 1.0
+    # cost: student at that canvas + the selector's GRU; full = the teacher at its canvas
+    steps = len(stroke_sequence(SKETCH))
+    sel_flops = selector_flops(sel.policy, steps)
+    ci = student.canvas_sizes.index(res.canvas)
+    assert res.selector_gflops == pytest.approx(sel_flops / 1e9) and sel_flops > 0
+    assert res.gflops == pytest.approx((student.flops(res.canvas) + sel_flops) / 1e9, rel=1e-9)
+    assert res.full_gflops == pytest.approx(teacher.flops(64) / 1e9, rel=1e-9)
+    assert student._flops[res.canvas] == encoder_flops(student.encoder, res.canvas, ci)  # the cache holds the count
+    assert 0 < res.gflops < res.full_gflops and res.saving_pct > 0
+    assert res.params == student.params() + sum(p.numel() for p in sel.policy.parameters())
+    assert res.latency_ms > 0
+    # what the network saw, and the ranking against brute force over the stored photo vectors
+    assert res.canvas_image.shape == (res.canvas, res.canvas)
+    np.testing.assert_array_equal(res.canvas_image, render_sketch(SKETCH, res.canvas, bundle.render))
+    with torch.inference_mode():
+        emb = student.encoder(ink_to_tensor(res.canvas_image), ci)[0].numpy()
+    np.testing.assert_allclose(res.embedding, emb, atol=1e-5)
+    sims = retriever.gallery.embeddings() @ emb
+    top = np.argsort(-sims, kind="stable")[:3]
+    assert [h.index for h in res.hits] == list(top)
+    np.testing.assert_allclose(scores, sims[top], atol=1e-5)
+
+
+def test_retrieve_forced_canvas(retriever: Retriever, bundle) -> None:
+    student = bundle.sketch["student"]
+    res = retriever.retrieve(SKETCH, k=10, canvas=32)
+    assert res.canvas == 32 and res.canvas_probs is None and res.selector_gflops == 0
+    assert res.gflops == pytest.approx(student.flops(32) / 1e9) and student.flops(32) < student.flops(48)
+    assert res.canvas_image.shape == (32, 32) and len(res.hits) == 4  # k capped at the gallery size
+    with pytest.raises(ValueError, match="runs at canvas"):
+        retriever.retrieve(SKETCH, canvas=100)
+    t = retriever.retrieve(SKETCH, k=2, model="teacher")  # no selector for the teacher: its canvas
+    assert t.model == "teacher" and t.canvas == 64 and t.canvas_probs is None
+    assert t.gflops == pytest.approx(t.full_gflops)
+    ras = retriever.retrieve(from_raster(np.asarray(render_sketch(SKETCH, 64) < 0.5, np.uint8) * 255), k=2)
+    assert ras.canvas == student.default_canvas and ras.canvas_probs is None  # raster: no strokes to read
+
+
+def test_retrieve_errors(retriever: Retriever, bundle) -> None:
+    with pytest.raises(ValueError, match="unknown model 'nope'"):
+        retriever.retrieve(SKETCH, model="nope")
+    with pytest.raises(SketchError):
+        retriever.retrieve("[[[1, 2]]]")  # type: ignore[arg-type]
+    with pytest.raises(GalleryError, match="no gallery"):
+        Retriever(bundle).retrieve(SKETCH)
+
+
+def test_from_folder_reuses_or_refuses(retriever: Retriever, bundle, gallery_dir: Path, index_dir: Path, tmp_path: Path) -> None:
+    stamp = (index_dir / INDEX_FILE).stat().st_mtime_ns
+    again = Retriever.from_folder(bundle, gallery_dir, index_dir, rebuild="never")
+    assert again.gallery.paths == retriever.gallery.paths
+    assert (index_dir / INDEX_FILE).stat().st_mtime_ns == stamp  # loaded, not rebuilt
+    with pytest.raises(GalleryError, match="no gallery index"):
+        Retriever.from_folder(bundle, gallery_dir, tmp_path / "none", rebuild="never")
+
+
+# ---- CLI ---------------------------------------------------------------------------------------
+def _search(sketch: Path, gallery: Path, index: Path, weights: Path, *extra: str) -> list[str]:
+    return ["search", str(sketch), "--gallery", str(gallery), "--index", str(index), "--weights", str(weights), *extra]
+
+
+def _one_line_error(capsys: pytest.CaptureFixture[str], code: int, *needles: str) -> str:
+    """Exit status 2 and exactly one ``error: ...`` line on stderr, no traceback."""
+    out, err = capsys.readouterr()
+    assert code == 2, (out, err)
+    assert "Traceback" not in err and err.startswith("error: ") and err.count("\n") == 1, err
+    for n in needles:
+        assert n in err, err
+    return err
+
+
+def test_cli_index(tmp_path: Path, smoke_weights: Path, photo_writer, capsys, isolated_cache) -> None:
+    photos = tmp_path / "two"
+    photo_writer(photos / "x.png", seed=5)
+    photo_writer(photos / "sub" / "y.jpg", seed=6)
+    out = tmp_path / "idx"
+    assert main(["index", str(photos), "--out", str(out), "--weights", str(smoke_weights), "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info == {"index": str(out), "photos": 2, "skipped": [], "index_type": "flat", "weights": "smoke"}
+    assert (out / INDEX_FILE).is_file()
+    assert not isolated_cache.exists()  # --out given: nothing written to the user cache
+
+
+def test_cli_search_json(
+    retriever: Retriever, gallery_dir: Path, index_dir: Path, smoke_weights: Path, sketch_file: Path, capsys
+) -> None:
+    assert main(_search(sketch_file, gallery_dir, index_dir, smoke_weights, "--k", "3", "--no-rebuild", "--json")) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert {"results", "canvas", "gflops", "full_gflops", "latency_ms"} <= set(out)
+    assert len(out["results"]) == 3
+    assert all({"path", "score", "rank"} <= set(r) for r in out["results"])
+    assert [r["rank"] for r in out["results"]] == [1, 2, 3]
+    ref = retriever.retrieve(Sketch(tuple(np.round(s, 2) for s in SKETCH.strokes)), k=3)  # the file holds 2 decimals
+    assert [r["path"] for r in out["results"]] == [h.path for h in ref.hits]
+    assert [r["score"] for r in out["results"]] == pytest.approx([h.score for h in ref.hits], abs=1e-4)
+    assert out["canvas"] == ref.canvas and out["gflops"] == pytest.approx(ref.gflops)
+    assert out["full_gflops"] == pytest.approx(ref.full_gflops) and out["latency_ms"] > 0
+
+
+def test_cli_search_text(
+    gallery_dir: Path, index_dir: Path, smoke_weights: Path, sketch_file: Path, capsys, retriever: Retriever
+) -> None:
+    argv = _search(sketch_file, gallery_dir, index_dir, smoke_weights, "--k", "2", "--canvas", "32", "--model", "student")
+    assert main(argv) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 3 and lines[0].startswith("model student | canvas 32px")
+    assert lines[1].split()[0] == "1" and str(gallery_dir) in lines[1]
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="cli.py:_progress creates the tqdm 'indexing' bar before knowing whether an index will be built, so every "
+    "text-mode search prints 'indexing: 0photo [00:00, ?photo/s]' (never closed) to stderr, before the results or "
+    "the one-line error",
+)
+def test_cli_text_search_prints_no_progress_for_a_loaded_index(
+    gallery_dir: Path, index_dir: Path, smoke_weights: Path, sketch_file: Path, capsys, retriever: Retriever
+) -> None:
+    # an unknown model fails right after the index is loaded: a cheap way to see what stderr holds
+    code = main(_search(sketch_file, gallery_dir, index_dir, smoke_weights, "--model", "nope", "--no-rebuild"))
+    _one_line_error(capsys, code, "unknown model 'nope'")
+
+
+def test_cli_error_unknown_model(
+    gallery_dir: Path, index_dir: Path, smoke_weights: Path, sketch_file: Path, retriever: Retriever, capsys
+) -> None:
+    code = main(_search(sketch_file, gallery_dir, index_dir, smoke_weights, "--model", "nope", "--no-rebuild", "--json"))
+    _one_line_error(capsys, code, "unknown model 'nope'")
+
+
+def test_cli_flops_json(bundle, smoke_weights: Path, capsys) -> None:
+    assert main(["flops", "--weights", str(smoke_weights), "--json"]) == 0
+    rows = [json.loads(ln) for ln in capsys.readouterr().out.strip().splitlines()]
+    got = {(r["model"], r["canvas"]): r for r in rows}
+    assert set(got) == {("smoke/teacher", 64), ("smoke/student", 32), ("smoke/student", 48)}
+    for (name, c), r in got.items():
+        br = bundle.sketch[name.split("/")[1]]
+        assert r["gflops"] == pytest.approx(br.flops(c) / 1e9) and r["params"] == br.params()
+    assert main(["flops", "--weights", str(smoke_weights), "--canvas", "32", "--model", "student", "--json"]) == 0
+    rows = [json.loads(ln) for ln in capsys.readouterr().out.strip().splitlines()]
+    assert [(r["model"], r["canvas"]) for r in rows] == [("smoke/student", 32)]
+
+
+def test_cli_error_corrupt_weights(tmp_path: Path, smoke_weights: Path, sketch_file: Path, gallery_dir: Path, capsys) -> None:
+    bad = tmp_path / "corrupt"
+    shutil.copytree(smoke_weights, bad)
+    f = bad / "student.safetensors"
+    data = bytearray(f.read_bytes())
+    data[-100] ^= 0xFF
+    f.write_bytes(bytes(data))
+    code = main(_search(sketch_file, gallery_dir, tmp_path / "i", bad, "--no-rebuild"))
+    _one_line_error(capsys, code, "sha256", "student.safetensors")
+    _one_line_error(capsys, main(["flops", "--weights", str(bad)]), "sha256")
+    with pytest.raises(WeightsError):
+        load_bundle(bad)
+
+
+def test_cli_error_bad_sketch_files(tmp_path: Path, smoke_weights: Path, gallery_dir: Path, index_dir: Path, capsys) -> None:
+    def search(sketch: Path) -> int:
+        return main(_search(sketch, gallery_dir, index_dir, smoke_weights, "--no-rebuild"))
+
+    empty = tmp_path / "empty.json"
+    empty.write_text("[]")
+    _one_line_error(capsys, search(empty), "empty")
+    blank = tmp_path / "blank.json"
+    blank.write_text("")
+    _one_line_error(capsys, search(blank), "could not be parsed")
+    img = tmp_path / "drawing.png"
+    img.write_bytes(b"\x89PNG\r\n\x1a\n this is not really a png")
+    _one_line_error(capsys, search(img), "drawing.png", "not a readable image")
+    _one_line_error(capsys, search(tmp_path / "none.json"), "no such sketch file")
+
+
+def test_cli_error_stale_index(
+    tmp_path: Path,
+    bundle,
+    retriever: Retriever,
+    gallery_dir: Path,
+    index_dir: Path,
+    smoke_weights: Path,
+    sketch_file: Path,
+    photo_writer,
+    capsys,
+) -> None:
+    photos, idx = tmp_path / "photos", tmp_path / "idx"
+    shutil.copytree(gallery_dir, photos)
+    shutil.copytree(index_dir, idx)
+    GalleryIndex.load(idx, photos, bundle.photo_id)  # the copy is the same folder, as indexed
+    photo_writer(photos / "tables" / "new.png", seed=11)
+    _one_line_error(capsys, main(_search(sketch_file, photos, idx, smoke_weights, "--no-rebuild", "--json")), "stale", "changed")
+    code = main(_search(sketch_file, photos, tmp_path / "missing", smoke_weights, "--no-rebuild", "--json"))
+    _one_line_error(capsys, code, "no gallery index")
