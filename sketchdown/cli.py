@@ -81,7 +81,7 @@ def cmd_eval(a: argparse.Namespace) -> int:
     from .evaluate import Row, default_rows, evaluate
 
     data = load_dataset(a.dataset, root=a.data_root, split=a.split, pairs=a.pairs)
-    refs = a.weights or [str(REPO / "weights" / "default")]
+    refs = a.weights or shipped_weight_sets() or ["imagenet-lite0"]
     for ref in refs:
         b = load_bundle(ref)
         rows = default_rows(b, sweep=a.sweep)
@@ -100,6 +100,18 @@ def cmd_eval(a: argparse.Namespace) -> int:
                       f"mean rank {row['mean_rank']:6.2f}  m@A {ma:>6}  m@B {mb:>6}  GFLOPs {row['gflops_per_query']:.4f}  "
                       f"params {row['params'] / 1e6:.2f}M  {row['latency_ms']} ms", flush=True)
     return 0
+
+
+def shipped_weight_sets() -> list[str]:
+    """Every weight set in the repo's weights/ that has sketch models (not the HED helper weights)."""
+    from .photo import default_weights_dir
+    from .weights import read_manifest
+
+    out = []
+    for d in sorted(default_weights_dir().iterdir()) if default_weights_dir().is_dir() else []:
+        if (d / "manifest.json").is_file() and "photo" in read_manifest(d).get("components", {}):
+            out.append(str(d))
+    return out
 
 
 def cmd_flops(a: argparse.Namespace) -> int:
@@ -148,7 +160,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--data-root", default=None, help="folder holding chairv2/ and sketchy10/ (default $SKETCHDOWN_DATA or ../shared/data)")
     s.add_argument("--pairs", help="CSV with sketch,photo columns (for --dataset pairs)")
     s.add_argument("--split", default="test")
-    s.add_argument("--weights", action="append", help="repeatable; default weights/default")
+    s.add_argument("--weights", action="append", help="repeatable; default: every weight set shipped in weights/ (imagenet-lite0 if none)")
     s.add_argument("--model", default=None, help="evaluate only this sketch branch")
     s.add_argument("--canvas", default=None, help="with --model: only this canvas")
     s.add_argument("--sweep", action="store_true", help="every canvas of every branch (for the FLOPs-vs-accuracy plot)")

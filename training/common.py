@@ -227,7 +227,8 @@ def parse_config(cls: type, argv: list[str] | None, doc: str | None = None) -> A
         if t == "bool":
             p.add_argument(name, action=argparse.BooleanOptionalAction, default=f.default)
         elif t.startswith("tuple"):
-            p.add_argument(name, type=lambda v: tuple(int(x) for x in v.split(",")), default=f.default)
+            conv = float if "float" in t else int
+            p.add_argument(name, type=lambda v, conv=conv: tuple(conv(x) for x in v.split(",")), default=f.default)
         else:
             p.add_argument(name, type={"int": int, "float": float}.get(t, str), default=f.default)
     return cls(**vars(p.parse_args(argv)))

@@ -24,7 +24,8 @@ from .common import git_sha, load_checkpoint
 
 
 def export(name: str, teacher: str, students: dict[str, str], selector: str | None, out: Path,
-           selector_model: str = "student", lams: tuple[float, ...] | None = None, classes: list[str] | None = None) -> Path:
+           selector_model: str = "student", lams: tuple[float, ...] | None = None, classes: list[str] | None = None,
+           default_lam: float | None = None) -> Path:
     tck = load_checkpoint(Path(teacher))
     tcfg = json.loads(tck["config"])
     tmp = out.with_name(out.name + ".tmp")
@@ -56,7 +57,8 @@ def export(name: str, teacher: str, students: dict[str, str], selector: str | No
         shipped = list(lams or sc["lams"])
         manifest["components"]["selector"] = {"file": "selector.safetensors", "role": "selector", "model": selector_model,
                                               "num_canvases": len(canv), "hidden": sc["hidden"], "conditioned": True,
-                                              "lams": shipped, "default_lam": shipped[len(shipped) // 2]}
+                                              "lams": shipped,
+                                              "default_lam": shipped[len(shipped) // 2] if default_lam is None else default_lam}
         manifest["provenance"]["selector"] = {"config": sc, "report": json.loads(ck["report"])}
     write_manifest(tmp, manifest)
     load_bundle(tmp)  # the export must load with the strict loader before it replaces anything
@@ -79,11 +81,12 @@ def main(argv: list[str] | None = None) -> Path:
     p.add_argument("--selector", default=None)
     p.add_argument("--selector-model", default="student")
     p.add_argument("--lams", default=None, help="comma-separated lambda_F values the app offers")
+    p.add_argument("--default-lam", type=float, default=None, help="the app's starting lambda_F (default: the middle one)")
     p.add_argument("--out", required=True)
     a = p.parse_args(argv)
     students = dict(s.split("=", 1) for s in a.student)
     lams = tuple(float(x) for x in a.lams.split(",")) if a.lams else None
-    out = export(a.name, a.teacher, students, a.selector, Path(a.out), a.selector_model, lams)
+    out = export(a.name, a.teacher, students, a.selector, Path(a.out), a.selector_model, lams, default_lam=a.default_lam)
     print(f"exported {out}")
     return out
 
