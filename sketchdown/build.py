@@ -126,7 +126,10 @@ def build_encoder(
         convert_canvas_bn(backbone, cfg.num_canvases)
     enc = EmbeddingEncoder(backbone, feat_dim, cfg.embed_dim, cfg.num_classes)
     if isinstance(weights, dict):
-        missing, unexpected = enc.load_state_dict(weights, strict=False)
+        try:
+            missing, unexpected = enc.load_state_dict(weights, strict=False)
+        except RuntimeError as e:  # right keys, wrong shapes
+            raise ValueError(f"weights do not fit {cfg.arch}: {str(e).splitlines()[1].strip()}") from None
         if missing or unexpected:
             raise ValueError(
                 f"weights do not fit {cfg.arch}: missing {list(missing)[:5]}, unexpected {list(unexpected)[:5]}"

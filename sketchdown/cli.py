@@ -26,18 +26,20 @@ def _weights_arg(p: argparse.ArgumentParser) -> None:
 
 
 def _progress(enabled: bool):
+    """A tqdm bar on stderr, created on the first update (so nothing prints when no indexing happens)."""
     if not enabled:
         return None
     from tqdm import tqdm
 
-    bar = tqdm(desc="indexing", unit="photo", file=sys.stderr)
+    bars: list = []
 
     def update(i: int, n: int) -> None:
-        bar.total = n
-        bar.n = i
-        bar.refresh()
+        if not bars:
+            bars.append(tqdm(total=n, desc="indexing", unit="photo", file=sys.stderr))
+        bars[0].n = i
+        bars[0].refresh()
         if i == n:
-            bar.close()
+            bars[0].close()
 
     return update
 

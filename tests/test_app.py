@@ -337,8 +337,9 @@ def test_api_through_gradio_client(app):
         assert len(out[0]) == len(PHOTOS) and out[0][0]["caption"].startswith("#1 ")
         out = client.predict(example_json("chair"), "teacher", api_name="/retrieve")
         assert out[1]["model"] == "teacher" and out[1]["canvas"] == 64
-        out = client.predict(example_json("fish"), "student+selector", "Auto", 0.5, 3, api_name="/retrieve")
-        assert out[1]["lambda_F"] == 0.5 and len(out[0]) == 3
+        lam = app.MODEL.bundle.selector.lams[-1]  # one of the shipped lambda_F choices
+        out = client.predict(example_json("fish"), "student+selector", "Auto", lam, 3, api_name="/retrieve")
+        assert out[1]["lambda_F"] == lam and len(out[0]) == 3
         out = client.predict(example_json("fish"), "student+selector", "32", api_name="/retrieve")
         assert out[1]["canvas"] == 32 and out[1]["canvas_choice"] == "forced"
         out = client.predict("[]", api_name="/retrieve")

@@ -126,13 +126,7 @@ def test_wrong_state_dict_keys_raise_value_error() -> None:
         )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=RuntimeError,
-    reason="build.py:build_encoder loads with strict=False and only turns missing/unexpected keys into "
-    "ValueError; a right-keys-wrong-shape state dict escapes as torch's multi-line RuntimeError",
-)
 def test_wrong_state_dict_shapes_raise_value_error() -> None:
     other_dim = build_encoder(EncoderConfig("lite0", embed_dim=32), weights=None).state_dict()
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="do not fit"):
         build_encoder(EncoderConfig("lite0", embed_dim=16), weights=other_dim)

@@ -35,7 +35,7 @@ def test_pipeline_produces_loadable_weights(pipeline):
     d, t, s, sel, w = pipeline
     assert t["steps"] == 4 and len(t["history"]) == 2
     assert s["steps"] == 3 and "acc@1@32" in s["history"][-1]
-    assert set(sel) >= {"0.0", "0.2", "0.5", "fixed@32"}
+    assert set(sel) >= {str(lam) for lam in train_selector.SelectorConfig.lams} | {"fixed@32", "fixed@48"}
     b = load_bundle(w)
     assert set(b.sketch) == {"teacher", "student"} and b.full.name == "teacher"
     assert b.selector is not None and b.selector.model == "student"
