@@ -1,8 +1,9 @@
 """FLOPs and parameter counts, measured on what actually runs.
 
 FLOPs come from ``torch.utils.flop_counter.FlopCounterMode`` (which counts 2 x MACs for
-convolutions and matmuls) on one forward pass at the given canvas; the GRU selector, whose fused
-op the counter does not see, is counted by formula (:func:`sketchdown.models.gru_flops`).
+convolutions and matmuls) on one forward pass at the given canvas. The GRU selector's cost depends
+on the sequence length, so it is counted by formula (:func:`sketchdown.models.gru_flops`), which the
+tests check against FlopCounterMode and against a hand-unrolled GRU.
 """
 
 from __future__ import annotations

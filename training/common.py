@@ -251,6 +251,23 @@ def save_checkpoint(path: Path, **state: Any) -> None:
     tmp.replace(path)  # a crash mid-write never corrupts the last good checkpoint
 
 
+def checkpoint_step(out: Path, state: dict[str, Any], score: float, best: float) -> float:
+    """Save ``last.pt`` and, when ``score`` beats ``best``, ``best.pt``; returns the new best."""
+    if score > best:
+        save_checkpoint(out / "best.pt", **state)
+        best = score
+    save_checkpoint(out / "last.pt", **state)
+    return best
+
+
+def finish_run(out: Path, best: float, step: int, history: list[dict], main: bool = True) -> dict:
+    """Write ``result.json`` (best validation score, steps, history) and return it."""
+    result = {"best_val": best, "steps": step, "history": history}
+    if main:
+        (out / "result.json").write_text(json.dumps(result, indent=2) + "\n")
+    return result
+
+
 def load_checkpoint(path: Path) -> dict[str, Any]:
     # our own checkpoints hold only tensors, numbers, strings and dicts: weights_only is enough
     # (numpy scalars allowed: checkpoints written before cosine_lr returned a python float hold some)

@@ -34,9 +34,11 @@ from sketchdown.render import RenderSpec
 from .common import (
     allreduce_grads,
     apply_smoke,
+    checkpoint_step,
     cosine_lr,
     encode_photos,
     evaluate_ranks,
+    finish_run,
     init_distributed,
     load_checkpoint,
     load_sources,
@@ -44,7 +46,6 @@ from .common import (
     parse_config,
     pick_device,
     sample_batch,
-    save_checkpoint,
     seed_all,
     set_threads,
     sketch_tensor,
@@ -175,15 +176,9 @@ def main(argv: list[str] | None = None) -> dict:
                 history=json.dumps(history), config=json.dumps(dataclasses.asdict(cfg)),
                 encoder=json.dumps(enc_cfg.to_dict()), teacher=str(cfg.teacher),
             )
-            if score > best:
-                best = score
-                save_checkpoint(out / "best.pt", **state)
-            save_checkpoint(last, **state)
+            best = checkpoint_step(out, state, score, best)
     bar.close()
-    result = {"best_val": best, "steps": step, "history": history}
-    if d.main:
-        (out / "result.json").write_text(json.dumps(result, indent=2) + "\n")
-    return result
+    return finish_run(out, best, step, history, d.main)
 
 
 if __name__ == "__main__":

@@ -28,9 +28,11 @@ from sketchdown.render import RenderSpec
 from .common import (
     allreduce_grads,
     apply_smoke,
+    checkpoint_step,
     cosine_lr,
     encode_photos,
     evaluate_ranks,
+    finish_run,
     freeze_early,
     init_distributed,
     load_checkpoint,
@@ -39,7 +41,6 @@ from .common import (
     photo_tensor,
     pick_device,
     sample_batch,
-    save_checkpoint,
     seed_all,
     set_threads,
     sketch_tensor,
@@ -163,17 +164,11 @@ def main(argv: list[str] | None = None) -> dict:
                 best=max(best, score), history=json.dumps(history), config=json.dumps(dataclasses.asdict(cfg)),
                 classes=json.dumps(classes),
             )
-            if score > best:
-                best = score
-                save_checkpoint(out / "best.pt", **state)
-            save_checkpoint(last, **state)
+            best = checkpoint_step(out, state, score, best)
             for m_ in frozen:  # evaluation put everything in train mode again
                 m_.eval()
     bar.close()
-    result = {"best_val": best, "steps": step, "history": history}
-    if d.main:
-        (out / "result.json").write_text(json.dumps(result, indent=2) + "\n")
-    return result
+    return finish_run(out, best, step, history, d.main)
 
 
 if __name__ == "__main__":
