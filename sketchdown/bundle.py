@@ -36,6 +36,7 @@ class SketchBranch:
     default_canvas: int
     is_full: bool = False  # the "full network" every query's FLOPs are compared against
     _flops: dict[int, int] = field(default_factory=dict, repr=False)
+    _params: int | None = field(default=None, repr=False)
 
     def canvas_index(self, canvas: int) -> int:
         if canvas in self.canvas_sizes:
@@ -51,7 +52,10 @@ class SketchBranch:
         return self._flops[canvas]
 
     def params(self) -> int:
-        return param_count(self.encoder, 0 if len(self.canvas_sizes) > 1 else None)
+        """Parameters used by one query (one canvas' BN set), cached: it is read on every stroke."""
+        if self._params is None:
+            self._params = param_count(self.encoder, 0 if len(self.canvas_sizes) > 1 else None)
+        return self._params
 
 
 @dataclass
@@ -60,6 +64,9 @@ class SelectorSpec:
     model: str  # the sketch branch whose canvas it picks
     lams: tuple[float, ...]  # the lambda_F values offered (the policy is conditioned on lambda_F)
     default_lam: float
+
+    def params(self) -> int:
+        return param_count(self.policy)
 
 
 @dataclass

@@ -182,8 +182,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if getattr(args, "weights", None) is None and args.cmd != "eval":
-        args.weights = None
     try:
         return int(args.fn(args))
     except USER_ERRORS as e:

@@ -56,23 +56,19 @@ class _Encoder:
 
     @torch.inference_mode()
     def encode(self, sketches: list[Sketch], model: str, canvases: list[int], bs: int = 64) -> np.ndarray:
+        """Embeddings (N, D), each sketch at its own canvas; batched per canvas."""
         b = self.bundle.sketch[model]
-        out = np.zeros((len(sketches), 0), np.float32)
-        groups: dict[int, list[int]] = {}
-        for i, c in enumerate(canvases):
-            groups.setdefault(c, []).append(i)
-        res: dict[int, np.ndarray] = {}
-        for c, idx in groups.items():
-            ci = b.canvas_index(c)
+        out: np.ndarray | None = None
+        for c in sorted(set(canvases)):
+            idx = [i for i, ci in enumerate(canvases) if ci == c]
             for j in range(0, len(idx), bs):
                 chunk = idx[j : j + bs]
                 x = ink_to_tensor(np.stack([render_sketch(sketches[i], c, self.bundle.render) for i in chunk]))
-                e = b.encoder(x, ci).numpy()
-                for i, v in zip(chunk, e, strict=True):
-                    res[i] = v
-        if res:
-            out = np.stack([res[i] for i in range(len(sketches))])
-        return out
+                e = b.encoder(x, b.canvas_index(c)).numpy()
+                if out is None:
+                    out = np.zeros((len(sketches), e.shape[1]), np.float32)
+                out[chunk] = e
+        return out if out is not None else np.zeros((0, 0), np.float32)
 
     @torch.inference_mode()
     def select(self, sketches: list[Sketch], lam: float) -> tuple[list[int], list[int]]:
@@ -146,7 +142,7 @@ def evaluate(
         for s in sketches[:latency_queries]:
             r = retr.retrieve(s, k=10, canvas="auto" if row.canvas is None else row.canvas, model=row.model, lam=row.lam)
             lat.append(r.latency_ms)
-        params = b.params() + (sum(p.numel() for p in bundle.selector.policy.parameters()) if row.canvas is None else 0)
+        params = b.params() + (bundle.selector.params() if row.canvas is None and bundle.selector else 0)
         results.append(
             {
                 "model": row.label(bundle.name),

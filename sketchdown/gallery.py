@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from .imageio import IMAGE_EXTS, ImageError, open_image
-from .photo import EdgeCache, canvas_to_tensor, hed_edges, photo_canvas
+from .photo import EdgeCache, canvas_to_tensor, hed_edges, load_hed, photo_canvas
 
 INDEX_FILE, META_FILE = "index.faiss", "index.json"
 HNSW_ABOVE = 200_000  # exact search stays under ~10 ms below this many photos (bench: gallery scale)
@@ -181,7 +181,6 @@ def embed_photos(
     """Photo embeddings ``(N_ok, D)`` float32, the indices of the files embedded, and one error line per
     file that could not be read (skipped, when ``skip_bad``)."""
     enc, spec, render = bundle.photo_encoder, bundle.photo_spec, bundle.render
-    hed = None
     ok, errors, embs, pending = [], [], [], []
 
     def flush() -> None:
@@ -193,14 +192,8 @@ def embed_photos(
     for i, f in enumerate(files):
         try:
             if spec.input == "hed":
-                if edge_cache is not None:
-                    ink = edge_cache.get(f)
-                else:
-                    if hed is None:
-                        from .photo import load_hed
-
-                        hed = load_hed()
-                    ink = hed_edges(hed, np.asarray(open_image(f), np.uint8))
+                # load_hed() is cached: the detector loads once per process
+                ink = edge_cache.get(f) if edge_cache is not None else hed_edges(load_hed(), np.asarray(open_image(f), np.uint8))
                 pending.append(photo_canvas(ink, spec, render))
             else:
                 pending.append(photo_canvas(np.asarray(open_image(f), np.uint8), spec, render))

@@ -169,7 +169,7 @@ class Retriever:
             hits=hits, model=model, canvas=size, canvas_probs=probs, abstraction=abstraction,
             gflops=(b.flops(size) + sel_flops) / 1e9, selector_gflops=sel_flops / 1e9,
             full_gflops=full.flops(full.default_canvas) / 1e9, params=b.params()
-            + (sum(p.numel() for p in self.bundle.selector.policy.parameters()) if probs is not None and self.bundle.selector else 0),
+            + (self.bundle.selector.params() if probs is not None and self.bundle.selector else 0),
             latency_ms=latency, canvas_image=img, categories=cats, embedding=emb,
         )
 

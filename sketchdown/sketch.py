@@ -348,19 +348,6 @@ def stroke_sequence(sketch: Sketch, epsilon: float = 2.0, max_len: int = 200) ->
     return s5
 
 
-def sketch_stats(sketch: Sketch) -> dict[str, float]:
-    """Cheap abstraction cues (used for display): strokes, points, ink length on a 256 canvas."""
-    if sketch.is_raster:
-        return {"strokes": 0.0, "points": 0.0, "ink": float(np.count_nonzero(sketch.raster > 64))}
-    n = sketch.normalized(256.0)
-    return {
-        "strokes": float(sketch.num_strokes),
-        "points": float(sketch.num_points),
-        "ink": n.ink_length(),
-        "ink_per_stroke": n.ink_length() / max(1, sketch.num_strokes),
-    }
-
-
 __all__ = [
     "MAX_POINTS",
     "Sketch",
@@ -374,6 +361,5 @@ __all__ = [
     "from_strokes",
     "load_sketch",
     "rdp",
-    "sketch_stats",
     "stroke_sequence",
 ]
