@@ -90,6 +90,17 @@ def default_gallery(cli: str | None = None) -> Path:
     return Path(cli or os.environ.get("SKETCHDOWN_GALLERY") or REPO / "gallery" / "photos")
 
 
+def app_examples() -> dict[str, list]:
+    """The hand-made examples, then pseudo-sketches traced from held-out gallery photos (never trained on)."""
+    out = dict(EXAMPLES)
+    for f in sorted((REPO / "examples").glob("traced_*.json")):
+        try:
+            out[f"traced: {f.stem.removeprefix('traced_')}"] = json.loads(f.read_text())
+        except (OSError, ValueError):
+            log.warning("skipping unreadable example %s", f)
+    return out
+
+
 def server_address(args: argparse.Namespace | None = None) -> tuple[str, int]:
     host = (args and args.host) or os.environ.get("GRADIO_SERVER_NAME") or "127.0.0.1"
     port = (args and args.port) or os.environ.get("GRADIO_SERVER_PORT") or os.environ.get("PORT") or 7860
@@ -951,7 +962,7 @@ def build_demo(m: AppModel) -> gr.Blocks:
             with gr.Column(scale=5, min_width=340):
                 draw = gr.HTML(
                     value="[]", html_template=CANVAS_TEMPLATE, css_template=CANVAS_CSS, js_on_load=CANVAS_JS,
-                    elem_id="sd-draw", examples=EXAMPLES, apply_default_css=False,
+                    elem_id="sd-draw", examples=app_examples(), apply_default_css=False,
                 )
                 status = gr.Markdown("", elem_id="sd-status")
             with gr.Column(scale=6, min_width=340):
@@ -1005,8 +1016,9 @@ def build_demo(m: AppModel) -> gr.Blocks:
 
         query_inputs = [draw, model_radio, canvas_radio, lam_radio, k_slider, compare, source, session]
         query_outputs = [photos, readout, sel_panel, flops_panel, cats, status, cmp_a, cmp_b, compare_md, session]
+        # two queries at once on 2 cores: the encoders, the selector and faiss are read-only and thread-safe
         ev = draw.change(retrieve, query_inputs, query_outputs, api_name="retrieve", trigger_mode="always_last",
-                         show_progress="hidden", queue=True)
+                         show_progress="hidden", queue=True, concurrency_limit=2)
         ev.then(plot_update, [teach_open, session], plot, show_progress="hidden", api_visibility="private")
         compare.input(lambda c: gr.update(visible=c not in (None, OFF)), compare, cmp_row, api_visibility="private")
         for ctl in (canvas_radio, lam_radio, k_slider, compare, source):

@@ -81,6 +81,8 @@ class ModelBundle:
     classes: list[str] = field(default_factory=list)
     metrics: dict[str, Any] = field(default_factory=dict)
     source: str = ""
+    # compiled per-canvas runners (sketchdown.accel), shared by every Retriever over this bundle
+    runners: dict[Any, Any] = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def full(self) -> SketchBranch:

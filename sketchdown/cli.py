@@ -1,4 +1,4 @@
-"""Command line: ``python -m sketchdown {index,search,eval,flops} ...`` (``--json`` for scripts).
+"""Command line: ``python -m sketchdown {index,search,eval,flops,bench} ...`` (``--json`` for scripts).
 
 Errors a user can cause (bad sketch, unreadable image, corrupt weights, stale index, missing data)
 print one line ``error: ...`` and exit with status 2; no traceback.
@@ -82,7 +82,7 @@ def cmd_eval(a: argparse.Namespace) -> int:
     from .data import load_dataset
     from .evaluate import Row, default_rows, evaluate
 
-    data = load_dataset(a.dataset, root=a.data_root, split=a.split, pairs=a.pairs)
+    data = load_dataset(a.dataset, root=a.data_root, split=a.split, pairs=a.pairs, level=a.level)
     refs = a.weights or shipped_weight_sets() or ["imagenet-lite0"]
     for ref in refs:
         b = load_bundle(ref)
@@ -101,6 +101,26 @@ def cmd_eval(a: argparse.Namespace) -> int:
                 print(f"{row['model']:<48} acc@1 {row['acc@1']:6.2f}  acc@5 {row['acc@5']:6.2f}  acc@10 {row['acc@10']:6.2f}  "
                       f"mean rank {row['mean_rank']:6.2f}  m@A {ma:>6}  m@B {mb:>6}  GFLOPs {row['gflops_per_query']:.4f}  "
                       f"params {row['params'] / 1e6:.2f}M  {row['latency_ms']} ms", flush=True)
+    return 0
+
+
+def cmd_bench(a: argparse.Namespace) -> int:
+    from .bench import BenchConfig, run, to_markdown
+
+    scale = tuple(int(float(x)) for x in a.scale.split(",") if x.strip() and float(x) > 0) if a.scale else ()
+    cfg = BenchConfig(
+        weights=a.weights, data_root=a.data_root,
+        queries=a.queries, repeats=a.repeats, threads=a.threads, backends=tuple(a.backends.split(",")),
+        scale=scale, scale_queries=a.scale_queries, hnsw_max=a.hnsw_max,
+    )
+    summary = run(cfg, say=lambda m: print(m, file=sys.stderr, flush=True))
+    md = to_markdown(summary)
+    if a.out:
+        out = Path(a.out)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "bench.json").write_text(json.dumps(summary, indent=2) + "\n")
+        (out / "bench.md").write_text(md)
+    print(json.dumps(summary) if a.json else md)
     return 0
 
 
@@ -158,7 +178,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(fn=cmd_search)
 
     s = sub.add_parser("eval", help="benchmark a weight set on a paired dataset")
-    s.add_argument("--dataset", default="chairv2", choices=["chairv2", "sketchy", "pairs"])
+    s.add_argument("--dataset", default="chairv2", choices=["chairv2", "sketchy", "pairs", "gallery"],
+                   help="gallery: pseudo-sketches of the default gallery's held-out photos vs all its photos")
+    s.add_argument("--level", type=int, default=2, help="pseudo-sketch abstraction level for --dataset gallery (0..2)")
     s.add_argument("--data-root", default=None, help="folder holding chairv2/ and sketchy10/ (default $SKETCHDOWN_DATA or ../shared/data)")
     s.add_argument("--pairs", help="CSV with sketch,photo columns (for --dataset pairs)")
     s.add_argument("--split", default="test")
@@ -174,6 +196,19 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--canvas", default=None, help="comma-separated sizes (default: each model's canvases)")
     _weights_arg(s)
     s.set_defaults(fn=cmd_flops)
+
+    s = sub.add_parser("bench", help="per-query cost (full vs student vs selector) and gallery-scale search")
+    s.add_argument("--data-root", default=None, help="ChairV2 sketches for the queries (else the built-in examples)")
+    s.add_argument("--queries", type=int, default=40, help="sketches, each run full and half drawn")
+    s.add_argument("--repeats", type=int, default=1)
+    s.add_argument("--threads", type=int, default=2)
+    s.add_argument("--backends", default="onnx,eager", help="comma-separated; the first is the headline")
+    s.add_argument("--scale", default="10000,100000,1000000", help="gallery sizes for the faiss part ('' to skip)")
+    s.add_argument("--scale-queries", type=int, default=200)
+    s.add_argument("--hnsw-max", type=int, default=100_000, help="largest gallery to build HNSW for")
+    s.add_argument("--out", default=None, help="folder for bench.json and bench.md")
+    _weights_arg(s)
+    s.set_defaults(fn=cmd_bench)
 
     for sp in sub.choices.values():
         sp.add_argument("--json", action="store_true", help="machine-readable output")

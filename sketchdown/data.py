@@ -152,14 +152,94 @@ def load_pairs_csv(csv_path: str | os.PathLike) -> PairedDataset:
     return PairedDataset(p.stem, items, [p.parent / k for k in photos], labels)
 
 
+REPO_GALLERY = Path(__file__).resolve().parent.parent / "gallery"
+
+
+def gallery_classes(meta: list[dict], min_count: int = 6) -> list[str]:
+    """Recognition class of each default-gallery photo: its first sub-folder (``fish``, ``birds``,
+    ``fruit``, ``music``...) when at least ``min_count`` photos share it, else its top folder."""
+    from collections import Counter
+
+    sub = [(m.get("subcategory") or "").split("/")[0] for m in meta]
+    n = Counter(sub)
+    return [s if s and n[s] >= min_count else m["category"] for s, m in zip(sub, meta, strict=True)]
+
+
+def is_heldout(photo_id: str, share: int = 5) -> bool:
+    """Deterministic ~1/``share`` of gallery photos kept out of training (by a hash of the id)."""
+    import hashlib
+
+    return int(hashlib.sha1(photo_id.encode()).hexdigest(), 16) % share == 0
+
+
+def load_gallery_pseudo(
+    gallery: str | os.PathLike | None = None,
+    split: str = "heldout",
+    levels: tuple[int, ...] = (2,),
+    variants: int = 1,
+    edges: object | None = None,
+) -> PairedDataset:
+    """Pseudo-sketches of the default gallery's photos (HED edges traced into strokes).
+
+    split ``train``: the training photos and their pseudo-sketches (held-out photos absent, not even
+    as negatives). ``heldout``: every gallery photo as the gallery, sketches only for held-out photos
+    (the evaluation of issue #3). ``variants`` > 1 adds jittered copies (seeded, reproducible).
+    """
+    import json
+
+    from .photo import EdgeCache
+    from .pseudosketch import LEVELS, abstract, edges_to_strokes
+
+    if split not in ("train", "heldout"):
+        raise DatasetError(f"gallery split must be train or heldout, got {split!r}")
+    root = Path(gallery or REPO_GALLERY)
+    meta_path = root / "metadata.json"
+    if not meta_path.is_file():
+        raise DatasetError(f"missing {meta_path} (build it with training/build_gallery.py)")
+    meta = json.loads(meta_path.read_text())["items"]
+    labels = gallery_classes(meta)  # over the whole gallery, so both splits agree
+    if split == "train":
+        keep = [i for i, m in enumerate(meta) if not is_heldout(m["id"])]
+        meta, labels = [meta[i] for i in keep], [labels[i] for i in keep]
+    ec = edges if edges is not None else EdgeCache()
+    items: list[SketchItem] = []
+    for i, m in enumerate(meta):
+        if split == "heldout" and not is_heldout(m["id"]):
+            continue
+        e = ec.get(root / m["file"])  # type: ignore[attr-defined]
+        strokes = edges_to_strokes(e)
+        for lv in levels:
+            if not 0 <= lv < len(LEVELS):
+                raise DatasetError(f"pseudo-sketch level must be in 0..{len(LEVELS) - 1}, got {lv}")
+            for v in range(variants):
+                rng = np.random.default_rng([i, lv, v]) if v else None
+                sk = abstract(strokes, lv, float(max(e.shape)), rng)
+                if sk is not None:
+                    items.append(SketchItem(f"{m['id']}@{lv}.{v}", sk, i))
+    return PairedDataset(f"gallery-{split}", items, [root / m["file"] for m in meta], labels)
+
+
+def merge_datasets(parts: list[PairedDataset], name: str = "merged") -> PairedDataset:
+    """One dataset holding every part's photos and sketches (photo indices shifted)."""
+    items, photos, labels = [], [], []
+    for d in parts:
+        items += [SketchItem(f"{d.name}/{it.name}", it.sketch, it.photo + len(photos)) for it in d.sketches]
+        photos += d.photos
+        labels += d.photo_labels
+    return PairedDataset(name, items, photos, labels)
+
+
 def get_sketch(item: SketchItem) -> Sketch:
     """The item's sketch, loading lazily stored rasters."""
     s = item.sketch
     return s.load() if isinstance(s, _LazyRaster) else s
 
 
-def load_dataset(name: str, *, root: str | None = None, split: str = "test", pairs: str | None = None) -> PairedDataset:
-    """By name: ``chairv2``, ``sketchy`` or ``pairs`` (needs ``pairs`` CSV)."""
+def load_dataset(
+    name: str, *, root: str | None = None, split: str = "test", pairs: str | None = None, level: int = 2
+) -> PairedDataset:
+    """By name: ``chairv2``, ``sketchy``, ``pairs`` (needs ``pairs`` CSV) or ``gallery`` (pseudo-sketches
+    of the default gallery's held-out photos at abstraction ``level``, searched in the whole gallery)."""
     if name == "chairv2":
         return load_chairv2(root, split)
     if name == "sketchy":
@@ -168,7 +248,9 @@ def load_dataset(name: str, *, root: str | None = None, split: str = "test", pai
         if not pairs:
             raise DatasetError("--dataset pairs needs --pairs CSV")
         return load_pairs_csv(pairs)
-    raise DatasetError(f"unknown dataset {name!r} (chairv2, sketchy, pairs)")
+    if name == "gallery":
+        return load_gallery_pseudo(None, "heldout", (level,))
+    raise DatasetError(f"unknown dataset {name!r} (chairv2, sketchy, pairs, gallery)")
 
 
 def load_photo_rgb(path: Path) -> np.ndarray:

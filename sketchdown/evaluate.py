@@ -15,9 +15,9 @@ from .bundle import ModelBundle
 from .data import PairedDataset, get_sketch
 from .flops import selector_flops
 from .gallery import GalleryIndex, embed_photos, make_index
-from .metrics import early_retrieval, prefix_fractions, rank_of_true, summary
+from .metrics import classification_report, early_retrieval, prefix_fractions, rank_of_true, summary
 from .photo import EdgeCache
-from .render import ink_to_tensor, render_sketch
+from .render import RenderSpec, ink_to_tensor, render_sketch
 from .retriever import Retriever
 from .sketch import Sketch, stroke_sequence
 
@@ -157,3 +157,34 @@ def evaluate(
             }
         )
     return results
+
+
+@torch.inference_mode()
+def evaluate_recognition(
+    encoder: torch.nn.Module,
+    classes: list[str],
+    data: PairedDataset,
+    canvas: int,
+    canvas_index: int = 0,
+    render: RenderSpec | None = None,
+    bs: int = 64,
+) -> dict:
+    """Sketch recognition on ``data``: each sketch's class is its photo's label.
+
+    ``encoder`` is an :class:`~sketchdown.models.EmbeddingEncoder` with a category head over
+    ``classes``; sketches whose label is not among them are skipped. Returns accuracy and macro
+    precision / recall / F1 (percent), the number of sketches and the classes scored.
+    """
+    render = render or RenderSpec()
+    index = {c: i for i, c in enumerate(classes)}
+    items = [it for it in data.sketches if data.photo_labels[it.photo] in index]
+    if not items:
+        raise ValueError(f"{data.name}: no sketch has one of the model's classes")
+    y = np.array([index[data.photo_labels[it.photo]] for it in items])
+    pred = []
+    for j in range(0, len(items), bs):
+        x = ink_to_tensor(np.stack([render_sketch(get_sketch(it), canvas, render) for it in items[j : j + bs]]))
+        _, logits = encoder.forward_with_logits(x, canvas_index)
+        pred.append(logits.argmax(-1).numpy())
+    rep = classification_report(y, np.concatenate(pred))
+    return {**{k: round(v, 2) for k, v in rep.items()}, "dataset": data.name, "sketches": len(items), "classes": len(set(y.tolist()))}

@@ -52,3 +52,28 @@ def early_retrieval(rank_curves: np.ndarray, gallery_size: int) -> dict[str, flo
 def prefix_fractions(n: int = 20) -> Sequence[float]:
     """The T equally spaced fractions of the drawing used for m@A / m@B: 1/n, 2/n, ..., 1."""
     return [(i + 1) / n for i in range(n)]
+
+
+def classification_report(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, float]:
+    """Accuracy and macro precision / recall / F1 in percent over the classes present in ``y_true``.
+
+    y_true, y_pred: (N,) int class indices. A class never predicted has precision 0 (as sklearn's
+    ``zero_division=0``); predictions of classes absent from ``y_true`` count as false positives.
+    """
+    t, p = np.asarray(y_true), np.asarray(y_pred)
+    if t.shape != p.shape or t.ndim != 1:
+        raise ValueError(f"y_true and y_pred must be equal-length 1-D arrays, got {t.shape} and {p.shape}")
+    prec, rec, f1 = [], [], []
+    for c in np.unique(t):
+        tp = float(((p == c) & (t == c)).sum())
+        pr = tp / max(1, int((p == c).sum()))
+        rc = tp / int((t == c).sum())
+        prec.append(pr)
+        rec.append(rc)
+        f1.append(2 * pr * rc / (pr + rc) if pr + rc else 0.0)
+    return {
+        "accuracy": 100.0 * float((t == p).mean()) if len(t) else float("nan"),
+        "precision": 100.0 * float(np.mean(prec)) if prec else float("nan"),
+        "recall": 100.0 * float(np.mean(rec)) if rec else float("nan"),
+        "f1": 100.0 * float(np.mean(f1)) if f1 else float("nan"),
+    }

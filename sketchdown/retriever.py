@@ -11,6 +11,7 @@ the full network's, parameters and latency.
 from __future__ import annotations
 
 import os
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,11 +19,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .accel import OnnxBranch, OnnxSelector, resolve_backend
 from .bundle import ModelBundle
 from .flops import selector_flops
 from .gallery import GalleryError, GalleryIndex, build_gallery, default_index_dir
 from .render import ink_to_tensor, render_sketch
 from .sketch import Sketch, SketchError, stroke_sequence
+
+_EXPORT_LOCK = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -72,17 +76,46 @@ class RetrievalResult:
 class Retriever:
     """Sketch -> ranked gallery photos with an honest cost report."""
 
-    def __init__(self, bundle: ModelBundle, gallery: GalleryIndex | None = None, threads: int | None = None) -> None:
+    def __init__(
+        self, bundle: ModelBundle, gallery: GalleryIndex | None = None, threads: int | None = None,
+        backend: str | None = None,
+    ) -> None:
+        """backend: ``onnx`` (ONNX Runtime, several times faster per query), ``eager`` (plain PyTorch)
+        or None/``auto`` (``$SKETCHDOWN_BACKEND``, else onnx when installed). See :mod:`sketchdown.accel`."""
         self.bundle = bundle
         self.gallery = gallery
         if threads:
             torch.set_num_threads(threads)
+        self.backend = resolve_backend(backend)
+
+    def _selector_runner(self) -> OnnxSelector:
+        runners = self.bundle.runners
+        r = runners.get(("onnx", "selector"))
+        if r is None:
+            with _EXPORT_LOCK:
+                r = runners.get(("onnx", "selector"))
+                if r is None:
+                    assert self.bundle.selector is not None
+                    r = runners[("onnx", "selector")] = OnnxSelector(self.bundle.selector.policy)
+        return r
+
+    def _runner(self, model: str, canvas: int) -> OnnxBranch:
+        runners = self.bundle.runners
+        key = ("onnx", model, canvas)
+        r = runners.get(key)
+        if r is None:
+            with _EXPORT_LOCK:  # concurrent first queries (app users) export once
+                r = runners.get(key)
+                if r is None:
+                    b = self.bundle.sketch[model]
+                    r = runners[key] = OnnxBranch(b.encoder, canvas, b.canvas_index(canvas))
+        return r
 
     # ---- gallery -------------------------------------------------------------------------
     @classmethod
     def from_folder(
         cls, bundle: ModelBundle, photo_dir: str | os.PathLike, index_dir: str | os.PathLike | None = None,
-        *, rebuild: str = "auto", progress=None,
+        *, rebuild: str = "auto", progress=None, backend: str | None = None,
     ) -> Retriever:
         """Open the index of ``photo_dir`` (default location per folder and weights); if it is missing
         or stale, build it (``rebuild="auto"``) or raise (``"never"``)."""
@@ -93,7 +126,7 @@ class Retriever:
             if rebuild == "never":
                 raise
             g = build_gallery(bundle, photo_dir, out, progress=progress)
-        return cls(bundle, g)
+        return cls(bundle, g, backend=backend)
 
     # ---- one query ------------------------------------------------------------------------
     def select_canvas(self, sketch: Sketch, model: str, lam: float | None = None) -> tuple[int, dict[int, float] | None, int]:
@@ -105,10 +138,13 @@ class Retriever:
             return b.default_canvas, None, 0
         seq = stroke_sequence(sketch)
         lam = sel.default_lam if lam is None else float(lam)
-        with torch.inference_mode():
-            logits = sel.policy(
-                torch.from_numpy(seq)[None], torch.tensor([len(seq)]), torch.tensor([lam], dtype=torch.float32)
-            )[0]
+        if self.backend == "onnx":
+            logits = torch.from_numpy(self._selector_runner()(seq, lam))
+        else:
+            with torch.inference_mode():
+                logits = sel.policy(
+                    torch.from_numpy(seq)[None], torch.tensor([len(seq)]), torch.tensor([lam], dtype=torch.float32)
+                )[0]
         probs = torch.softmax(logits, -1).numpy()
         canvas = b.canvas_sizes[int(np.argmax(probs))]
         return canvas, {int(c): float(p) for c, p in zip(b.canvas_sizes, probs, strict=True)}, selector_flops(sel.policy, len(seq))
@@ -117,8 +153,12 @@ class Retriever:
         """Render at ``canvas`` and encode: (embedding (D,), canvas image, top categories)."""
         b = self.bundle.sketch[model]
         img = render_sketch(sketch, canvas, self.bundle.render)
-        with torch.inference_mode():
-            e, logits = b.encoder.forward_with_logits(ink_to_tensor(img), b.canvas_index(canvas))
+        x = ink_to_tensor(img)
+        if self.backend == "onnx":
+            e, logits = self._runner(model, canvas)(x)
+        else:
+            with torch.inference_mode():
+                e, logits = b.encoder.forward_with_logits(x, b.canvas_index(canvas))
         cats: list[tuple[str, float]] = []
         if logits is not None and self.bundle.classes:
             p = torch.softmax(logits[0], -1).numpy()

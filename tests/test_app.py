@@ -232,6 +232,17 @@ def test_examples_are_valid_sketches():
         assert 0 <= x0 < x1 <= 400 and 0 <= y0 < y1 <= 400
 
 
+def test_app_offers_traced_examples(app):
+    from sketchdown.sketch import from_strokes
+
+    ex = app.app_examples()
+    traced = {k: v for k, v in ex.items() if k.startswith("traced: ")}
+    assert set(EXAMPLES) < set(ex) and len(traced) >= 3
+    for strokes in traced.values():
+        x0, y0, x1, y1 = from_strokes(strokes).bbox()
+        assert 0 <= x0 < x1 <= 400 and 0 <= y0 < y1 <= 400
+
+
 # ---- your own photos -----------------------------------------------------------------------------
 def test_zip_with_unsafe_paths_is_unpacked_safely(app, tmp_path):
     z = tmp_path / "up.zip"

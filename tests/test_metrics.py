@@ -61,3 +61,21 @@ def test_prefix_fractions() -> None:
     f = prefix_fractions()
     assert len(f) == 20 and f[0] == pytest.approx(0.05) and f[-1] == 1.0
     assert all(b > a for a, b in zip(f, f[1:], strict=False))
+
+
+def test_classification_report_hand_case():
+    from sketchdown.metrics import classification_report
+
+    # classes 0,1,2 in truth; one 0 predicted as 1, one 2 predicted as 3 (a class absent from truth)
+    y = np.array([0, 0, 0, 1, 1, 2, 2])
+    p = np.array([0, 0, 1, 1, 1, 2, 3])
+    r = classification_report(y, p)
+    assert r["accuracy"] == pytest.approx(100 * 5 / 7)
+    prec = [2 / 2, 2 / 3, 1 / 1]
+    rec = [2 / 3, 2 / 2, 1 / 2]
+    f1 = [2 * a * b / (a + b) for a, b in zip(prec, rec, strict=True)]
+    assert r["precision"] == pytest.approx(100 * np.mean(prec))
+    assert r["recall"] == pytest.approx(100 * np.mean(rec))
+    assert r["f1"] == pytest.approx(100 * np.mean(f1))
+    with pytest.raises(ValueError, match="equal-length"):
+        classification_report(y, p[:-1])

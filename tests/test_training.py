@@ -75,3 +75,42 @@ def test_torchrun_two_process_ddp(tmp_path):
     assert p.returncode == 0, p.stderr[-2000:]
     ck = load_checkpoint(out / "last.pt")
     assert ck["step"] == 4
+
+
+def test_exported_student_has_the_teachers_category_head(pipeline):
+    from sketchdown.bundle import load_bundle
+
+    *_, w = pipeline
+    b = load_bundle(w)
+    assert b.classes == ["class0", "class1", "class2"]
+    assert b.sketch["student"].encoder.classifier.out_features == 3
+
+
+def test_recognition_students_kd_and_direct(tmp_path):
+    from sketchdown.build import EncoderConfig, build_encoder
+    from sketchdown.evaluate import evaluate_recognition
+    from training import train_recognition
+    from training.synthetic import synthetic_source
+
+    cache = tmp_path / "logits.pt"
+    for arch, kd in (("mobilenet_v2_prune1", True), ("mobilenet_v2_prune2", False)):
+        out = tmp_path / f"{arch}-{kd}"
+        args = ["--smoke", "--arch", arch, "--out", str(out), "--logits-cache", str(cache)] + ([] if kd else ["--no-kd"])
+        r = train_recognition.main(args)
+        assert r["steps"] == 4 and (out / "final.pt").is_file()
+        ck = load_checkpoint(out / "final.pt")
+        enc = build_encoder(EncoderConfig(**json.loads(ck["encoder"])), weights=ck["model"]).eval()
+        rep = evaluate_recognition(enc, json.loads(ck["classes"]), synthetic_source(6, seed=3).data, 48)
+        assert 0 <= rep["accuracy"] <= 100 and rep["sketches"] == 18 and rep["classes"] == 3
+    assert load_checkpoint(cache)["max_per_source"] == 1600  # the KD run wrote the shared teacher cache
+
+
+def test_teacher_init_copies_category_rows_by_name(tmp_path):
+    t = tmp_path / "t"
+    train_teacher.main(["--smoke", "--out", str(t)])
+    cfg = train_teacher.TeacherConfig(arch="lite0")
+    sk, ph = train_teacher.build_teacher(cfg, pretrained=False, num_classes=4)
+    train_teacher.init_from(sk, ph, str(t / "best.pt"), ["class2", "new", "class0", "class1"])
+    old = load_checkpoint(t / "best.pt")["sketch"]
+    assert torch.equal(sk.classifier.weight[0], old["classifier.weight"][2].float())
+    assert torch.equal(sk.classifier.weight[2], old["classifier.weight"][0].float())

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from sketchdown.data import PairedDataset, get_sketch, load_chairv2, load_sketchy
+from sketchdown.data import PairedDataset, get_sketch, load_chairv2, load_gallery_pseudo, load_sketchy
 from sketchdown.metrics import rank_of_true
 from sketchdown.photo import EdgeCache, PhotoSpec, photo_canvas
 from sketchdown.render import RenderSpec, ink_to_tensor, render_sketch
@@ -136,13 +136,33 @@ def split_val(data: PairedDataset, n_val: int, seed: int = 0) -> tuple[PairedDat
     return data.subset(sorted(order[n_val:])), data.subset(sorted(order[:n_val]))
 
 
-def load_sources(root: str | None, use_sketchy: bool, n_val: int, edges: EdgeCache) -> tuple[list[Source], Source]:
-    """ChairV2 train minus a validation split (+ Sketchy10 train). Returns (train sources, chair val)."""
+def load_sources(
+    root: str | None, use_sketchy: bool, n_val: int, edges: EdgeCache, use_gallery: bool = False
+) -> tuple[list[Source], Source]:
+    """ChairV2 train minus a validation split (+ Sketchy10 train, + pseudo-sketches of the default
+    gallery's training photos). Returns (train sources, chair val)."""
     chair_tr, chair_val = split_val(load_chairv2(root, "train"), n_val)
     sources = [make_source("chairv2", chair_tr, edges)]
     if use_sketchy:
         sources.append(make_source("sketchy10", load_sketchy(root, "train"), edges))
+    if use_gallery:
+        # three abstraction levels, plus a jittered copy of each (held-out photos never appear)
+        sources.append(make_source("gallery", load_gallery_pseudo(None, "train", (0, 1, 2), 2, edges), edges))
     return sources, make_source("chairv2-val", chair_val, edges)
+
+
+def source_classes(sources: list[Source]) -> list[str]:
+    """Category names over all sources, in source order (the recognition head's classes)."""
+    out: list[str] = []
+    for s in sources:
+        out += [c for c in s.data.classes if c not in out]
+    return out
+
+
+def pick_source(sources: list[Source], mix: tuple[float, ...], rng: np.random.Generator) -> Source:
+    """Draw a source with probabilities ``mix`` (one weight per source; extra weights ignored)."""
+    w = np.asarray((list(mix) + [1.0] * len(sources))[: len(sources)], float)
+    return sources[int(rng.choice(len(sources), p=w / w.sum()))]
 
 
 @dataclass

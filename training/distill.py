@@ -8,6 +8,10 @@ canvas, and D the triplet distance structure (sketch-positive, sketch-negative, 
 the loss is averaged over K. ``--kd-weight 0`` trains the same student without distillation.
 The student has per-canvas BatchNorm, so a 32 px canvas runs a 32 px forward pass.
 
+Sketch recognition rides on the same backbone: a category head over the teacher's classes, trained
+with cross-entropy, plus Hinton soft-target KD from the teacher's category head when distilling
+(so the no-KD run is also the "student trained directly" of the recognition table).
+
     python -m training.distill --teacher runs/teacher/best.pt --out runs/student
     python -m training.distill --smoke --out /tmp/s
 """
@@ -23,10 +27,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from tqdm import tqdm
 
 from sketchdown.build import EncoderConfig, build_encoder
-from sketchdown.losses import cross_modal_kd, info_nce, triplet_loss
+from sketchdown.losses import cross_modal_kd, hinton_kd, info_nce, triplet_loss
 from sketchdown.metrics import summary
 from sketchdown.photo import EdgeCache, PhotoSpec
 from sketchdown.render import RenderSpec
@@ -45,6 +50,7 @@ from .common import (
     load_teacher,
     parse_config,
     pick_device,
+    pick_source,
     sample_batch,
     seed_all,
     set_threads,
@@ -74,7 +80,11 @@ class DistillConfig:
     n_val: int = 40
     val_every: int = 50
     use_sketchy: bool = False
-    chair_frac: float = 0.6
+    use_gallery: bool = False
+    mix: tuple[float, ...] = (0.6, 0.4, 0.0)  # batch share per source: chairv2, sketchy10, gallery
+    cls_weight: float = 0.3  # category head (0: none)
+    hinton_t: float = 4.0  # soft-target temperature (used when kd_weight > 0)
+    init: str = ""  # start from this student checkpoint (same arch and canvases; new head rows fresh)
     seed: int = 0
     device: str = "auto"
     smoke: bool = False
@@ -104,7 +114,7 @@ def main(argv: list[str] | None = None) -> dict:
 
         sources, val = [synthetic_source(12, seed=1)], synthetic_source(6, seed=2, name="val")
     else:
-        sources, val = load_sources(cfg.data_root, cfg.use_sketchy, cfg.n_val, EdgeCache())
+        sources, val = load_sources(cfg.data_root, cfg.use_sketchy, cfg.n_val, EdgeCache(), cfg.use_gallery)
     class_index = {c: i for i, c in enumerate(classes)}
     t_sk.to(device).eval()
     t_ph.to(device).eval()
@@ -118,8 +128,16 @@ def main(argv: list[str] | None = None) -> dict:
         photo_emb[s.name] = (encode_photos(t_ph, s.photo_ink, pspec, render), encode_photos(t_ph, flipped, pspec, render))
 
     w = "imagenet" if cfg.pretrained and cfg.arch.startswith("lite") else None
-    enc_cfg = EncoderConfig(cfg.arch, int(t_ph.proj.out_features), len(cfg.canvases), 0)
-    student = build_encoder(enc_cfg, weights=w).to(device, memory_format=torch.channels_last).train()
+    n_cls = len(classes) if cfg.cls_weight > 0 else 0
+    enc_cfg = EncoderConfig(cfg.arch, int(t_ph.proj.out_features), len(cfg.canvases), n_cls)
+    student = build_encoder(enc_cfg, weights=None if cfg.init else w)
+    if cfg.init:
+        ck = load_checkpoint(Path(cfg.init))
+        sd = {k: v for k, v in ck["student"].items() if not k.startswith("classifier.")}
+        missing, unexpected = student.load_state_dict(sd, strict=False)
+        if unexpected or any(not k.startswith("classifier.") for k in missing):
+            raise ValueError(f"{cfg.init}: not a matching student (missing {missing}, unexpected {unexpected})")
+    student.to(device, memory_format=torch.channels_last).train()
     params = [p for p in student.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     step, best, history = 0, -1.0, []
@@ -136,7 +154,7 @@ def main(argv: list[str] | None = None) -> dict:
     t0 = time.time()
     cl = torch.channels_last
     while step < cfg.steps:
-        src = sources[0] if (len(sources) == 1 or rng.random() < cfg.chair_frac) else sources[1]
+        src = pick_source(sources, cfg.mix, rng)
         b = sample_batch(src, cfg.batch, rng, class_index)
         pe, pe_flip = photo_emb[src.name]
         idx = torch.as_tensor(b.photo_ids)
@@ -144,14 +162,21 @@ def main(argv: list[str] | None = None) -> dict:
         P = torch.where(flips, pe_flip[idx], pe[idx]).to(device)
         for g in opt.param_groups:
             g["lr"] = cosine_lr(step, cfg.steps, cfg.lr, cfg.warmup)
-        with torch.no_grad():
-            T = t_sk(sketch_tensor(b.sketches, t_canvas, render, b.flips).to(device, memory_format=cl)) if cfg.kd_weight > 0 else None
+        T = T_logits = None
+        if cfg.kd_weight > 0:
+            with torch.no_grad():
+                T, T_logits = t_sk.forward_with_logits(sketch_tensor(b.sketches, t_canvas, render, b.flips).to(device, memory_format=cl))
+        lab = b.labels.to(device)
         loss = torch.zeros((), device=device)
         for ci, c in enumerate(cfg.canvases):
-            s = student(sketch_tensor(b.sketches, c, render, b.flips).to(device, memory_format=cl), ci)
+            s, logits = student.forward_with_logits(sketch_tensor(b.sketches, c, render, b.flips).to(device, memory_format=cl), ci)
             lc = info_nce(s, P, cfg.temperature) + triplet_loss(s, P, cfg.margin)
             if T is not None:
                 lc = lc + cfg.kd_weight * cross_modal_kd(s, P, T, P, cfg.kd_delta)
+            if logits is not None and (lab >= 0).any():
+                lc = lc + cfg.cls_weight * F.cross_entropy(logits[lab >= 0], lab[lab >= 0], label_smoothing=0.1)
+                if T_logits is not None:
+                    lc = lc + cfg.cls_weight * hinton_kd(logits, T_logits, cfg.hinton_t)
             loss = loss + lc / len(cfg.canvases)
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -174,7 +199,7 @@ def main(argv: list[str] | None = None) -> dict:
             state = dict(
                 student=student.state_dict(), opt=opt.state_dict(), step=step, best=max(best, score),
                 history=json.dumps(history), config=json.dumps(dataclasses.asdict(cfg)),
-                encoder=json.dumps(enc_cfg.to_dict()), teacher=str(cfg.teacher),
+                encoder=json.dumps(enc_cfg.to_dict()), teacher=str(cfg.teacher), classes=json.dumps(classes if n_cls else []),
             )
             best = checkpoint_step(out, state, score, best)
     bar.close()

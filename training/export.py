@@ -28,6 +28,7 @@ def export(name: str, teacher: str, students: dict[str, str], selector: str | No
            default_lam: float | None = None) -> Path:
     tck = load_checkpoint(Path(teacher))
     tcfg = json.loads(tck["config"])
+    classes = classes or json.loads(tck.get("classes", "[]"))  # the category heads' classes
     tmp = out.with_name(out.name + ".tmp")
     if tmp.exists():
         shutil.rmtree(tmp)

@@ -1,7 +1,14 @@
-"""Evaluate shipped weight sets and publish the results table: weights/RESULTS.md, the FLOPs-vs-Acc@1
-plot (weights/flops_vs_acc.png), and each manifest's ``metrics`` (read by the app's teaching panel).
+"""Evaluate shipped weight sets and publish the results: weights/RESULTS.md (retrieval tables per
+dataset, the sketch-recognition table), the FLOPs-vs-Acc@1 plot (weights/flops_vs_acc.png), and each
+manifest's ``metrics`` (read by the app's teaching panel).
 
-    python -m training.make_results --weights weights/chairv2 --dataset chairv2 --data-root ../shared/data
+    python -m training.make_results --weights weights/default --weights weights/chairv2 \
+        --dataset chairv2 --dataset sketchy --dataset gallery --data-root ../shared/data \
+        --recognizer mbv2=runs/recog/mbv2/final.pt --recognizer mbv2-kd=runs/recog/mbv2_kd/final.pt
+
+Every canvas of every branch is evaluated on the first dataset (the plot); the others get the shipped
+rows. ``--reuse`` takes a weight set's rows for a dataset from its manifest when they are there (the
+manifest's sha256 pins the files they were measured with) instead of re-running them.
 """
 
 from __future__ import annotations
@@ -11,10 +18,14 @@ import json
 import sys
 from pathlib import Path
 
+from sketchdown.build import EncoderConfig, build_encoder
 from sketchdown.bundle import load_bundle
-from sketchdown.data import load_dataset
-from sketchdown.evaluate import default_rows, evaluate
+from sketchdown.data import load_dataset, merge_datasets
+from sketchdown.evaluate import default_rows, evaluate, evaluate_recognition
+from sketchdown.flops import encoder_flops, param_count
 from sketchdown.weights import MANIFEST, read_manifest, write_manifest
+
+from .common import load_checkpoint
 
 # published ChairV2 numbers (Acc@1, Acc@10, m@A, m@B, GFLOPs of the sketch branch)
 PUBLISHED = [
@@ -27,14 +38,14 @@ def fmt(v: object, nd: int = 2) -> str:
     return "-" if v is None else (f"{v:.{nd}f}" if isinstance(v, float) else str(v))
 
 
-def table(rows: list[dict]) -> str:
+def table(rows: list[dict], published: bool = True) -> str:
     head = "| model | params | GFLOPs / query | Acc@1 | Acc@10 | m@A | m@B | CPU ms / query | canvases used |\n|---|---|---|---|---|---|---|---|---|\n"
     body = ""
     for r in rows:
         hist = ", ".join(f"{c}:{n}" for c, n in r.get("canvas_hist", {}).items())
         body += (f"| {r['model']} | {r['params'] / 1e6:.2f}M | {r['gflops_per_query']:.4f} | {fmt(r['acc@1'])} | {fmt(r['acc@10'])} "
                  f"| {fmt(r['m@A'])} | {fmt(r['m@B'])} | {fmt(r['latency_ms'], 1)} | {hist} |\n")
-    for name, a1, a10, ma, mb, g in PUBLISHED:
+    for name, a1, a10, ma, mb, g in PUBLISHED if published else []:
         body += f"| *{name}, published* | - | {fmt(g)} | {a1:.2f} | {a10:.2f} | {fmt(ma)} | {fmt(mb)} | - | - |\n"
     return head + body
 
@@ -48,8 +59,8 @@ def plot(rows: list[dict], path: Path, title: str) -> None:
     fig, ax = plt.subplots(figsize=(7, 4.5), dpi=110)
     series: dict[str, list[tuple[float, float, str]]] = {}
     for r in rows:
-        name = r["model"].split("/", 1)[1]
-        key = name.split("@")[0] if "@" in name else "student+selector"
+        name = r["model"]
+        key = name.split("@")[0] if "@" in name else name.split("(")[0]
         series.setdefault(key, []).append((r["gflops_per_query"], r["acc@1"], name))
     for key, pts in series.items():
         pts.sort()
@@ -70,38 +81,98 @@ def plot(rows: list[dict], path: Path, title: str) -> None:
     plt.close(fig)
 
 
+def recognition_rows(bundles: list, recognizers: dict[str, str], data) -> list[dict]:
+    """Accuracy / macro precision / recall / F1 of every category head on the pooled held-out sketches."""
+    rows = []
+    for b in bundles:
+        if not b.classes:
+            continue
+        for name, br in b.sketch.items():
+            if br.encoder.classifier is None:
+                continue
+            kind = "teacher" if br.is_full else ("trained directly" if "nokd" in name else "distilled (Hinton KD)")
+            ci = br.canvas_index(br.default_canvas)
+            r = evaluate_recognition(br.encoder, b.classes, data, br.default_canvas, ci)
+            rows.append({"model": f"{b.name}/{name}@{br.default_canvas}", "training": kind,
+                         "gflops": encoder_flops(br.encoder, br.default_canvas, ci, with_classifier=True) / 1e9,
+                         "params": br.params(), **r})
+    for name, path in recognizers.items():
+        ck = load_checkpoint(Path(path))
+        cfg, classes = json.loads(ck["config"]), json.loads(ck["classes"])
+        enc = build_encoder(EncoderConfig(**json.loads(ck["encoder"])), weights=ck["model"]).eval()
+        r = evaluate_recognition(enc, classes, data, cfg["canvas"])
+        rows.append({"model": f"{name} ({cfg['arch']})@{cfg['canvas']}",
+                     "training": "distilled (Hinton KD)" if cfg["kd"] else "trained directly",
+                     "gflops": encoder_flops(enc, cfg["canvas"], 0, with_classifier=True) / 1e9, "params": param_count(enc), **r})
+    return rows
+
+
+def recognition_table(rows: list[dict]) -> str:
+    head = ("| model | training | params | GFLOPs | accuracy | precision | recall | F1 |\n"
+            "|---|---|---|---|---|---|---|---|\n")
+    return head + "".join(
+        f"| {r['model']} | {r['training']} | {r['params'] / 1e6:.2f}M | {r['gflops']:.4f} | {r['accuracy']:.2f} | "
+        f"{r['precision']:.2f} | {r['recall']:.2f} | {r['f1']:.2f} |\n" for r in rows)
+
+
 def main(argv: list[str] | None = None) -> list[dict]:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--weights", action="append", required=True)
-    p.add_argument("--dataset", default="chairv2")
+    p.add_argument("--dataset", action="append", default=None, help="chairv2, sketchy, gallery (repeatable; default chairv2)")
     p.add_argument("--data-root", default=None)
     p.add_argument("--split", default="test")
     p.add_argument("--prefix-steps", type=int, default=10)
+    p.add_argument("--recognizer", action="append", default=[], help="NAME=checkpoint from training.train_recognition")
+    p.add_argument("--reuse", action="store_true", help="reuse a manifest's stored rows for a dataset")
     p.add_argument("--results", default="weights/RESULTS.md")
     a = p.parse_args(argv)
-    data = load_dataset(a.dataset, root=a.data_root, split=a.split)
-    all_rows: list[dict] = []
-    for ref in a.weights:
-        b = load_bundle(ref)
-        rows = evaluate(b, data, default_rows(b, sweep=True), prefix_steps=a.prefix_steps,
-                        progress=lambda s: print(s, file=sys.stderr, flush=True))
-        for r in rows:
-            print(json.dumps(r), flush=True)
-        m = read_manifest(ref)
-        m.setdefault("metrics", {})[data.name] = {"rows": rows}
-        write_manifest(ref, m)
-        all_rows += rows
+    datasets = a.dataset or ["chairv2"]
+    say = lambda s: print(s, file=sys.stderr, flush=True)  # noqa: E731
+    bundles = [load_bundle(ref) for ref in a.weights]
+    sections, all_rows, loaded = [], {}, {}
+    for di, dname in enumerate(datasets):
+        data = loaded[dname] = load_dataset(dname, root=a.data_root, split=a.split)
+        rows_d: list[dict] = []
+        for ref, b in zip(a.weights, bundles, strict=True):
+            m = read_manifest(ref)
+            stored = m.get("metrics", {}).get(data.name, {}).get("rows")
+            if a.reuse and stored:
+                rows = stored
+                say(f"{b.name} on {data.name}: reusing {len(rows)} stored rows")
+            else:
+                rows = evaluate(b, data, default_rows(b, sweep=di == 0), prefix_steps=a.prefix_steps, progress=say)
+                m.setdefault("metrics", {})[data.name] = {"rows": rows}
+                write_manifest(ref, m)
+            for r in rows:
+                print(json.dumps(r), flush=True)
+            rows_d += rows
+        all_rows[data.name] = rows_d
+        sections.append(f"## Retrieval: {data.name} ({len(data.sketches)} sketches, {len(data.photos)} photos)\n\n"
+                        + table(rows_d, published=dname == "chairv2"))
+    first = next(iter(all_rows))
     out = Path(a.results)
     png = out.with_name("flops_vs_acc.png")
-    plot(all_rows, png, f"{data.name}: {len(data.sketches)} sketches vs {len(data.photos)} photos")
-    text = (f"# Results on {data.name} ({len(data.sketches)} sketches, {len(data.photos)} photos)\n\n"
-            f"Made by `python -m training.make_results {' '.join(argv or sys.argv[1:])}` on a 2-core CPU; "
+    plot(all_rows[first], png, f"{first}: Acc@1 vs sketch-branch GFLOPs per query")
+    rec = ""
+    held = [d for k, d in loaded.items()]
+    if any(b.classes for b in bundles) or a.recognizer:
+        pooled = merge_datasets(held, "held-out sketches")
+        say(f"recognition on {len(pooled.sketches)} held-out sketches")
+        rrows = recognition_rows(bundles, dict(r.split("=", 1) for r in a.recognizer), pooled)
+        for r in rrows:
+            print(json.dumps(r), flush=True)
+        rec = (f"## Sketch recognition ({len(pooled.sketches)} held-out sketches: {', '.join(d.name for d in held)})\n\n"
+               "Each sketch's class is its photo's category; a model scores the sketches whose class it knows. "
+               "Precision, recall and F1 are macro averages over the classes present.\n\n" + recognition_table(rrows))
+    text = ("# Results\n\n"
+            f"Made by `python -m training.make_results {' '.join(argv or sys.argv[1:])}` on a 2-core CPU. "
             "GFLOPs are the sketch branch per query (selector included), counted with FlopCounterMode; "
-            "m@A / m@B over 10 ink-prefix fractions; latency = median single-sketch query, selector + render + encoder + search.\n\n"
-            + table(all_rows) + f"\n![FLOPs vs Acc@1]({png.name})\n")
+            "m@A / m@B over 10 ink-prefix fractions (vector sketches only); latency = median single-sketch query "
+            "(selector + render + encoder + search) with the default backend.\n\n"
+            + "\n".join(sections) + f"\n![FLOPs vs Acc@1]({png.name})\n\n" + rec)
     out.write_text(text)
-    print(f"wrote {out} and {png} ({MANIFEST} metrics updated)", file=sys.stderr)
-    return all_rows
+    say(f"wrote {out} and {png} ({MANIFEST} metrics updated)")
+    return [r for rows in all_rows.values() for r in rows]
 
 
 if __name__ == "__main__":

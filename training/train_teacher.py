@@ -1,5 +1,6 @@
 """Train the teacher ("full network"): two EfficientNet-Lite branches (sketch; photo HED edges),
-ImageNet-initialised, in-batch InfoNCE + triplet loss, plus a sketch category head.
+ImageNet-initialised (or ``--init`` from an earlier teacher), in-batch InfoNCE + triplet loss, plus a
+sketch category head over the classes of the sources used (ChairV2, Sketchy10, gallery pseudo-sketches).
 
     python -m training.train_teacher --out runs/teacher            # real run (see training/README.md)
     python -m training.train_teacher --smoke --out /tmp/t          # seconds, synthetic data
@@ -40,14 +41,14 @@ from .common import (
     parse_config,
     photo_tensor,
     pick_device,
+    pick_source,
     sample_batch,
     seed_all,
     set_threads,
     sketch_tensor,
+    source_classes,
     write_run_info,
 )
-
-CLASSES = ["chair", "alarm_clock", "apple", "candle", "cup", "duck", "eyeglasses", "hourglass", "mushroom", "shoe", "starfish"]
 
 
 @dataclass
@@ -63,8 +64,10 @@ class TeacherConfig:
     lr: float = 2e-4
     weight_decay: float = 1e-4
     warmup: int = 50
-    chair_frac: float = 0.6  # share of batches drawn from ChairV2 (the rest from Sketchy10)
     use_sketchy: bool = True
+    use_gallery: bool = False  # pseudo-sketches of the default gallery's training photos
+    mix: tuple[float, ...] = (0.6, 0.4, 0.0)  # batch share per source: chairv2, sketchy10, gallery
+    init: str = ""  # start from this teacher checkpoint (weights only; category rows matched by name)
     n_val: int = 40  # ChairV2 train photos held out for model selection
     val_every: int = 50
     temperature: float = 0.07
@@ -83,11 +86,29 @@ def parse(argv: list[str] | None) -> TeacherConfig:
     return cfg
 
 
-def build_teacher(cfg: TeacherConfig, pretrained: bool = True, num_classes: int = len(CLASSES)) -> tuple[torch.nn.Module, torch.nn.Module]:
+def build_teacher(cfg: TeacherConfig, pretrained: bool = True, *, num_classes: int) -> tuple[torch.nn.Module, torch.nn.Module]:
     w = "imagenet" if pretrained else None
     sk = build_encoder(EncoderConfig(cfg.arch, cfg.embed_dim, 1, num_classes), weights=w)
     ph = build_encoder(EncoderConfig(cfg.arch, cfg.embed_dim, 1, 0), weights=w)
     return sk, ph
+
+
+def init_from(sk: torch.nn.Module, ph: torch.nn.Module, path: str, classes: list[str]) -> None:
+    """Load an earlier teacher's weights; its category rows go to the classes of the same name
+    (new classes keep their fresh initialisation)."""
+    ck = load_checkpoint(Path(path))
+    old = json.loads(ck["classes"])
+    sd = dict(ck["sketch"])
+    w, b = sd.pop("classifier.weight"), sd.pop("classifier.bias")
+    missing, unexpected = sk.load_state_dict(sd, strict=False)
+    if unexpected or set(missing) != {"classifier.weight", "classifier.bias"}:
+        raise ValueError(f"{path}: not a matching teacher (missing {missing}, unexpected {unexpected})")
+    ph.load_state_dict(ck["photo"])
+    with torch.no_grad():
+        for i, c in enumerate(classes):
+            if c in old:
+                sk.classifier.weight[i] = w[old.index(c)]
+                sk.classifier.bias[i] = b[old.index(c)]
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -98,20 +119,21 @@ def main(argv: list[str] | None = None) -> dict:
     device = pick_device(cfg.device)
     out = Path(cfg.out)
     render, pspec = RenderSpec(), PhotoSpec("hed", cfg.photo_size)
-    class_index = {c: i for i, c in enumerate(CLASSES)}
 
     if cfg.smoke:
         from .synthetic import synthetic_source
 
         sources, val = [synthetic_source(12, seed=1)], synthetic_source(6, seed=2, name="val")
-        class_index = {f"class{i}": i for i in range(3)}
     else:
-        sources, val = load_sources(cfg.data_root, cfg.use_sketchy, cfg.n_val, EdgeCache())
+        sources, val = load_sources(cfg.data_root, cfg.use_sketchy, cfg.n_val, EdgeCache(), cfg.use_gallery)
     if d.main:
         write_run_info(out, cfg)
 
-    classes = sorted(class_index, key=class_index.get)
-    sk, ph = build_teacher(cfg, pretrained=cfg.arch.startswith("lite"), num_classes=len(classes))
+    classes = source_classes(sources)
+    class_index = {c: i for i, c in enumerate(classes)}
+    sk, ph = build_teacher(cfg, pretrained=cfg.arch.startswith("lite") and not cfg.init, num_classes=len(classes))
+    if cfg.init:
+        init_from(sk, ph, cfg.init, classes)
     # channels_last: ~1.3x faster depthwise convolutions on CPU
     sk.to(device, memory_format=torch.channels_last).train()
     ph.to(device, memory_format=torch.channels_last).train()
@@ -132,7 +154,7 @@ def main(argv: list[str] | None = None) -> dict:
     bar = tqdm(total=cfg.steps, initial=step, disable=not d.main, desc="teacher", mininterval=5)
     t0 = time.time()
     while step < cfg.steps:
-        src = sources[0] if (len(sources) == 1 or rng.random() < cfg.chair_frac) else sources[1]
+        src = pick_source(sources, cfg.mix, rng)
         b = sample_batch(src, cfg.batch, rng, class_index)
         xs = sketch_tensor(b.sketches, cfg.canvas, render, b.flips).to(device, memory_format=torch.channels_last)
         xp = photo_tensor(b.photo_ink, pspec, render, b.flips).to(device, memory_format=torch.channels_last)

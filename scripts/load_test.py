@@ -1,0 +1,156 @@
+"""Bounded load test and memory soak of the app through its API (loopback only; stops by itself).
+
+Starts ``app.py`` as a child process on a free 127.0.0.1 port (or uses ``--url``), then ``--users``
+simulated users, each with its own gradio_client, replay the example sketches stroke by stroke (one
+``/retrieve`` per stroke, like a person drawing) for ``--seconds``. Prints one JSON object:
+requests, throughput, p50/p95 latency, errors, and the server's RSS at start and end (sampled every
+``--rss-every`` seconds, so a soak shows whether memory stays flat).
+
+    python scripts/load_test.py --users 20 --seconds 60                 # the load test
+    python scripts/load_test.py --users 2 --seconds 600 --rss-every 30 --think-ms 500  # 10-minute soak
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from sketchdown.examples import EXAMPLES, example_json  # noqa: E402
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def rss_mb(pid: int) -> float | None:
+    """Resident memory of a process and its children (Linux /proc), MB."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        return None
+    return None
+
+
+def pct(xs: list[float], q: float) -> float | None:
+    if not xs:
+        return None
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, max(0, round(q / 100 * (len(xs) - 1))))]
+
+
+def start_app(port: int, timeout: float = 180.0) -> subprocess.Popen:
+    env = dict(os.environ, GRADIO_ANALYTICS_ENABLED="False")
+    proc = subprocess.Popen([sys.executable, str(REPO / "app.py"), "--host", "127.0.0.1", "--port", str(port)],
+                            cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    t0 = time.time()
+    while time.time() - t0 < timeout:
+        if proc.poll() is not None:
+            raise RuntimeError(f"app.py exited with {proc.returncode}: {proc.stderr.read()[-2000:]}")
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2)
+            return proc
+        except OSError:
+            time.sleep(1)
+    proc.kill()
+    raise RuntimeError(f"app.py did not answer within {timeout:.0f} s")
+
+
+def user(url: str, seconds: float, idx: int, lat: list[float], errors: list[str], lock: threading.Lock, think_s: float = 0.0) -> None:
+    from gradio_client import Client
+
+    client = Client(url, verbose=False)
+    names = list(EXAMPLES)
+    deadline = time.time() + seconds
+    i = idx
+    while time.time() < deadline:
+        name = names[i % len(names)]
+        for n in range(1, len(EXAMPLES[name]) + 1):
+            if time.time() >= deadline:
+                break
+            t0 = time.perf_counter()
+            try:
+                out = client.predict(example_json(name, n), api_name="/retrieve")
+                ok = isinstance(out, (list, tuple)) and out[1].get("error") is None and len(out[0]) > 0
+                err = None if ok else f"bad answer: {str(out[1])[:200]}"
+            except Exception as e:  # a failed request is a result here, not a crash
+                err = f"{type(e).__name__}: {e}"[:300]
+            dt = (time.perf_counter() - t0) * 1000
+            with lock:
+                (errors.append(err) if err else lat.append(dt))
+            if think_s:
+                time.sleep(think_s)  # the time a person takes to draw the next stroke
+        i += 1
+
+
+def main(argv: list[str] | None = None) -> dict:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--url", default=None, help="a running app (default: start app.py on loopback)")
+    p.add_argument("--users", type=int, default=20)
+    p.add_argument("--seconds", type=float, default=60)
+    p.add_argument("--rss-every", type=float, default=10)
+    p.add_argument("--think-ms", type=float, default=0, help="pause between a user's strokes (0: back to back)")
+    a = p.parse_args(argv)
+
+    proc = None
+    url = a.url
+    if url is None:
+        port = free_port()
+        proc = start_app(port)
+        url = f"http://127.0.0.1:{port}/"
+    try:
+        pid = proc.pid if proc else None
+        rss = [(0.0, rss_mb(pid))] if pid else []
+        lat: list[float] = []
+        errors: list[str] = []
+        lock = threading.Lock()
+        threads = [threading.Thread(target=user, args=(url, a.seconds, i, lat, errors, lock, a.think_ms / 1000), daemon=True) for i in range(a.users)]
+        t0 = time.time()
+        for t in threads:
+            t.start()
+        while any(t.is_alive() for t in threads):
+            time.sleep(min(a.rss_every, 1.0))
+            if pid and time.time() - t0 - rss[-1][0] >= a.rss_every:
+                rss.append((round(time.time() - t0, 1), rss_mb(pid)))
+            if time.time() - t0 > a.seconds + 120:
+                errors.append("users did not finish within 120 s of the deadline")
+                break
+        wall = time.time() - t0
+        if pid:
+            rss.append((round(wall, 1), rss_mb(pid)))
+        result = {
+            "users": a.users, "think_ms": a.think_ms, "seconds": round(wall, 1), "requests": len(lat) + len(errors), "ok": len(lat),
+            "errors": len(errors), "error_examples": sorted(set(errors))[:5],
+            "throughput_rps": round(len(lat) / wall, 2),
+            "p50_ms": round(pct(lat, 50), 1) if lat else None, "p95_ms": round(pct(lat, 95), 1) if lat else None,
+            "server_rss_mb_start": round(rss[0][1], 1) if rss and rss[0][1] else None,
+            "server_rss_mb_end": round(rss[-1][1], 1) if rss and rss[-1][1] else None,
+            "server_rss_mb_samples": [(t, round(m, 1)) for t, m in rss if m],
+        }
+    finally:
+        if proc:
+            proc.terminate()
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+    print(json.dumps(result))
+    return result
+
+
+if __name__ == "__main__":
+    main()

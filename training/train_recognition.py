@@ -1,0 +1,170 @@
+"""Sketch recognition students (the seed paper's setting): a light classifier trained on sketch
+categories directly, or with Hinton soft-target distillation from the teacher's category head.
+
+    python -m training.train_recognition --arch mobilenet_v2_prune1 --out runs/recog/prune1_kd
+    python -m training.train_recognition --arch mobilenet_v2_prune1 --no-kd --out runs/recog/prune1
+    python -m training.train_recognition --smoke --out /tmp/r
+
+Loss: (1 - alpha) * CE(labels) + alpha * T^2 * KL(softmax(z_t / T) || softmax(z_s / T)) with --kd,
+CE alone with --no-kd. The teacher's logits are computed once per training sketch (unaugmented,
+at the teacher's canvas) and cached next to the run: the teacher is ~20x the student's cost and
+would otherwise dominate every step. Fixed schedule, no model selection: the last step is the model,
+so the test evaluation in ``make_results`` is not tuned on.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from sketchdown.build import EncoderConfig, build_encoder
+from sketchdown.losses import hinton_kd
+from sketchdown.photo import EdgeCache
+from sketchdown.render import RenderSpec
+
+from .augment import augment_ink, augment_vector
+from .common import (
+    Source,
+    apply_smoke,
+    cosine_lr,
+    load_checkpoint,
+    load_sources,
+    load_teacher,
+    parse_config,
+    pick_device,
+    pick_source,
+    save_checkpoint,
+    seed_all,
+    set_threads,
+    sketch_tensor,
+    write_run_info,
+)
+
+
+@dataclass
+class RecognitionConfig:
+    out: str = "runs/recog/mbv2_kd"
+    teacher: str = "runs/teacher_default/best.pt"
+    data_root: str | None = None
+    arch: str = "mobilenet_v2"  # mobilenet_v2, mobilenet_v2_prune1, mobilenet_v2_prune2, lite0, ...
+    canvas: int = 96
+    kd: bool = True
+    alpha: float = 0.7  # weight of the soft targets
+    hinton_t: float = 4.0
+    batch: int = 64
+    steps: int = 400
+    lr: float = 2e-3
+    weight_decay: float = 1e-4
+    warmup: int = 20
+    mix: tuple[float, ...] = (0.2, 0.5, 0.3)  # chairv2, sketchy10, gallery
+    max_per_source: int = 1600  # training sketches per source (bounds the one-off teacher pass)
+    logits_cache: str = ""  # where the teacher's logits are kept (default: <out>/teacher_logits.pt); shareable
+    seed: int = 0
+    device: str = "auto"
+    smoke: bool = False
+
+
+@torch.inference_mode()
+def teacher_logits(t_sk: torch.nn.Module, src: Source, idx: np.ndarray, canvas: int, render: RenderSpec, bs: int = 32) -> torch.Tensor:
+    """(len(idx), C) teacher category logits for sketches ``idx`` of ``src`` (unaugmented)."""
+    t_sk.eval()
+    out = []
+    for i in range(0, len(idx), bs):
+        sks = [src.sketch(int(j)) for j in idx[i : i + bs]]
+        out.append(t_sk.forward_with_logits(sketch_tensor(sks, canvas, render))[1])
+    return torch.cat(out)
+
+
+def main(argv: list[str] | None = None) -> dict:
+    cfg = parse_config(RecognitionConfig, argv, __doc__)
+    if cfg.smoke:
+        cfg = apply_smoke(cfg, canvas=48, batch=8, steps=4, warmup=1)
+    set_threads()
+    seed_all(cfg.seed)
+    device = pick_device(cfg.device)
+    out = Path(cfg.out)
+    render = RenderSpec()
+    if cfg.smoke:
+        from .synthetic import synthetic_source
+        from .train_teacher import TeacherConfig, build_teacher
+
+        sources = [synthetic_source(12, seed=1)]
+        t_sk, _ = build_teacher(TeacherConfig(arch="lite0"), pretrained=False, num_classes=3)
+        t_canvas, classes = 64, ["class0", "class1", "class2"]
+    else:
+        t_sk, _, tcfg, classes = load_teacher(cfg.teacher)
+        t_canvas = tcfg["canvas"]
+        sources, _ = load_sources(cfg.data_root, True, 40, EdgeCache(), use_gallery=True)
+    write_run_info(out, cfg)
+    class_index = {c: i for i, c in enumerate(classes)}
+    sub_rng = np.random.default_rng(cfg.seed)
+    keep = {s.name: np.sort(sub_rng.permutation(len(s.data.sketches))[: cfg.max_per_source]) for s in sources}
+
+    soft: dict[str, torch.Tensor] = {}
+    if cfg.kd:
+        cache = Path(cfg.logits_cache) if cfg.logits_cache else out / "teacher_logits.pt"
+        ident = {"teacher": cfg.teacher, "max_per_source": cfg.max_per_source, "seed": cfg.seed}
+        ck = load_checkpoint(cache) if cache.is_file() else None
+        if ck is not None and all(ck.get(k) == v for k, v in ident.items()):
+            soft = ck["logits"]
+        else:
+            t0 = time.time()
+            soft = {s.name: teacher_logits(t_sk, s, keep[s.name], t_canvas, render) for s in sources}
+            save_checkpoint(cache, logits=soft, **ident)
+            print(f"teacher logits for {sum(len(v) for v in soft.values())} sketches in {time.time() - t0:.0f} s")
+    del t_sk
+
+    enc_cfg = EncoderConfig(cfg.arch, 0, 1, len(classes))
+    w = "imagenet" if cfg.arch.startswith("lite") else None
+    model = build_encoder(enc_cfg, weights=w).to(device, memory_format=torch.channels_last).train()
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    rng = np.random.default_rng(cfg.seed)
+    t0 = time.time()
+    bar = tqdm(range(cfg.steps), desc=f"recog {cfg.arch} kd={cfg.kd}", mininterval=5)
+    for step in bar:
+        src = pick_source(sources, cfg.mix, rng)
+        pos = rng.choice(len(keep[src.name]), size=min(cfg.batch, len(keep[src.name])), replace=False)
+        idx = keep[src.name][pos]
+        sks, labels = [], []
+        for i in idx:
+            sk = src.sketch(int(i))
+            if sk.is_raster:
+                from sketchdown.sketch import Sketch
+
+                sk = Sketch((), raster=(augment_ink(sk.raster.astype(np.float32) / 255, rng) * 255).astype(np.uint8))
+            else:
+                sk = augment_vector(sk, rng)
+            sks.append(sk)
+            labels.append(class_index[src.data.photo_labels[src.data.sketches[int(i)].photo]])
+        flips = rng.random(len(sks)) < 0.5
+        x = sketch_tensor(sks, cfg.canvas, render, flips).to(device, memory_format=torch.channels_last)
+        y = torch.tensor(labels, device=device)
+        for g in opt.param_groups:
+            g["lr"] = cosine_lr(step, cfg.steps, cfg.lr, cfg.warmup)
+        _, logits = model.forward_with_logits(x)
+        loss = F.cross_entropy(logits, y)
+        if cfg.kd:
+            loss = (1 - cfg.alpha) * loss + cfg.alpha * hinton_kd(logits, soft[src.name][torch.as_tensor(pos)].to(device), cfg.hinton_t)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        bar.set_postfix(loss=f"{loss.item():.3f}")
+    result = {"steps": cfg.steps, "train_s": round(time.time() - t0, 1), "loss": float(loss.item())}
+    save_checkpoint(
+        out / "final.pt", model=model.state_dict(), config=json.dumps(dataclasses.asdict(cfg)),
+        encoder=json.dumps(enc_cfg.to_dict()), classes=json.dumps(classes), result=json.dumps(result),
+    )
+    (out / "result.json").write_text(json.dumps(result, indent=2) + "\n")
+    return result
+
+
+if __name__ == "__main__":
+    main()
