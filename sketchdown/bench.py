@@ -131,15 +131,16 @@ def bench_costs(retr: Retriever, sketches: list[Sketch], repeats: int, peak_gflo
 
 # ---- gallery scale ---------------------------------------------------------------------------
 def synthetic_embeddings(n: int, dim: int, rng: np.random.Generator, n_queries: int) -> tuple[np.ndarray, np.ndarray]:
-    """Clustered unit vectors like a real gallery (objects come in kinds), and queries that lie near a
-    random gallery item (a sketch near its photo). Returns (gallery (n, dim), queries (q, dim)), float32."""
-    n_centres = max(16, n // 500)
+    """Loosely clustered unit vectors like a real gallery (objects come in kinds, with much variety
+    inside a kind: cosine to the kind's centre ~0.55), and queries that lie near a random gallery
+    item (a sketch near its photo). Returns (gallery (n, dim), queries (q, dim)), float32."""
+    n_centres = max(16, n // 5000)
     centres = rng.standard_normal((n_centres, dim), dtype=np.float32)
     centres /= np.linalg.norm(centres, axis=1, keepdims=True)
     x = np.empty((n, dim), np.float32)
     for i in range(0, n, 100_000):  # chunks keep the temporaries small at 1M
         m = min(n, i + 100_000) - i
-        x[i : i + m] = centres[rng.integers(n_centres, size=m)] + rng.standard_normal((m, dim), dtype=np.float32) * (0.8 / np.sqrt(dim))
+        x[i : i + m] = centres[rng.integers(n_centres, size=m)] + rng.standard_normal((m, dim), dtype=np.float32) * (1.5 / np.sqrt(dim))
     x /= np.linalg.norm(x, axis=1, keepdims=True)
     q = x[rng.integers(n, size=n_queries)] + rng.standard_normal((n_queries, dim), dtype=np.float32) * (0.3 / np.sqrt(dim))
     q /= np.linalg.norm(q, axis=1, keepdims=True)

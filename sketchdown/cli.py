@@ -64,7 +64,8 @@ def cmd_search(a: argparse.Namespace) -> int:
     sketch = load_sketch(a.sketch_file)
     b = load_bundle(a.weights)
     gallery = a.gallery or str(REPO / "gallery" / "photos")
-    r = Retriever.from_folder(b, gallery, a.index, rebuild="never" if a.no_rebuild else "auto", progress=_progress(not a.json))
+    r = Retriever.from_folder(b, gallery, a.index, rebuild="never" if a.no_rebuild else "auto", progress=_progress(not a.json),
+                              backend=a.backend)
     canvas = a.canvas if a.canvas == "auto" else int(a.canvas)
     res = r.retrieve(sketch, k=a.k, canvas=canvas, model=a.model, lam=a.lam)
     if a.json:
@@ -174,6 +175,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--canvas", default="auto", help="auto (the RL selector) or a size in pixels")
     s.add_argument("--model", default=None, help="sketch branch: student, teacher, ... (default: the selector's)")
     s.add_argument("--lam", type=float, default=None, help="lambda_F for the selector (0 = accuracy .. 1 = FLOPs)")
+    # one query: the ONNX export (~1.5 s per canvas) would cost more than it saves; the app and bench warm up once
+    s.add_argument("--backend", default="eager", choices=["eager", "onnx", "auto"], help="inference backend (default eager)")
     _weights_arg(s)
     s.set_defaults(fn=cmd_search)
 

@@ -110,6 +110,10 @@ def evaluate(
     sketches = [get_sketch(it) for it in data.sketches]
     true = np.array([it.photo for it in data.sketches])
     vector = not sketches[0].is_raster
+    if not vector and any(r.canvas is None for r in rows):
+        # the selector reads strokes; raster sketches have none (the app and CLI use the default canvas)
+        say("raster sketches: skipping the selector rows")
+        rows = [r for r in rows if r.canvas is not None]
     fracs = prefix_fractions(prefix_steps) if vector and prefix_steps > 0 else []
     prefixes = [[s.prefix_ink(f) for s in sketches] for f in fracs]
     enc = _Encoder(bundle)

@@ -44,7 +44,7 @@ def table(rows: list[dict], published: bool = True) -> str:
     for r in rows:
         hist = ", ".join(f"{c}:{n}" for c, n in r.get("canvas_hist", {}).items())
         body += (f"| {r['model']} | {r['params'] / 1e6:.2f}M | {r['gflops_per_query']:.4f} | {fmt(r['acc@1'])} | {fmt(r['acc@10'])} "
-                 f"| {fmt(r['m@A'])} | {fmt(r['m@B'])} | {fmt(r['latency_ms'], 1)} | {hist} |\n")
+                 f"| {fmt(r['m@A'])} | {fmt(r['m@B'])} | {fmt(r['latency_ms'], 1)}{'†' if r.get('reused') else ''} | {hist} |\n")
     for name, a1, a10, ma, mb, g in PUBLISHED if published else []:
         body += f"| *{name}, published* | - | {fmt(g)} | {a1:.2f} | {a10:.2f} | {fmt(ma)} | {fmt(mb)} | - | - |\n"
     return head + body
@@ -137,7 +137,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
             m = read_manifest(ref)
             stored = m.get("metrics", {}).get(data.name, {}).get("rows")
             if a.reuse and stored:
-                rows = stored
+                rows = [dict(r, reused=True) for r in stored]
                 say(f"{b.name} on {data.name}: reusing {len(rows)} stored rows")
             else:
                 rows = evaluate(b, data, default_rows(b, sweep=di == 0), prefix_steps=a.prefix_steps, progress=say)
@@ -169,7 +169,11 @@ def main(argv: list[str] | None = None) -> list[dict]:
             "GFLOPs are the sketch branch per query (selector included), counted with FlopCounterMode; "
             "m@A / m@B over 10 ink-prefix fractions (vector sketches only); latency = median single-sketch query "
             "(selector + render + encoder + search) with the default backend.\n\n"
-            + "\n".join(sections) + f"\n![FLOPs vs Acc@1]({png.name})\n\n" + rec)
+            + "\n".join(sections)
+            + ("\n† reused from the weight set's manifest: accuracy and FLOPs are those of the same (sha256-pinned) "
+               "files; the latency was measured when they were evaluated, possibly with another backend or load.\n"
+               if any(r.get("reused") for rows in all_rows.values() for r in rows) else "")
+            + f"\n![FLOPs vs Acc@1]({png.name})\n\n" + rec)
     out.write_text(text)
     say(f"wrote {out} and {png} ({MANIFEST} metrics updated)")
     return [r for rows in all_rows.values() for r in rows]
