@@ -13,7 +13,7 @@ import pytest
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "scripts"))
 
-from .test_app import PHOTOS  # noqa: E402
+from test_app import PHOTOS  # noqa: E402
 
 
 def test_short_load_test(smoke_weights, tmp_path, monkeypatch):

@@ -21,7 +21,7 @@ from sketchdown.accel import onnx_available
 from sketchdown.examples import example_json
 from sketchdown.sketch import from_strokes
 
-from .test_app import import_app
+from test_app import import_app  # noqa: E402
 
 pytestmark = [pytest.mark.filterwarnings("ignore:::gradio.queueing"), pytest.mark.filterwarnings("ignore:::gradio.helpers")]
 
@@ -78,7 +78,8 @@ def test_fuzz_stroke_json_through_the_handler(app):
 @pytest.mark.parametrize(
     "strokes, fragment",
     [
-        ([[[1e300, 1e300], [-1e300, 5]]], None),  # finite but huge: normalised, not an error
+        ([[[1e300, 1e300], [-1e300, 5]]], "within"),  # finite but absurd: refused with the allowed range
+        ([[[9e5, 9e5], [-9e5, 5]]], None),  # huge but allowed: normalised like any sketch
         ([[[-50, -50], [-10, -30]]], None),  # negative coordinates are fine
         ([[[float("nan"), 1], [2, 3]]], "finite"),
         ([[[float("inf"), 1], [2, 3]]], "finite"),
