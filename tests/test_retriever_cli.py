@@ -76,7 +76,7 @@ def test_load_bundle(bundle, smoke_weights: Path) -> None:
     lams = SelectorConfig.lams  # what the smoke export ships; the app starts at the middle one
     assert bundle.selector.lams == lams and bundle.selector.default_lam == lams[len(lams) // 2]
     assert bundle.photo_spec == PhotoSpec("hed", 64)
-    assert bundle.embed_dim == 256 and bundle.classes == []
+    assert bundle.embed_dim == 256 and bundle.classes == ["class0", "class1", "class2"]  # the teacher's category head
     assert len(bundle.photo_id) == 64  # a sha256 (stable across loads: the CLI searches below reuse one index)
     # the shipped weights are the checkpoint's, in fp16
     ck = torch.load(smoke_weights.parent.parent / "T" / "best.pt", map_location="cpu", weights_only=True)
