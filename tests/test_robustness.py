@@ -16,12 +16,11 @@ import pytest
 import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from test_app import import_app  # noqa: E402
 
 from sketchdown.accel import onnx_available
 from sketchdown.examples import example_json
 from sketchdown.sketch import from_strokes
-
-from test_app import import_app  # noqa: E402
 
 pytestmark = [pytest.mark.filterwarnings("ignore:::gradio.queueing"), pytest.mark.filterwarnings("ignore:::gradio.helpers")]
 
