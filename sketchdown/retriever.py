@@ -13,8 +13,10 @@ from __future__ import annotations
 import os
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -88,28 +90,25 @@ class Retriever:
             torch.set_num_threads(threads)
         self.backend = resolve_backend(backend)
 
-    def _selector_runner(self) -> OnnxSelector:
+    def _cached_runner(self, key: tuple, make: Callable[[], Any]) -> Any:
+        """A compiled runner shared by every Retriever over this bundle; concurrent first queries
+        (app users) build it once."""
         runners = self.bundle.runners
-        r = runners.get(("onnx", "selector"))
-        if r is None:
-            with _EXPORT_LOCK:
-                r = runners.get(("onnx", "selector"))
-                if r is None:
-                    assert self.bundle.selector is not None
-                    r = runners[("onnx", "selector")] = OnnxSelector(self.bundle.selector.policy)
-        return r
-
-    def _runner(self, model: str, canvas: int) -> OnnxBranch:
-        runners = self.bundle.runners
-        key = ("onnx", model, canvas)
         r = runners.get(key)
         if r is None:
-            with _EXPORT_LOCK:  # concurrent first queries (app users) export once
+            with _EXPORT_LOCK:
                 r = runners.get(key)
                 if r is None:
-                    b = self.bundle.sketch[model]
-                    r = runners[key] = OnnxBranch(b.encoder, canvas, b.canvas_index(canvas))
+                    r = runners[key] = make()
         return r
+
+    def _selector_runner(self) -> OnnxSelector:
+        assert self.bundle.selector is not None
+        return self._cached_runner(("onnx", "selector"), lambda: OnnxSelector(self.bundle.selector.policy))
+
+    def _runner(self, model: str, canvas: int) -> OnnxBranch:
+        b = self.bundle.sketch[model]
+        return self._cached_runner(("onnx", model, canvas), lambda: OnnxBranch(b.encoder, canvas, b.canvas_index(canvas)))
 
     # ---- gallery -------------------------------------------------------------------------
     @classmethod

@@ -36,3 +36,10 @@ def augment_ink(ink: np.ndarray, rng: np.random.Generator, rot_deg: float = 8.0,
     c = np.array([w / 2, h / 2], np.float32)
     t = c - m @ c
     return cv2.warpAffine(ink, np.hstack([m, t[:, None]]), (w, h), flags=cv2.INTER_LINEAR, borderValue=0)
+
+
+def augment_sketch(sk: Sketch, rng: np.random.Generator) -> Sketch:
+    """Augment a vector sketch by its strokes, a raster one by its ink image."""
+    if sk.is_raster:
+        return Sketch((), raster=(augment_ink(sk.raster.astype(np.float32) / 255, rng) * 255).astype(np.uint8))
+    return augment_vector(sk, rng)

@@ -22,7 +22,7 @@ from sketchdown.photo import EdgeCache, PhotoSpec, photo_canvas
 from sketchdown.render import RenderSpec, ink_to_tensor, render_sketch
 from sketchdown.sketch import Sketch
 
-from .augment import augment_ink, augment_vector
+from .augment import augment_ink, augment_sketch
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -183,10 +183,7 @@ def sample_batch(src: Source, batch: int, rng: np.random.Generator, class_index:
         sk = src.sketch(int(rng.choice(src.sketches_by_photo[p])))
         ink = src.photo_ink[p]
         if augment:
-            if sk.is_raster:
-                sk = Sketch((), raster=(augment_ink(sk.raster.astype(np.float32) / 255, rng) * 255).astype(np.uint8))
-            else:
-                sk = augment_vector(sk, rng)
+            sk = augment_sketch(sk, rng)
             ink = augment_ink(ink, rng, rot_deg=3, scale=0.05, shear=0.03)
         sks.append(sk)
         inks.append(ink)

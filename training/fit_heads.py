@@ -81,8 +81,9 @@ def main(argv: list[str] | None = None) -> dict:
     y = torch.tensor(labels)
     report: dict = {"sketches": len(y), "git_sha": git_sha()}
     cache = out / "teacher_features.pt"  # the teacher pass is the slow part (minutes at 224 px)
-    if cache.is_file() and load_checkpoint(cache).get("n") == len(y):
-        ft = load_checkpoint(cache)["features"]
+    cached = load_checkpoint(cache) if cache.is_file() else {}
+    if cached.get("n") == len(y):
+        ft = cached["features"]
     else:
         ft = features(t_sk, sketches, tcfg["canvas"])
         save_checkpoint(cache, features=ft, n=len(y), teacher=a.teacher)

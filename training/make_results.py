@@ -154,7 +154,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     png = out.with_name("flops_vs_acc.png")
     plot(all_rows[first], png, f"{first}: Acc@1 vs sketch-branch GFLOPs per query")
     rec = ""
-    held = [d for k, d in loaded.items()]
+    held = list(loaded.values())
     if any(b.classes for b in bundles) or a.recognizer:
         pooled = merge_datasets(held, "held-out sketches")
         say(f"recognition on {len(pooled.sketches)} held-out sketches")

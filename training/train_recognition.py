@@ -30,7 +30,7 @@ from sketchdown.losses import hinton_kd
 from sketchdown.photo import EdgeCache
 from sketchdown.render import RenderSpec
 
-from .augment import augment_ink, augment_vector
+from .augment import augment_sketch
 from .common import (
     Source,
     apply_smoke,
@@ -135,14 +135,7 @@ def main(argv: list[str] | None = None) -> dict:
         idx = keep[src.name][pos]
         sks, labels = [], []
         for i in idx:
-            sk = src.sketch(int(i))
-            if sk.is_raster:
-                from sketchdown.sketch import Sketch
-
-                sk = Sketch((), raster=(augment_ink(sk.raster.astype(np.float32) / 255, rng) * 255).astype(np.uint8))
-            else:
-                sk = augment_vector(sk, rng)
-            sks.append(sk)
+            sks.append(augment_sketch(src.sketch(int(i)), rng))
             labels.append(class_index[src.data.photo_labels[src.data.sketches[int(i)].photo]])
         flips = rng.random(len(sks)) < 0.5
         x = sketch_tensor(sks, cfg.canvas, render, flips).to(device, memory_format=torch.channels_last)
