@@ -288,7 +288,8 @@ def selector_html(res: RetrievalResult, how: str, lam: float | None) -> str:
 def flops_html(res: RetrievalResult, s: Session) -> str:
     save = res.saving_pct
     save_txt = f"{save:.0f}% fewer FLOPs" if save >= 0.5 else ("same as the full network" if save > -0.5 else f"{-save:.0f}% more FLOPs")
-    sel = f" (selector: {1000 * res.selector_gflops:.2g} MFLOPs)" if res.selector_gflops > 0 else ""
+    parts = [f"{name}: {1000 * g:.2g} MFLOPs" for name, g in (("selector", res.selector_gflops), ("HOG", res.hog_gflops)) if g > 0]
+    sel = f" ({', '.join(parts)})" if parts else ""
     return (
         "<div class='sd-panel sd-flops'>"
         "<div class='sd-kpis'>"
@@ -447,6 +448,8 @@ def _readout(res: RetrievalResult, how: str, lam: float | None, s: Session, hand
         "abstraction": None if res.abstraction is None else round(res.abstraction, 4),
         "gflops": round(res.gflops, 6),
         "selector_gflops": round(res.selector_gflops, 6),
+        "hog": res.hog_gflops > 0,
+        "hog_gflops": round(res.hog_gflops, 9),
         "full_gflops": round(res.full_gflops, 6),
         "saving_pct": round(res.saving_pct, 2),
         "params": res.params,
@@ -465,7 +468,8 @@ COMPARE_EMPTY = "Pick a model under **Compare with** to see its ranked list next
 
 
 def retrieve(strokes: str | None, model_choice: str | None = None, canvas_choice: Any = AUTO, lam: Any = None,
-             k: Any = DEFAULT_K, compare: str | None = OFF, source: str | None = GALLERY_DEFAULT, session: Any = None):
+             k: Any = DEFAULT_K, compare: str | None = OFF, source: str | None = GALLERY_DEFAULT, hog: Any = True,
+             session: Any = None):
     """The per-stroke handler (API name ``retrieve``). Returns, in order: ranked photos, the JSON readout,
     the selector panel, the FLOP counter, recognised categories, the status line, the two comparison
     lists and their header, and the session state."""
@@ -489,12 +493,14 @@ def retrieve(strokes: str | None, model_choice: str | None = None, canvas_choice
         lam_v = _lam(lam) if how == "selector" else None
         k = max(1, min(48, int(k or DEFAULT_K)))
         retr = _retriever_for(source, s)
-        res = retr.retrieve(sketch, k=k, canvas=canvas, model=model, lam=lam_v)
+        fusion = None if hog is None else bool(hog)  # the weight set's HOG fusion, or the network alone
+        res = retr.retrieve(sketch, k=k, canvas=canvas, model=model, lam=lam_v, fusion=fusion)
         cmp_out = no_cmp
         if compare and compare != OFF:
             cmodel, cuse = _parse_choice(compare)
             ccanvas, chow = _canvas_arg(cmodel, cuse, AUTO)
-            cres = retr.retrieve(sketch, k=k, canvas=ccanvas, model=cmodel, lam=_lam(lam) if chow == "selector" else None)
+            cres = retr.retrieve(sketch, k=k, canvas=ccanvas, model=cmodel, lam=_lam(lam) if chow == "selector" else None,
+                                 fusion=fusion)
             cmp_out = (gallery_items(res), gallery_items(cres), compare_header(res, cres, k))
     except USER_ERRORS as e:
         return cleared(f"⚠️ {e}", {"error": str(e), "results": []})
@@ -988,6 +994,8 @@ def build_demo(m: AppModel) -> gr.Blocks:
                 k_slider = gr.Slider(1, 30, value=DEFAULT_K, step=1, label="Photos to show (top-k)", elem_id="sd-k")
                 compare = gr.Dropdown([(OFF, OFF)] + choices, value=OFF, label="Compare with",
                                       info="runs a second model on every stroke and shows both ranked lists", elem_id="sd-compare")
+                hog_box = gr.Checkbox(value=True, label="Fuse HOG (line-position descriptor, ~1 MFLOP)", elem_id="sd-hog",
+                                      info="off = the network's similarity alone", visible=bool(b and b.hog is not None))
             compare_md = gr.Markdown(COMPARE_EMPTY)
             with gr.Row(visible=False) as cmp_row:
                 cmp_a = gr.Gallery(label="Current model", columns=4, height="auto", object_fit="contain", fit_columns=False)
@@ -1014,14 +1022,14 @@ def build_demo(m: AppModel) -> gr.Blocks:
             gr.Markdown("Scripts: `Client(url).predict(strokes_json, api_name=\"/retrieve\")` returns these outputs; "
                         "the readout has `canvas`, `gflops`, `full_gflops`, `latency_ms` and the ranked `results`.")
 
-        query_inputs = [draw, model_radio, canvas_radio, lam_radio, k_slider, compare, source, session]
+        query_inputs = [draw, model_radio, canvas_radio, lam_radio, k_slider, compare, source, hog_box, session]
         query_outputs = [photos, readout, sel_panel, flops_panel, cats, status, cmp_a, cmp_b, compare_md, session]
         # two queries at once on 2 cores: the encoders, the selector and faiss are read-only and thread-safe
         ev = draw.change(retrieve, query_inputs, query_outputs, api_name="retrieve", trigger_mode="always_last",
                          show_progress="hidden", queue=True, concurrency_limit=2)
         ev.then(plot_update, [teach_open, session], plot, show_progress="hidden", api_visibility="private")
         compare.input(lambda c: gr.update(visible=c not in (None, OFF)), compare, cmp_row, api_visibility="private")
-        for ctl in (canvas_radio, lam_radio, k_slider, compare, source):
+        for ctl in (canvas_radio, lam_radio, k_slider, compare, source, hog_box):
             ctl.input(retrieve, query_inputs, query_outputs, trigger_mode="always_last", show_progress="hidden",
                       api_visibility="private").then(plot_update, [teach_open, session], plot, show_progress="hidden",
                                                      api_visibility="private")

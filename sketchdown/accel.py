@@ -109,10 +109,7 @@ class _OneSequence(nn.Module):
 
     def forward(self, seq: torch.Tensor, lam: torch.Tensor) -> torch.Tensor:
         _, h = self.selector.gru(seq)
-        z = h[-1]
-        if self.selector.conditioned:
-            z = torch.cat([z, lam.view(-1, 1)], 1)
-        return self.selector.head(z)
+        return self.selector.decide(h[-1], lam)
 
 
 class OnnxSelector:

@@ -18,6 +18,7 @@ import torch
 
 from .build import EncoderConfig, build_encoder, imagenet_lite_path
 from .flops import encoder_flops, param_count
+from .hog import HogSpec
 from .models import CanvasSelector, EmbeddingEncoder
 from .photo import PhotoSpec, default_weights_dir
 from .render import RenderSpec
@@ -35,6 +36,7 @@ class SketchBranch:
     canvas_sizes: tuple[int, ...]
     default_canvas: int
     is_full: bool = False  # the "full network" every query's FLOPs are compared against
+    hog_alpha: float = 0.0  # weight of the HOG similarity fused with this branch's (0: not fused)
     _flops: dict[int, int] = field(default_factory=dict, repr=False)
     _params: int | None = field(default=None, repr=False)
 
@@ -81,6 +83,7 @@ class ModelBundle:
     classes: list[str] = field(default_factory=list)
     metrics: dict[str, Any] = field(default_factory=dict)
     source: str = ""
+    hog: HogSpec | None = None  # when set, gallery vectors are [photo embedding, HOG of the edge map]
     # compiled per-canvas runners (sketchdown.accel), shared by every Retriever over this bundle
     runners: dict[Any, Any] = field(default_factory=dict, repr=False, compare=False)
 
@@ -96,7 +99,7 @@ class ModelBundle:
     def embed_dim(self) -> int:
         with torch.inference_mode():
             n = self.photo_spec.size
-            return int(self.photo_encoder(torch.zeros(1, 3, n, n)).shape[1])
+            return int(self.photo_encoder(torch.zeros(1, 3, n, n)).shape[1]) + (self.hog.dim if self.hog else 0)
 
 
 def _builtin_lite0() -> ModelBundle:
@@ -130,9 +133,11 @@ def load_bundle(ref: str | os.PathLike | None = None) -> ModelBundle:
             if c.get("role") == "sketch":
                 enc = build_encoder(EncoderConfig(**c["encoder"]), weights=load_tensors(folder, c["file"], m))
                 sizes = tuple(int(s) for s in c["canvas_sizes"])
-                sketch[name] = SketchBranch(name, enc, sizes, int(c.get("default_canvas", sizes[-1])), bool(c.get("full")))
+                sketch[name] = SketchBranch(name, enc, sizes, int(c.get("default_canvas", sizes[-1])), bool(c.get("full")),
+                                            float(c.get("hog_alpha", 0.0)))
             elif c.get("role") == "selector":
-                pol = CanvasSelector(int(c["num_canvases"]), int(c["hidden"]), bool(c.get("conditioned", True)))
+                pol = CanvasSelector(int(c["num_canvases"]), int(c["hidden"]), bool(c.get("conditioned", True)),
+                                     float(c.get("lam_power", 1.0)))
                 pol.load_state_dict(load_tensors(folder, c["file"], m), strict=True)
                 lams = tuple(float(x) for x in c["lams"])
                 selector = SelectorSpec(pol.eval(), c["model"], lams, float(c.get("default_lam", lams[len(lams) // 2])))
@@ -144,7 +149,18 @@ def load_bundle(ref: str | os.PathLike | None = None) -> ModelBundle:
         raise WeightsError(f"{folder}: manifest has no sketch encoder")
     if selector is not None and selector.model not in sketch:
         raise WeightsError(f"{folder}: selector refers to unknown model {selector.model!r}")
-    photo_id = hashlib.sha256((m["files"][pc["file"]] + repr(sorted(pc.get("photo", {}).items()))).encode()).hexdigest()
+    hog = None
+    if m.get("hog") is not None:
+        try:
+            hog = HogSpec(**m["hog"])
+        except (TypeError, ValueError) as e:
+            raise WeightsError(f"{folder}: malformed hog spec: {e}") from None
+        if pc.get("photo", {}).get("input", "hed") != "hed":
+            raise WeightsError(f"{folder}: HOG fusion needs the photo branch's edge-map input")
+    # the gallery's vectors depend on the photo encoder, its preprocessing and the HOG spec
+    photo_id = hashlib.sha256(
+        (m["files"][pc["file"]] + repr(sorted(pc.get("photo", {}).items())) + (repr(sorted(m["hog"].items())) if hog else "")).encode()
+    ).hexdigest()
     return ModelBundle(
         name=str(m.get("name", Path(folder).name)),
         photo_encoder=photo,
@@ -156,4 +172,5 @@ def load_bundle(ref: str | os.PathLike | None = None) -> ModelBundle:
         classes=list(m.get("classes", [])),
         metrics=dict(m.get("metrics", {})),
         source=str(folder),
+        hog=hog,
     )

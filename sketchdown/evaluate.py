@@ -1,5 +1,5 @@
 """Benchmark evaluation: Acc@1/5/10, mean rank, m@A/m@B over sketch prefixes, mean sketch-branch
-GFLOPs per query (selector included), parameters and CPU latency, one row per model setting."""
+GFLOPs per query (selector and HOG included), parameters and CPU latency, one row per model setting."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from .bundle import ModelBundle
 from .data import PairedDataset, get_sketch
 from .flops import selector_flops
 from .gallery import GalleryIndex, embed_photos, make_index
+from .hog import hog_flops, sketch_hogs
 from .metrics import classification_report, early_retrieval, prefix_fractions, rank_of_true, summary
 from .photo import EdgeCache
 from .render import RenderSpec, ink_to_tensor, render_sketch
@@ -29,22 +30,30 @@ class Row:
     model: str
     canvas: int | None = None  # None: the selector picks
     lam: float | None = None
+    hog: bool = False  # fuse the HOG similarity (the weight set's alpha for this branch)
 
     def label(self, weights: str) -> str:
+        tail = "+HOG" if self.hog else ""
         if self.canvas is None:
-            return f"{weights}/{self.model}+selector(lambda_F={self.lam:g})"
-        return f"{weights}/{self.model}@{self.canvas}"
+            return f"{weights}/{self.model}+selector(lambda_F={self.lam:g}){tail}"
+        return f"{weights}/{self.model}@{self.canvas}{tail}"
 
 
 def default_rows(bundle: ModelBundle, sweep: bool = False) -> list[Row]:
     """Every shipped row: each sketch branch at its default canvas (every canvas with ``sweep``),
-    then the selector's branch with the selector at each shipped lambda_F."""
-    rows = []
+    then the selector's branch with the selector at each shipped lambda_F; where the weight set
+    fuses HOG into a branch, each of its rows with and without the fusion."""
+    base = []
     for name, b in bundle.sketch.items():
         for c in (b.canvas_sizes if sweep else (b.default_canvas,)):
-            rows.append(Row(name, c))
+            base.append(Row(name, c))
     if bundle.selector:
-        rows += [Row(bundle.selector.model, None, lam) for lam in bundle.selector.lams]
+        base += [Row(bundle.selector.model, None, lam) for lam in bundle.selector.lams]
+    rows = []
+    for r in base:
+        rows.append(r)
+        if bundle.hog is not None and bundle.sketch[r.model].hog_alpha > 0:
+            rows.append(Row(r.model, r.canvas, r.lam, hog=True))
     return rows
 
 
@@ -117,6 +126,32 @@ def evaluate(
     fracs = prefix_fractions(prefix_steps) if vector and prefix_steps > 0 else []
     prefixes = [[s.prefix_ink(f) for s in sketches] for f in fracs]
     enc = _Encoder(bundle)
+    # embeddings are cached across rows: a +HOG row reuses its plain row's network outputs and canvases
+    cache: dict[tuple, np.ndarray] = {}
+    canv_cache: dict[tuple, tuple[list[int], list[int]]] = {}
+    hogs: dict[int, np.ndarray] = {}
+    d_cnn = pemb.shape[1] - (bundle.hog.dim if bundle.hog else 0)
+
+    def canvases_for(row: Row, part: int, sks: list[Sketch]) -> tuple[list[int], list[int]]:
+        """(canvas, selector FLOPs) per sketch."""
+        key = (row.model, row.canvas, row.lam, part)
+        if key not in canv_cache:
+            canv_cache[key] = enc.select(sks, row.lam) if row.canvas is None else ([row.canvas] * len(sks), [0] * len(sks))
+        return canv_cache[key]
+
+    def sims(row: Row, part: int, sks: list[Sketch], canv: list[int]) -> np.ndarray:
+        """(N, gallery) fused similarity; part -1 = full sketches, i = prefix i."""
+        key = (row.model, tuple(canv), part)
+        if key not in cache:
+            cache[key] = enc.encode(sks, row.model, canv)
+        s = cache[key] @ pemb[:, :d_cnn].T
+        alpha = bundle.sketch[row.model].hog_alpha if row.hog and bundle.hog else 0.0
+        if alpha > 0:
+            if part not in hogs:
+                hogs[part] = sketch_hogs(sks, bundle.hog, bundle.render)
+            s = s + alpha * (hogs[part] @ pemb[:, d_cnn:].T)
+        return s
+
     # paths are absolute: root / absolute path == absolute path
     gallery = GalleryIndex(
         Path("/"), [str(p.resolve()) for p in data.photos], [""] * len(data.photos), list(data.photo_labels),
@@ -127,24 +162,22 @@ def evaluate(
     for row in rows:
         say(f"evaluating {row.label(bundle.name)}")
         b = bundle.sketch[row.model]
-        if row.canvas is None:
-            canv, sel_fl = enc.select(sketches, row.lam)
-        else:
-            canv, sel_fl = [row.canvas] * len(sketches), [0] * len(sketches)
-        ranks = rank_of_true(enc.encode(sketches, row.model, canv) @ pemb.T, true)
+        canv, sel_fl = canvases_for(row, -1, sketches)
+        hog_fl = hog_flops(bundle.hog) if row.hog and bundle.hog else 0
+        ranks = rank_of_true(sims(row, -1, sketches, canv), true)
         m = summary(ranks)
-        flops = [b.flops(c) + f for c, f in zip(canv, sel_fl, strict=True)]
+        flops = [b.flops(c) + f + hog_fl for c, f in zip(canv, sel_fl, strict=True)]
         if fracs:
             curves = []
-            for pre in prefixes:
-                pc = enc.select(pre, row.lam)[0] if row.canvas is None else [row.canvas] * len(pre)
-                curves.append(rank_of_true(enc.encode(pre, row.model, pc) @ pemb.T, true))
+            for i, pre in enumerate(prefixes):
+                curves.append(rank_of_true(sims(row, i, pre, canvases_for(row, i, pre)[0]), true))
             m.update(early_retrieval(np.stack(curves, 1), len(data.photos)))
         else:
             m.update({"m@A": None, "m@B": None})
         lat = []
         for s in sketches[:latency_queries]:
-            r = retr.retrieve(s, k=10, canvas="auto" if row.canvas is None else row.canvas, model=row.model, lam=row.lam)
+            r = retr.retrieve(s, k=10, canvas="auto" if row.canvas is None else row.canvas, model=row.model, lam=row.lam,
+                              fusion=row.hog)
             lat.append(r.latency_ms)
         params = b.params() + (bundle.selector.params() if row.canvas is None and bundle.selector else 0)
         results.append(

@@ -20,8 +20,10 @@ import faiss
 import numpy as np
 import torch
 
+from .hog import hog_descriptor
 from .imageio import IMAGE_EXTS, ImageError, open_image
 from .photo import EdgeCache, canvas_to_tensor, hed_edges, load_hed, photo_canvas
+from .render import render_ink
 
 INDEX_FILE, META_FILE = "index.faiss", "index.json"
 IVF_NPROBE = 16  # lists searched per query (bench: gallery scale)
@@ -90,7 +92,7 @@ def _labels_for(root: Path, rels: list[str]) -> tuple[list[str], list[str]]:
 
 
 def make_index(emb: np.ndarray, kind: str = "auto") -> faiss.Index:
-    """Inner-product index over unit embeddings ``(N, D)`` float32: ``flat`` (exact), ``hnsw``, ``ivf``."""
+    """Inner-product index over vectors ``(N, D)`` float32: ``flat`` (exact), ``hnsw``, ``ivf``."""
     n, dim = emb.shape
     if kind == "auto":
         kind = "ivf" if n > IVF_ABOVE else "flat"
@@ -130,7 +132,7 @@ class GalleryIndex:
         return len(self.paths)
 
     def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """queries (Q, D) float32 unit -> (scores (Q, k), ids (Q, k)); k is capped at the gallery size."""
+        """queries (Q, D) float32 -> (scores (Q, k), ids (Q, k)) by inner product; k is capped at the gallery size."""
         k = max(1, min(int(k), len(self.paths)))
         return self.index.search(np.ascontiguousarray(queries, np.float32), k)
 
@@ -185,16 +187,21 @@ def embed_photos(
     progress: Progress | None = None,
     skip_bad: bool = True,
 ) -> tuple[np.ndarray, list[int], list[str]]:
-    """Photo embeddings ``(N_ok, D)`` float32, the indices of the files embedded, and one error line per
-    file that could not be read (skipped, when ``skip_bad``)."""
-    enc, spec, render = bundle.photo_encoder, bundle.photo_spec, bundle.render
-    ok, errors, embs, pending = [], [], [], []
+    """Photo vectors ``(N_ok, D)`` float32, the indices of the files embedded, and one error line per
+    file that could not be read (skipped, when ``skip_bad``). With the bundle's HOG fusion a vector is
+    ``[embedding (unit), HOG of the edge map (unit)]``; the query side weights the two parts."""
+    enc, spec, render, hog = bundle.photo_encoder, bundle.photo_spec, bundle.render, bundle.hog
+    ok, errors, embs, pending, pending_hog = [], [], [], [], []
 
     def flush() -> None:
         if pending:
             with torch.inference_mode():
-                embs.append(enc(canvas_to_tensor(np.stack(pending), spec)).numpy())
+                e = enc(canvas_to_tensor(np.stack(pending), spec)).numpy()
+            if hog is not None:
+                e = np.concatenate([e, hog_descriptor(np.stack(pending_hog), hog)], 1)
+            embs.append(e)
             pending.clear()
+            pending_hog.clear()
 
     for i, f in enumerate(files):
         try:
@@ -202,6 +209,8 @@ def embed_photos(
                 # load_hed() is cached: the detector loads once per process
                 ink = edge_cache.get(f) if edge_cache is not None else hed_edges(load_hed(), np.asarray(open_image(f), np.uint8))
                 pending.append(photo_canvas(ink, spec, render))
+                if hog is not None:
+                    pending_hog.append(render_ink(ink, hog.size, render))
             else:
                 pending.append(photo_canvas(np.asarray(open_image(f), np.uint8), spec, render))
             ok.append(i)

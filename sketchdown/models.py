@@ -122,13 +122,16 @@ class CanvasSelector(nn.Module):
 
     forward(seq: float32 (B, L, 5), lengths: int64 (B,), lam: float32 (B,) or None) -> (B, K) logits.
     When ``conditioned``, the accuracy-vs-FLOPs weight lambda_F in [0, 1] is an extra input, so one
-    policy serves every setting of the app's knob.
+    policy serves every setting of the app's knob. It enters as ``lambda_F ** (1 / lam_power)``: the
+    trade-off bites at small lambda_F (R_comp spans 1, R_acc differs by hundredths between canvases),
+    training draws lambda_F = u ** lam_power, and the policy sees u, spread over [0, 1].
     """
 
-    def __init__(self, num_canvases: int, hidden: int = 64, conditioned: bool = True) -> None:
+    def __init__(self, num_canvases: int, hidden: int = 64, conditioned: bool = True, lam_power: float = 1.0) -> None:
         super().__init__()
         self.hidden = hidden
         self.conditioned = conditioned
+        self.lam_power = float(lam_power)
         self.gru = nn.GRU(5, hidden, num_layers=1, batch_first=True)
         self.head = nn.Linear(hidden + (1 if conditioned else 0), num_canvases)
 
@@ -139,11 +142,17 @@ class CanvasSelector(nn.Module):
             seq, lengths.cpu(), batch_first=True, enforce_sorted=False
         )
         _, h = self.gru(packed)
-        z = h[-1]
+        return self.decide(h[-1], lam)
+
+    def decide(self, z: torch.Tensor, lam: torch.Tensor | None) -> torch.Tensor:
+        """Logits (B, K) from the GRU's last hidden state ``z`` (B, hidden) and lambda_F (B,)."""
         if self.conditioned:
             if lam is None:
                 raise ValueError("this selector is conditioned on lambda_F: pass lam")
-            z = torch.cat([z, lam.view(-1, 1).to(z)], 1)
+            u = lam.view(-1, 1).to(z).clamp(min=0.0)
+            if self.lam_power != 1.0:
+                u = u ** (1.0 / self.lam_power)
+            z = torch.cat([z, u], 1)
         return self.head(z)
 
 

@@ -4,8 +4,8 @@
     res = r.retrieve(sketch, k=10, canvas="auto")   # -> RetrievalResult
 
 It holds the encoders, the canvas selector and the gallery index; ``retrieve`` runs selector ->
-render -> sketch encoder -> search and reports the canvas used, FLOPs (selector included) against
-the full network's, parameters and latency.
+render -> sketch encoder (+ HOG, when the weight set fuses it) -> search and reports the canvas used,
+FLOPs (selector and HOG included) against the full network's, parameters and latency.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from .accel import OnnxBranch, OnnxSelector, resolve_backend
 from .bundle import ModelBundle
 from .flops import selector_flops
 from .gallery import GalleryError, GalleryIndex, build_gallery, default_index_dir
+from .hog import hog_descriptor, hog_flops
 from .render import ink_to_tensor, render_sketch
 from .sketch import Sketch, SketchError, stroke_sequence
 
@@ -38,7 +39,7 @@ class Hit:
     path: str  # absolute path of the photo
     label: str
     category: str
-    score: float  # cosine similarity in [-1, 1]
+    score: float  # cosine similarity in [-1, 1]; with HOG fusion, cosine + alpha * HOG cosine
 
 
 @dataclass
@@ -48,7 +49,7 @@ class RetrievalResult:
     canvas: int
     canvas_probs: dict[int, float] | None  # the selector's confidence per canvas (None: fixed canvas)
     abstraction: float | None  # 0 = detailed .. 1 = abstract (selector's expected canvas, inverted)
-    gflops: float  # this query's sketch branch, selector included
+    gflops: float  # this query's sketch branch, selector and HOG included
     selector_gflops: float
     full_gflops: float  # the full network (teacher) on the same sketch
     params: int
@@ -56,6 +57,7 @@ class RetrievalResult:
     canvas_image: np.ndarray = field(repr=False)  # (canvas, canvas) float32 ink: what the network saw
     categories: list[tuple[str, float]] = field(default_factory=list)
     embedding: np.ndarray | None = field(default=None, repr=False)
+    hog_gflops: float = 0.0  # the HOG descriptor's share of ``gflops`` (0: not fused)
 
     @property
     def saving_pct(self) -> float:
@@ -69,6 +71,7 @@ class RetrievalResult:
             "canvas": self.canvas,
             "canvas_probs": self.canvas_probs,
             "gflops": self.gflops,
+            "hog": self.hog_gflops > 0,
             "full_gflops": self.full_gflops,
             "params": self.params,
             "latency_ms": round(self.latency_ms, 2),
@@ -148,6 +151,25 @@ class Retriever:
         canvas = b.canvas_sizes[int(np.argmax(probs))]
         return canvas, {int(c): float(p) for c, p in zip(b.canvas_sizes, probs, strict=True)}, selector_flops(sel.policy, len(seq))
 
+    def hog_alpha(self, model: str, fusion: bool | None = None) -> float:
+        """Weight of the HOG similarity for ``model`` (0 when the weight set or ``fusion=False`` turns it off)."""
+        if self.bundle.hog is None or fusion is False:
+            return 0.0
+        return self.bundle.sketch[model].hog_alpha
+
+    def query_vector(self, sketch: Sketch, model: str, embedding: np.ndarray, fusion: bool | None = None) -> np.ndarray:
+        """The search vector: the embedding (D,), or ``[embedding, alpha * HOG]`` when the weight set
+        fuses HOG (zeros in place of the HOG when it is off for this query), matching the gallery."""
+        hog = self.bundle.hog
+        if hog is None:
+            return embedding
+        alpha = self.hog_alpha(model, fusion)
+        if alpha > 0:
+            h = alpha * hog_descriptor(render_sketch(sketch, hog.size, self.bundle.render), hog)
+        else:
+            h = np.zeros(hog.dim, np.float32)
+        return np.concatenate([embedding, h]).astype(np.float32)
+
     def embed(self, sketch: Sketch, model: str, canvas: int) -> tuple[np.ndarray, np.ndarray, list[tuple[str, float]]]:
         """Render at ``canvas`` and encode: (embedding (D,), canvas image, top categories)."""
         b = self.bundle.sketch[model]
@@ -166,13 +188,15 @@ class Retriever:
         return e[0].numpy(), img, cats
 
     def retrieve(
-        self, sketch: Sketch, k: int = 10, canvas: str | int = "auto", model: str | None = None, lam: float | None = None
+        self, sketch: Sketch, k: int = 10, canvas: str | int = "auto", model: str | None = None, lam: float | None = None,
+        fusion: bool | None = None,
     ) -> RetrievalResult:
         """Rank the gallery for ``sketch``.
 
         canvas: ``"auto"`` (the selector's pick, or the model's default canvas) or a size in pixels.
         model: a sketch branch of the bundle (default: the one the selector serves).
         lam: lambda_F in [0, 1] for the selector (higher = cheaper), default the bundle's.
+        fusion: fuse the HOG similarity (default: when the weight set does); False: the network alone.
         """
         if self.gallery is None:
             raise GalleryError("no gallery loaded: index a photo folder first")
@@ -190,7 +214,8 @@ class Retriever:
             size = int(canvas)
             b.canvas_index(size)  # validates
         emb, img, cats = self.embed(sketch, model, size)
-        scores, ids = self.gallery.search(emb[None], k)
+        hog_fl = hog_flops(self.bundle.hog) if self.hog_alpha(model, fusion) > 0 else 0
+        scores, ids = self.gallery.search(self.query_vector(sketch, model, emb, fusion)[None], k)
         latency = (time.perf_counter() - t0) * 1000
         g = self.gallery
         hits = [
@@ -206,7 +231,7 @@ class Retriever:
         full = self.bundle.full
         return RetrievalResult(
             hits=hits, model=model, canvas=size, canvas_probs=probs, abstraction=abstraction,
-            gflops=(b.flops(size) + sel_flops) / 1e9, selector_gflops=sel_flops / 1e9,
+            gflops=(b.flops(size) + sel_flops + hog_fl) / 1e9, selector_gflops=sel_flops / 1e9, hog_gflops=hog_fl / 1e9,
             full_gflops=full.flops(full.default_canvas) / 1e9, params=b.params()
             + (self.bundle.selector.params() if probs is not None and self.bundle.selector else 0),
             latency_ms=latency, canvas_image=img, categories=cats, embedding=emb,

@@ -82,14 +82,14 @@ def rgb_bundle():
 
 @pytest.fixture(scope="session")
 def smoke_weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Real (tiny, barely trained) weights: teacher -> distilled student -> RL selector -> export.
+    """Real (tiny, barely trained) weights: teacher -> distilled student -> HOG fusion -> RL selector -> export.
 
     Runs the training scripts' ``--smoke`` modes in-process (~30 s on 2 cores). The photo branch
     uses HED edges (PhotoSpec input "hed", 64 px), so indexing runs the HED detector in weights/hed.
     """
     if not (REPO / "weights" / "hed" / "hed.safetensors").is_file():
         pytest.skip("weights/hed is missing (python -m training.convert_hed)")
-    from training import distill, export, train_selector, train_teacher
+    from training import distill, export, fit_fusion, train_selector, train_teacher
 
     d = tmp_path_factory.mktemp("smoke")
     state = torch.random.get_rng_state()
@@ -97,7 +97,10 @@ def smoke_weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
     try:
         train_teacher.main(["--smoke", "--out", str(d / "T")])
         distill.main(["--smoke", "--teacher", str(d / "T" / "best.pt"), "--out", str(d / "S")])
-        train_selector.main(["--smoke", "--student", str(d / "S" / "best.pt"), "--out", str(d / "SEL")])
+        fit_fusion.main(["--smoke", "--teacher", str(d / "T" / "best.pt"), "--student", f"student={d / 'S' / 'best.pt'}",
+                         "--out", str(d / "F")])
+        train_selector.main(["--smoke", "--student", str(d / "S" / "best.pt"), "--fusion", str(d / "F" / "fusion.json"),
+                             "--out", str(d / "SEL")])
         out = export.main(
             [
                 "--name",
@@ -108,6 +111,8 @@ def smoke_weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
                 f"student={d / 'S' / 'best.pt'}",
                 "--selector",
                 str(d / "SEL" / "selector.pt"),
+                "--fusion",
+                str(d / "F" / "fusion.json"),
                 "--out",
                 str(d / "W" / "smoke"),
             ]

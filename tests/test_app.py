@@ -20,6 +20,8 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from sketchdown.hog import hog_flops
+
 REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
@@ -132,11 +134,17 @@ def test_forced_canvas_and_model_choice(app):
     b = app.MODEL.bundle
     r = app.retrieve(example_json("guitar"), "student+selector", "48", session=app.Session())[1]
     assert r["canvas"] == 48 and r["canvas_choice"] == "forced" and r["canvas_probs"] is None and r["selector_gflops"] == 0
-    assert r["gflops"] == pytest.approx(b.sketch["student"].flops(48) / 1e9, rel=1e-4)
+    hog = hog_flops(b.hog) / 1e9  # the smoke weights fuse HOG: every query also pays for the descriptor
+    assert r["hog"] and r["hog_gflops"] == pytest.approx(hog, rel=1e-4)
+    assert r["gflops"] == pytest.approx(b.sketch["student"].flops(48) / 1e9 + hog, rel=1e-4)
+    # the HOG checkbox off: the network alone, fewer FLOPs
+    off = app.retrieve(example_json("guitar"), "student+selector", "48", hog=False, session=app.Session())[1]
+    assert not off["hog"] and off["gflops"] == pytest.approx(b.sketch["student"].flops(48) / 1e9, rel=1e-4)
+    assert off["error"] is None and len(off["results"]) == len(r["results"])
     r = app.retrieve(example_json("guitar"), "student", app.AUTO, session=app.Session())[1]
     assert r["canvas"] == b.sketch["student"].default_canvas and r["canvas_choice"] == "fixed" and not r["selector"]
     r = app.retrieve(example_json("guitar"), "teacher", session=app.Session())[1]
-    assert r["model"] == "teacher" and r["canvas"] == 64 and r["gflops"] == pytest.approx(r["full_gflops"], rel=1e-4)
+    assert r["model"] == "teacher" and r["canvas"] == 64 and r["gflops"] == pytest.approx(r["full_gflops"] + hog, rel=1e-4)
     r = app.retrieve(example_json("guitar"), "student", "64", session=app.Session())[1]
     assert "runs at canvas [32, 48]" in r["error"]
     r = app.retrieve(example_json("guitar"), "nope", session=app.Session())[1]

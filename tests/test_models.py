@@ -130,3 +130,19 @@ def test_wrong_state_dict_shapes_raise_value_error() -> None:
     other_dim = build_encoder(EncoderConfig("lite0", embed_dim=32), weights=None).state_dict()
     with pytest.raises(ValueError, match="do not fit"):
         build_encoder(EncoderConfig("lite0", embed_dim=16), weights=other_dim)
+
+
+def test_selector_reads_lambda_through_its_power() -> None:
+    """lam_power=3: the policy's input is lambda_F ** (1/3); same weights with lam_power=1 fed that value agree."""
+    from sketchdown.models import CanvasSelector
+
+    torch.manual_seed(0)
+    a = CanvasSelector(4, hidden=8, lam_power=3.0).eval()
+    b = CanvasSelector(4, hidden=8, lam_power=1.0).eval()
+    b.load_state_dict(a.state_dict())
+    seq, lens = torch.randn(2, 5, 5), torch.tensor([5, 3])
+    lam = torch.tensor([0.008, 0.3])
+    with torch.inference_mode():
+        torch.testing.assert_close(a(seq, lens, lam), b(seq, lens, lam ** (1 / 3)))
+        # negative lambda_F is clamped to 0 (the Retriever validates the range; this keeps pow defined)
+        torch.testing.assert_close(a(seq, lens, torch.tensor([-0.1, 0.0])), b(seq, lens, torch.zeros(2)))

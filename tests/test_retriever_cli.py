@@ -18,7 +18,9 @@ from sketchdown.bundle import load_bundle
 from sketchdown.cli import main
 from sketchdown.flops import encoder_flops, selector_flops
 from sketchdown.gallery import INDEX_FILE, GalleryError, GalleryIndex
-from sketchdown.photo import PhotoSpec
+from sketchdown.hog import hog_descriptor, hog_flops, ink_hogs
+from sketchdown.imageio import open_image
+from sketchdown.photo import PhotoSpec, hed_edges, load_hed
 from sketchdown.render import ink_to_tensor, render_sketch
 from sketchdown.retriever import Retriever
 from sketchdown.sketch import Sketch, SketchError, from_raster, stroke_sequence
@@ -76,7 +78,8 @@ def test_load_bundle(bundle, smoke_weights: Path) -> None:
     lams = SelectorConfig.lams  # what the smoke export ships; the app starts at the middle one
     assert bundle.selector.lams == lams and bundle.selector.default_lam == lams[len(lams) // 2]
     assert bundle.photo_spec == PhotoSpec("hed", 64)
-    assert bundle.embed_dim == 256 and bundle.classes == ["class0", "class1", "class2"]  # the teacher's category head
+    # gallery vectors: the 256-d embedding + the HOG the smoke fusion picked
+    assert bundle.hog is not None and bundle.embed_dim == 256 + bundle.hog.dim and bundle.classes == ["class0", "class1", "class2"]  # the teacher's category head
     assert len(bundle.photo_id) == 64  # a sha256 (stable across loads: the CLI searches below reuse one index)
     # the shipped weights are the checkpoint's, in fp16
     ck = torch.load(smoke_weights.parent.parent / "T" / "best.pt", map_location="cpu", weights_only=True)
@@ -92,7 +95,10 @@ def test_retrieve_auto(retriever: Retriever, bundle, gallery_dir: Path) -> None:
     # hits: ranked, best first, real files of the gallery
     assert [h.rank for h in res.hits] == [1, 2, 3]
     scores = [h.score for h in res.hits]
-    assert scores == sorted(scores, reverse=True) and all(-1.0 <= s <= 1.0 + 1e-6 for s in scores)
+    alpha = student.hog_alpha
+    assert bundle.hog is not None and alpha > 0  # the smoke weights fuse HOG (fit_fusion --smoke)
+    # fused score: cosine + alpha * HOG cosine (HOG vectors are non-negative, so their cosine is in [0, 1])
+    assert scores == sorted(scores, reverse=True) and all(-1.0 <= s <= 1.0 + alpha + 1e-6 for s in scores)
     assert all(Path(h.path).is_file() and Path(h.path).is_relative_to(gallery_dir) for h in res.hits)
     # the selector's canvas
     assert res.model == "student" and res.canvas in student.canvas_sizes
@@ -105,7 +111,8 @@ def test_retrieve_auto(retriever: Retriever, bundle, gallery_dir: Path) -> None:
     sel_flops = selector_flops(sel.policy, steps)
     ci = student.canvas_sizes.index(res.canvas)
     assert res.selector_gflops == pytest.approx(sel_flops / 1e9) and sel_flops > 0
-    assert res.gflops == pytest.approx((student.flops(res.canvas) + sel_flops) / 1e9, rel=1e-9)
+    assert res.hog_gflops == pytest.approx(hog_flops(bundle.hog) / 1e9) and res.hog_gflops > 0
+    assert res.gflops == pytest.approx((student.flops(res.canvas) + sel_flops + hog_flops(bundle.hog)) / 1e9, rel=1e-9)
     assert res.full_gflops == pytest.approx(teacher.flops(64) / 1e9, rel=1e-9)
     assert student._flops[res.canvas] == encoder_flops(student.encoder, res.canvas, ci)  # the cache holds the count
     assert 0 < res.gflops < res.full_gflops and res.saving_pct > 0
@@ -117,23 +124,37 @@ def test_retrieve_auto(retriever: Retriever, bundle, gallery_dir: Path) -> None:
     with torch.inference_mode():
         emb = student.encoder(ink_to_tensor(res.canvas_image), ci)[0].numpy()
     np.testing.assert_allclose(res.embedding, emb, atol=1e-5)
-    sims = retriever.gallery.embeddings() @ emb
+    # the stored photo vectors are [embedding, HOG of the photo's edge map]: recompute the HOG part
+    stored = retriever.gallery.embeddings()
+    d = emb.shape[0]
+    inks = [hed_edges(load_hed(), np.asarray(open_image(Path(retriever.gallery.root) / q), np.uint8))
+            for q in retriever.gallery.paths]
+    np.testing.assert_allclose(stored[:, d:], ink_hogs(inks, bundle.hog, bundle.render), atol=1e-4)
+    sims = stored[:, :d] @ emb + alpha * stored[:, d:] @ hog_descriptor(render_sketch(SKETCH, bundle.hog.size, bundle.render), bundle.hog)
     top = np.argsort(-sims, kind="stable")[:3]
     assert [h.index for h in res.hits] == list(top)
     np.testing.assert_allclose(scores, sims[top], atol=1e-5)
+    # fusion off: the network's cosine alone, and no HOG FLOPs
+    off = retriever.retrieve(SKETCH, k=3, canvas=res.canvas, fusion=False)
+    cos = stored[:, :d] @ emb
+    assert [h.index for h in off.hits] == list(np.argsort(-cos, kind="stable")[:3]) and off.hog_gflops == 0
+    np.testing.assert_allclose([h.score for h in off.hits], np.sort(cos)[::-1][:3], atol=1e-5)
+    assert off.gflops == pytest.approx(student.flops(res.canvas) / 1e9, rel=1e-9)
 
 
 def test_retrieve_forced_canvas(retriever: Retriever, bundle) -> None:
     student = bundle.sketch["student"]
     res = retriever.retrieve(SKETCH, k=10, canvas=32)
     assert res.canvas == 32 and res.canvas_probs is None and res.selector_gflops == 0
-    assert res.gflops == pytest.approx(student.flops(32) / 1e9) and student.flops(32) < student.flops(48)
+    hog = hog_flops(bundle.hog)
+    assert res.gflops == pytest.approx((student.flops(32) + hog) / 1e9) and student.flops(32) < student.flops(48)
     assert res.canvas_image.shape == (32, 32) and len(res.hits) == 4  # k capped at the gallery size
     with pytest.raises(ValueError, match="runs at canvas"):
         retriever.retrieve(SKETCH, canvas=100)
     t = retriever.retrieve(SKETCH, k=2, model="teacher")  # no selector for the teacher: its canvas
     assert t.model == "teacher" and t.canvas == 64 and t.canvas_probs is None
-    assert t.gflops == pytest.approx(t.full_gflops)
+    # the "full network" is the teacher's network; a fused teacher query also pays the HOG
+    assert t.gflops == pytest.approx(t.full_gflops + hog / 1e9)
     ras = retriever.retrieve(from_raster(np.asarray(render_sketch(SKETCH, 64) < 0.5, np.uint8) * 255), k=2)
     assert ras.canvas == student.default_canvas and ras.canvas_probs is None  # raster: no strokes to read
 

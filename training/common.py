@@ -233,7 +233,7 @@ def evaluate_ranks(
 
 # ---- configs -------------------------------------------------------------------------------
 def parse_config(cls: type, argv: list[str] | None, doc: str | None = None) -> Any:
-    """argparse over a dataclass: one ``--flag`` per field (booleans get ``--no-flag`` too)."""
+    """argparse over a dataclass: one ``--flag`` per field (booleans get ``--no-flag`` too, lists repeat)."""
     import argparse
     import dataclasses
 
@@ -243,12 +243,18 @@ def parse_config(cls: type, argv: list[str] | None, doc: str | None = None) -> A
         t = str(f.type)
         if t == "bool":
             p.add_argument(name, action=argparse.BooleanOptionalAction, default=f.default)
+        elif t.startswith("list"):
+            p.add_argument(name, action="append", default=None)
         elif t.startswith("tuple"):
             conv = float if "float" in t else int
             p.add_argument(name, type=lambda v, conv=conv: tuple(conv(x) for x in v.split(",")), default=f.default)
         else:
             p.add_argument(name, type={"int": int, "float": float}.get(t, str), default=f.default)
-    return cls(**vars(p.parse_args(argv)))
+    args = vars(p.parse_args(argv))
+    for f in dataclasses.fields(cls):
+        if str(f.type).startswith("list") and args[f.name] is None:
+            args[f.name] = f.default_factory()  # type: ignore[misc]
+    return cls(**args)
 
 
 def apply_smoke(cfg: Any, **overrides: Any) -> Any:

@@ -3,7 +3,7 @@ a manifest (architectures, preprocessing, canvas sizes, sha256 of every file, tr
 
     python -m training.export --name chairv2 --teacher runs/teacher/best.pt \
         --student student=runs/student/best.pt --student student-nokd=runs/student_nokd/best.pt \
-        --selector runs/selector/selector.pt --out weights/chairv2
+        --selector runs/selector/selector.pt --fusion runs/fusion/fusion.json --out weights/chairv2
 
 Metrics are added afterwards by ``training/make_results.py`` from a real evaluation run.
 """
@@ -25,7 +25,7 @@ from .common import git_sha, load_checkpoint
 
 def export(name: str, teacher: str, students: dict[str, str], selector: str | None, out: Path,
            selector_model: str = "student", lams: tuple[float, ...] | None = None, classes: list[str] | None = None,
-           default_lam: float | None = None) -> Path:
+           default_lam: float | None = None, fusion: str | None = None) -> Path:
     tck = load_checkpoint(Path(teacher))
     tcfg = json.loads(tck["config"])
     classes = classes or json.loads(tck.get("classes", "[]"))  # the category heads' classes
@@ -58,9 +58,17 @@ def export(name: str, teacher: str, students: dict[str, str], selector: str | No
         shipped = list(lams or sc["lams"])
         manifest["components"]["selector"] = {"file": "selector.safetensors", "role": "selector", "model": selector_model,
                                               "num_canvases": len(canv), "hidden": sc["hidden"], "conditioned": True,
+                                              "lam_power": float(ck.get("lam_power", 1.0)),
                                               "lams": shipped,
                                               "default_lam": shipped[len(shipped) // 2] if default_lam is None else default_lam}
         manifest["provenance"]["selector"] = {"config": sc, "report": json.loads(ck["report"])}
+    if fusion:  # fit_fusion's HOG spec (gallery side) and per-branch weights (query side)
+        fz = json.loads(Path(fusion).read_text())
+        manifest["hog"] = fz["hog"]
+        for bname, alpha in fz["alpha"].items():
+            if bname in manifest["components"]:
+                manifest["components"][bname]["hog_alpha"] = float(alpha)
+        manifest["provenance"]["fusion"] = {"val": fz["val"]}
     write_manifest(tmp, manifest)
     load_bundle(tmp)  # the export must load with the strict loader before it replaces anything
     if out.exists():
@@ -83,11 +91,13 @@ def main(argv: list[str] | None = None) -> Path:
     p.add_argument("--selector-model", default="student")
     p.add_argument("--lams", default=None, help="comma-separated lambda_F values the app offers")
     p.add_argument("--default-lam", type=float, default=None, help="the app's starting lambda_F (default: the middle one)")
+    p.add_argument("--fusion", default=None, help="fit_fusion's fusion.json: fuse HOG into the branches it names")
     p.add_argument("--out", required=True)
     a = p.parse_args(argv)
     students = dict(s.split("=", 1) for s in a.student)
     lams = tuple(float(x) for x in a.lams.split(",")) if a.lams else None
-    out = export(a.name, a.teacher, students, a.selector, Path(a.out), a.selector_model, lams, default_lam=a.default_lam)
+    out = export(a.name, a.teacher, students, a.selector, Path(a.out), a.selector_model, lams, default_lam=a.default_lam,
+                 fusion=a.fusion)
     print(f"exported {out}")
     return out
 

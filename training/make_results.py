@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -60,14 +61,15 @@ def plot(rows: list[dict], path: Path, title: str) -> None:
     series: dict[str, list[tuple[float, float, str]]] = {}
     for r in rows:
         name = r["model"]
-        key = name.split("@")[0] if "@" in name else name.split("(")[0]
+        # one line per model (+HOG its own): canvases along a line, or the selector's lambda_F values
+        key = re.sub(r"@\d+", "", name) if "@" in name else re.sub(r"\(lambda_F=[^)]*\)", "", name)
         series.setdefault(key, []).append((r["gflops_per_query"], r["acc@1"], name))
     for key, pts in series.items():
         pts.sort()
         ax.plot([p[0] for p in pts], [p[1] for p in pts], "o-" if len(pts) > 1 else "s", label=key)
         for x, y, n in pts:
-            ax.annotate(n.split("@")[-1] if "@" in n else n.split("lambda_F=")[-1].rstrip(")"), (x, y), fontsize=7,
-                        xytext=(3, 3), textcoords="offset points")
+            m = re.search(r"@(\d+)", n) or re.search(r"lambda_F=([^)]*)", n)
+            ax.annotate(m.group(1) if m else "", (x, y), fontsize=7, xytext=(3, 3), textcoords="offset points")
     ax.axhline(45.65, color="gray", ls="--", lw=0.8)
     ax.text(ax.get_xlim()[0], 45.9, "paper's VGG-16 full network, 40.18 GFLOPs", fontsize=7, color="gray")
     ax.set_xscale("log")
@@ -166,7 +168,9 @@ def main(argv: list[str] | None = None) -> list[dict]:
                "Precision, recall and F1 are macro averages over the classes present.\n\n" + recognition_table(rrows))
     text = ("# Results\n\n"
             f"Made by `python -m training.make_results {' '.join(argv or sys.argv[1:])}` on a 2-core CPU. "
-            "GFLOPs are the sketch branch per query (selector included), counted with FlopCounterMode; "
+            "GFLOPs are the sketch branch per query (selector and, in +HOG rows, the HOG descriptor included), "
+            "counted with FlopCounterMode (the HOG by hand, sketchdown.hog.hog_flops); "
+            "+HOG rows fuse cos(embedding) + alpha * cos(HOG) with alpha fitted on the validation split; "
             "m@A / m@B over 10 ink-prefix fractions (vector sketches only); latency = median single-sketch query "
             "(selector + render + encoder + search) with the default backend.\n\n"
             + "\n".join(sections)

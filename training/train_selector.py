@@ -11,7 +11,12 @@ validation sketches (the student never trained on them) at 10 prefix lengths x a
 variants; REINFORCE then samples canvases from the policy, with the policy's expected reward as
 baseline. lambda_F is drawn uniformly per sample, so one policy serves the app's whole knob.
 
-    python -m training.train_selector --student runs/student/best.pt --out runs/selector
+The ranks are taken in a gallery of the validation photos plus ``distractors`` training photos (100
+in all, the test split's size): among the 40 validation photos alone small canvases ranked well
+enough that the first selector sent too many test sketches to 32 px. With ``--fusion`` (from
+``fit_fusion``) the rewards use the fused score the app searches with, cos + alpha * cos(HOG).
+
+    python -m training.train_selector --student runs/student/best.pt --fusion runs/fusion/fusion.json --out runs/selector
     python -m training.train_selector --smoke --out /tmp/sel
 """
 
@@ -29,6 +34,7 @@ from tqdm import tqdm
 
 from sketchdown.build import EncoderConfig, build_encoder
 from sketchdown.flops import encoder_flops
+from sketchdown.hog import HogSpec, ink_hogs, sketch_hogs
 from sketchdown.models import CanvasSelector
 from sketchdown.photo import EdgeCache, PhotoSpec
 from sketchdown.render import RenderSpec
@@ -54,6 +60,9 @@ from .common import (
 class SelectorConfig:
     out: str = "runs/selector"
     student: str = "runs/student/best.pt"
+    fusion: str | None = None  # fit_fusion's fusion.json: reward on the fused score (HOG spec + alpha)
+    fusion_branch: str = "student"  # whose alpha in fusion.json
+    distractors: int = 60  # training photos added to the validation gallery
     data_root: str | None = None
     hidden: int = 64
     variants: int = 3  # augmented copies of every validation sketch
@@ -63,6 +72,7 @@ class SelectorConfig:
     lr: float = 1e-3
     entropy: float = 0.05
     lam_power: float = 3.0  # lambda_F = u ** lam_power, u ~ U(0, 1): most mass where the trade-off bites
+    lam_feature: bool = True  # the policy reads u = lambda_F ** (1 / lam_power), not lambda_F itself
     triplet_weight: float = 0.5
     margin: float = 0.2
     lams: tuple[float, ...] = (0.0, 0.05, 0.15, 0.3)  # reported here, offered by the app
@@ -72,18 +82,30 @@ class SelectorConfig:
 
 @torch.inference_mode()
 def reward_table(student: torch.nn.Module, canvases: tuple[int, ...], sketches: list[Sketch], true: np.ndarray,
-                 photo_emb: torch.Tensor, render: RenderSpec, margin: float, triplet_weight: float) -> np.ndarray:
-    """R_acc for every (sample, canvas): (N, K) float32."""
+                 photo_emb: torch.Tensor, render: RenderSpec, margin: float, triplet_weight: float,
+                 hog_sims: torch.Tensor | None = None, alpha: float = 0.0) -> np.ndarray:
+    """R_acc for every (sample, canvas): (N, K) float32. ``hog_sims`` (N, P): the canvas-independent
+    HOG similarity, fused as (cos + alpha * hog) / (1 + alpha) so the hinge margin keeps its scale."""
     out = np.zeros((len(sketches), len(canvases)), np.float32)
     for ci, c in enumerate(canvases):
         embs = torch.cat([student(sketch_tensor(sketches[i : i + 128], c, render), ci) for i in range(0, len(sketches), 128)])
         sims = embs @ photo_emb.T
+        if hog_sims is not None and alpha > 0:
+            sims = (sims + alpha * hog_sims) / (1 + alpha)
         pos = sims[torch.arange(len(true)), torch.as_tensor(true)]
         rank = (sims >= pos[:, None]).sum(1).float()
         hinge = torch.relu(sims - pos[:, None] + margin)
         hinge[torch.arange(len(true)), torch.as_tensor(true)] = 0
         out[:, ci] = (1.0 / rank - triplet_weight * hinge.mean(1)).numpy()
     return out
+
+
+def _file_id(path: str | None) -> str:
+    """Size and mtime of a file the reward table depends on ("" when unset or missing)."""
+    if not path or not Path(path).is_file():
+        return ""
+    st = Path(path).stat()
+    return f"{st.st_size}:{st.st_mtime_ns}"
 
 
 def pad_batch(seqs: list[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -117,14 +139,18 @@ def main(argv: list[str] | None = None) -> dict:
         student = build_encoder(EncoderConfig(**json.loads(ck["encoder"])), weights=ck["student"])
         _, photo_enc, tcfg, _ = load_teacher(scfg["teacher"])
         pspec, n_val, root = PhotoSpec("hed", tcfg["photo_size"]), scfg["n_val"], scfg.get("data_root")
+    extra: list[np.ndarray] = []  # distractor photos (none in smoke mode)
     if cfg.smoke:
         from .synthetic import synthetic_source
 
         val = synthetic_source(6, seed=2, name="val")
     else:
-        _, val = load_sources(cfg.data_root or root, False, n_val, EdgeCache())
+        train, val = load_sources(cfg.data_root or root, False, n_val, EdgeCache())
+        pick = rng.choice(len(train[0].photo_ink), min(cfg.distractors, len(train[0].photo_ink)), replace=False)
+        extra = [train[0].photo_ink[i] for i in sorted(pick.tolist())]
     student.eval()
-    photo_emb = encode_photos(photo_enc, val.photo_ink, pspec, render)
+    inks = list(val.photo_ink) + extra
+    photo_emb = encode_photos(photo_enc, inks, pspec, render)
 
     # samples: every validation sketch x prefix lengths x augmented variants
     sketches, true = [], []
@@ -136,14 +162,29 @@ def main(argv: list[str] | None = None) -> dict:
                 sketches.append(sk.prefix_ink(float(f)))
                 true.append(it.photo)
     true = np.array(true)
-    r_acc = reward_table(student, canvases, sketches, true, photo_emb, render, cfg.margin, cfg.triplet_weight)
+    # the reward table is the slow part (every sample x canvas through the student): cached in the run
+    # folder under a key of everything it depends on, so re-running REINFORCE settings is quick
+    key = json.dumps([cfg.student, _file_id(cfg.student), cfg.fusion, _file_id(cfg.fusion), cfg.fusion_branch,
+                      cfg.distractors, cfg.variants, cfg.prefix_steps, cfg.margin, cfg.triplet_weight, cfg.seed, len(sketches)])
+    cache = out / "rewards.npz"
+    if cache.is_file() and str(np.load(cache)["key"]) == key:
+        r_acc = np.load(cache)["r_acc"]
+    else:
+        hog_sims, alpha = None, 0.0
+        if cfg.fusion:
+            fz = json.loads(Path(cfg.fusion).read_text())
+            spec, alpha = HogSpec(**fz["hog"]), float(fz["alpha"].get(cfg.fusion_branch, 0.0))
+            hog_sims = torch.from_numpy(sketch_hogs(sketches, spec, render) @ ink_hogs(inks, spec, render).T)
+        r_acc = reward_table(student, canvases, sketches, true, photo_emb, render, cfg.margin, cfg.triplet_weight,
+                             hog_sims, alpha)
+        np.savez(cache, r_acc=r_acc, key=np.array(key))
     flops = np.array([encoder_flops(student, c, ci) for ci, c in enumerate(canvases)], np.float64)
     r_comp = -(flops - flops.min()) / max(1.0, flops.max() - flops.min())
     seqs = [stroke_sequence(s) for s in sketches]
     print(json.dumps({"samples": len(seqs), "mean_r_acc_per_canvas": r_acc.mean(0).round(3).tolist(),
                       "gflops": (flops / 1e9).round(4).tolist()}), file=sys.stderr)
 
-    policy = CanvasSelector(len(canvases), cfg.hidden, conditioned=True)
+    policy = CanvasSelector(len(canvases), cfg.hidden, conditioned=True, lam_power=cfg.lam_power if cfg.lam_feature else 1.0)
     opt = torch.optim.Adam(policy.parameters(), lr=cfg.lr)
     ra, rc = torch.from_numpy(r_acc), torch.from_numpy(r_comp).float()
     for _ in tqdm(range(cfg.steps), desc="selector", mininterval=5):
@@ -178,7 +219,7 @@ def main(argv: list[str] | None = None) -> dict:
             report[f"fixed@{c}"] = {"gflops": round(flops[k] / 1e9, 4), "r_acc": round(float(r_acc[:, k].mean()), 4)}
     print(json.dumps(report, indent=1), file=sys.stderr)
     save_checkpoint(out / "selector.pt", policy=policy.state_dict(), config=json.dumps(dataclasses.asdict(cfg)),
-                    canvases=json.dumps(list(canvases)), report=json.dumps(report))
+                    canvases=json.dumps(list(canvases)), report=json.dumps(report), lam_power=policy.lam_power)
     (out / "result.json").write_text(json.dumps(report, indent=2) + "\n")
     return report
 

@@ -1,0 +1,157 @@
+"""Fit the HOG fusion: one HOG spec for the gallery and one weight alpha per sketch branch, chosen on
+the ChairV2 validation split (never on test).
+
+The fused score of a sketch against a photo is ``cos(embedding) + alpha * cos(HOG)``. The HOG spec
+(pyramid cell sizes and blurs, from ``--specs``) and each branch's alpha are picked on the validation
+photos plus ``distractors`` extra training photos,
+so the gallery has the test split's size (100) and ranking is not too easy. Selection score:
+``Acc@1 + Acc@10 / 4``, averaged over a branch's canvases. Output: ``fusion.json``, read by
+``train_selector --fusion`` and ``export --fusion``.
+
+    python -m training.fit_fusion --teacher runs/teacher/best.pt --student student=runs/student/best.pt --out runs/fusion
+    python -m training.fit_fusion --smoke --out /tmp/fusion
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from sketchdown.build import EncoderConfig, build_encoder
+from sketchdown.hog import HogSpec, ink_hogs, sketch_hogs
+from sketchdown.metrics import rank_of_true, summary
+from sketchdown.photo import EdgeCache, PhotoSpec
+from sketchdown.render import RenderSpec
+
+from .common import (
+    apply_smoke,
+    encode_photos,
+    load_checkpoint,
+    load_sources,
+    load_teacher,
+    parse_config,
+    seed_all,
+    set_threads,
+    sketch_tensor,
+    write_run_info,
+)
+
+
+@dataclass
+class FusionConfig:
+    out: str = "runs/fusion"
+    teacher: str = "runs/teacher/best.pt"
+    student: list[str] = field(default_factory=list)  # NAME=checkpoint (repeatable)
+    data_root: str | None = None
+    n_val: int = 40
+    distractors: int = 60  # training photos added to the validation gallery (100 photos, like test)
+    size: int = 128
+    # candidate HOG specs, "cells/blurs" separated by spaces (finer pyramids cost index memory:
+    # cells 8,16,32 at 128 px would be 10k dims per photo, so it is not offered)
+    specs: str = "16/2 16/3 16,32/3,4 16,32/2,3"
+    alphas: tuple[float, ...] = (0.0, 0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 4.0, 6.0)
+    seed: int = 0
+    smoke: bool = False
+
+
+def score(ranks: np.ndarray) -> tuple[float, float, float]:
+    m = summary(ranks)
+    return m["acc@1"] + m["acc@10"] / 4, m["acc@1"], m["acc@10"]
+
+
+def parse_specs(size: int, text: str) -> dict[str, HogSpec]:
+    """``"16/2 16,32/3,4"`` -> {"16/2": HogSpec(size, (16,), (2.0,)), ...}."""
+    out = {}
+    for item in text.split():
+        cells, blurs = item.split("/")
+        out[item] = HogSpec(size, tuple(int(c) for c in cells.split(",")), tuple(float(b) for b in blurs.split(",")))
+    return out
+
+
+def fit(cnn_sims: dict[str, list[np.ndarray]], hog_sims: dict[str, np.ndarray], true: np.ndarray,
+        alphas: tuple[float, ...]) -> tuple[str, dict[str, float], list[dict]]:
+    """Grid search: (spec key, {branch: alpha}, table). ``cnn_sims[branch]`` holds one (N, P) similarity
+    per canvas; ``hog_sims[spec]`` the (N, P) HOG similarity. The spec maximises the summed best score."""
+    table, best = [], (-1.0, "", {})
+    for key, hs in hog_sims.items():
+        total, pick = 0.0, {}
+        for name, per_canvas in cnn_sims.items():
+            row_best = (-1.0, 0.0)
+            for a in alphas:
+                res = [score(rank_of_true(s + a * hs, true)) for s in per_canvas]
+                sc = float(np.mean([r[0] for r in res]))
+                table.append({"spec": key, "branch": name, "alpha": a, "score": round(sc, 2),
+                              "acc@1": round(float(np.mean([r[1] for r in res])), 2),
+                              "acc@10": round(float(np.mean([r[2] for r in res])), 2)})
+                if sc > row_best[0]:
+                    row_best = (sc, a)
+            total += row_best[0]
+            pick[name] = row_best[1]
+        if total > best[0]:
+            best = (total, key, pick)
+    return best[1], best[2], table
+
+
+@torch.inference_mode()
+def main(argv: list[str] | None = None) -> dict:
+    cfg = parse_config(FusionConfig, argv, __doc__)
+    if cfg.smoke:
+        # one alpha > 0: the smoke weights always fuse, so the tests exercise that path
+        cfg = apply_smoke(cfg, size=32, specs="8/0 8,16/1,1", alphas=(1.0,), distractors=2)
+    set_threads()
+    seed_all(cfg.seed)
+    render = RenderSpec()
+    out = Path(cfg.out)
+    write_run_info(out, cfg)
+    if cfg.smoke and cfg.teacher == FusionConfig.teacher:  # smoke without checkpoints: random tiny nets
+        photo_enc = build_encoder(EncoderConfig("lite0", 32, 1, 0), weights=None)
+        branches = {"teacher": (build_encoder(EncoderConfig("lite0", 32, 1, 0), weights=None), (64,))}
+        pspec, root = PhotoSpec("hed", 64), None
+    else:
+        teacher, photo_enc, tcfg, _ = load_teacher(cfg.teacher)
+        pspec, root = PhotoSpec("hed", tcfg["photo_size"]), tcfg.get("data_root")
+        branches = {"teacher": (teacher, (tcfg["canvas"],))}
+        for spec in cfg.student:
+            name, path = spec.split("=", 1)
+            ck = load_checkpoint(Path(path))
+            enc = build_encoder(EncoderConfig(**json.loads(ck["encoder"])), weights=ck["student"])
+            branches[name] = (enc, tuple(json.loads(ck["config"])["canvases"]))
+    if cfg.smoke:
+        from .synthetic import synthetic_source
+
+        val, extra = synthetic_source(6, seed=2, name="val"), synthetic_source(4, seed=3).photo_ink
+    else:
+        train, val = load_sources(cfg.data_root or root, False, cfg.n_val, EdgeCache())
+        rng = np.random.default_rng(cfg.seed)
+        pick = rng.choice(len(train[0].photo_ink), min(cfg.distractors, len(train[0].photo_ink)), replace=False)
+        extra = [train[0].photo_ink[i] for i in sorted(pick.tolist())]
+    inks = list(val.photo_ink) + list(extra)
+    sketches = [val.sketch(i) for i in range(len(val.data.sketches))]
+    true = np.array([it.photo for it in val.data.sketches])
+    photo_enc.eval()
+    pemb = encode_photos(photo_enc, inks, pspec, render).numpy()
+    cnn: dict[str, list[np.ndarray]] = {}
+    for name, (enc, canvases) in branches.items():
+        enc.eval()
+        cnn[name] = []
+        for ci, c in enumerate(canvases):
+            e = torch.cat([enc(sketch_tensor(sketches[j : j + 64], c, render), ci) for j in range(0, len(sketches), 64)])
+            cnn[name].append(e.numpy() @ pemb.T)
+    specs = parse_specs(cfg.size, cfg.specs)
+    hog_sims = {k: sketch_hogs(sketches, sp, render) @ ink_hogs(inks, sp, render).T for k, sp in specs.items()}
+    key, alphas, table = fit(cnn, hog_sims, true, cfg.alphas)
+    chosen = [r for r in table if r["spec"] == key and r["alpha"] in (0.0, alphas.get(r["branch"]))]
+    result = {"hog": specs[key].to_dict(), "alpha": alphas,
+              "val": {"sketches": len(sketches), "photos": len(inks), "chosen": chosen}, "grid": table}
+    (out / "fusion.json").write_text(json.dumps(result, indent=1) + "\n")
+    print(json.dumps({"hog": result["hog"], "alpha": alphas, "chosen": chosen}, indent=1), file=sys.stderr)
+    return result
+
+
+if __name__ == "__main__":
+    main()
