@@ -71,7 +71,7 @@ def cmd_search(a: argparse.Namespace) -> int:
     r = Retriever.from_folder(b, gallery, a.index, rebuild="never" if a.no_rebuild else "auto", progress=_progress(not a.json),
                               backend=a.backend)
     canvas = a.canvas if a.canvas == "auto" else int(a.canvas)
-    res = r.retrieve(sketch, k=a.k, canvas=canvas, model=a.model, lam=a.lam)
+    res = r.retrieve(sketch, k=a.k, canvas=canvas, model=a.model, lam=a.lam, fusion=False if a.no_hog else None)
     if a.json:
         print(json.dumps(res.to_json()))
         return 0
@@ -181,6 +181,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--canvas", default="auto", help="auto (the RL selector) or a size in pixels")
     s.add_argument("--model", default=None, help="sketch branch: student, teacher, ... (default: the selector's)")
     s.add_argument("--lam", type=float, default=None, help="lambda_F for the selector (0 = accuracy .. 1 = FLOPs)")
+    s.add_argument("--no-hog", action="store_true", help="rank by the network alone (no HOG fusion)")
     # one query: the ONNX export (~1.5 s per canvas) would cost more than it saves; the app and bench warm up once
     s.add_argument("--backend", default="eager", choices=["eager", "onnx", "auto"], help="inference backend (default eager)")
     _weights_arg(s)

@@ -218,6 +218,13 @@ def test_cli_search_json(
     assert [r["score"] for r in out["results"]] == pytest.approx([h.score for h in ref.hits], abs=1e-4)
     assert out["canvas"] == ref.canvas and out["gflops"] == pytest.approx(ref.gflops)
     assert out["full_gflops"] == pytest.approx(ref.full_gflops) and out["latency_ms"] > 0
+    assert out["hog"] is True
+    # --no-hog: the network's ranking alone, as the Retriever gives it with fusion=False
+    assert main(_search(sketch_file, gallery_dir, index_dir, smoke_weights, "--k", "3", "--no-rebuild", "--json", "--no-hog")) == 0
+    off = json.loads(capsys.readouterr().out)
+    ref_off = retriever.retrieve(Sketch(tuple(np.round(s, 2) for s in SKETCH.strokes)), k=3, fusion=False)
+    assert off["hog"] is False and [r["path"] for r in off["results"]] == [h.path for h in ref_off.hits]
+    assert off["gflops"] == pytest.approx(ref_off.gflops) and off["gflops"] < out["gflops"]
 
 
 def test_cli_search_text(

@@ -70,7 +70,8 @@ class SelectorConfig:
     steps: int = 2000
     batch: int = 256
     lr: float = 1e-3
-    entropy: float = 0.05
+    entropy: float = 0.05  # entropy bonus at the start, annealed linearly to entropy_final: a low
+    entropy_final: float = 0.05  # bonus from the start collapses onto the cheapest canvas before lambda_F is learned
     lam_power: float = 3.0  # lambda_F = u ** lam_power, u ~ U(0, 1): most mass where the trade-off bites
     lam_feature: bool = True  # the policy reads u = lambda_F ** (1 / lam_power), not lambda_F itself
     triplet_weight: float = 0.5
@@ -187,7 +188,8 @@ def main(argv: list[str] | None = None) -> dict:
     policy = CanvasSelector(len(canvases), cfg.hidden, conditioned=True, lam_power=cfg.lam_power if cfg.lam_feature else 1.0)
     opt = torch.optim.Adam(policy.parameters(), lr=cfg.lr)
     ra, rc = torch.from_numpy(r_acc), torch.from_numpy(r_comp).float()
-    for _ in tqdm(range(cfg.steps), desc="selector", mininterval=5):
+    for step in tqdm(range(cfg.steps), desc="selector", mininterval=5):
+        ent_w = cfg.entropy + (cfg.entropy_final - cfg.entropy) * step / max(1, cfg.steps - 1)
         idx = rng.choice(len(seqs), size=min(cfg.batch, len(seqs)), replace=False)
         x, lens = pad_batch([seqs[i] for i in idx])
         lam = torch.rand(len(idx)) ** cfg.lam_power
@@ -197,7 +199,7 @@ def main(argv: list[str] | None = None) -> dict:
         R = lam[:, None] * rc[None] + (1 - lam[:, None]) * ra[idx]  # (B, K) reward of every canvas
         r = R.gather(1, a[:, None])[:, 0]
         baseline = (dist.probs * R).sum(1).detach()  # expected reward under the policy
-        loss = -((r - baseline) * dist.log_prob(a)).mean() - cfg.entropy * dist.entropy().mean()
+        loss = -((r - baseline) * dist.log_prob(a)).mean() - ent_w * dist.entropy().mean()
         opt.zero_grad()
         loss.backward()
         opt.step()
