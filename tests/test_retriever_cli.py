@@ -314,3 +314,33 @@ def test_cli_error_stale_index(
     _one_line_error(capsys, main(_search(sketch_file, photos, idx, smoke_weights, "--no-rebuild", "--json")), "stale", "changed")
     code = main(_search(sketch_file, photos, tmp_path / "missing", smoke_weights, "--no-rebuild", "--json"))
     _one_line_error(capsys, code, "no gallery index")
+
+
+def test_evaluate_matches_the_retriever(bundle, gallery_dir: Path, tmp_path: Path) -> None:
+    """evaluate() (batched, cached, fused similarity computed in bulk) gives the same ranks and FLOPs as
+    answering every sketch through Retriever.retrieve, for plain, +HOG and selector rows."""
+    from sketchdown.data import PairedDataset, SketchItem
+    from sketchdown.evaluate import Row, evaluate
+    from sketchdown.gallery import embed_photos, make_index
+    from sketchdown.photo import EdgeCache
+
+    photos = sorted(p for p in gallery_dir.rglob("*") if p.is_file())
+    rng = np.random.default_rng(5)
+    items = [SketchItem(f"s{i}", Sketch(tuple(rng.uniform(0, 100, (5, 2)).astype(np.float32) for _ in range(3))), i % len(photos))
+             for i in range(6)]
+    data = PairedDataset("tiny", items, photos, [""] * len(photos))
+    cache = EdgeCache(tmp_path / "cache")  # the same (8-bit cached) edge maps for both sides
+    lam = bundle.selector.lams[0]
+    rows = [Row("student", 32), Row("student", 32, hog=True), Row("student", None, lam, hog=True), Row("teacher", 64, hog=True)]
+    got = {r["model"]: r for r in evaluate(bundle, data, rows, prefix_steps=0, latency_queries=1, edge_cache=cache)}
+    pemb, ok, _ = embed_photos(bundle, photos, edge_cache=cache)
+    g = GalleryIndex(Path("/"), [str(p.resolve()) for p in photos], [""] * len(photos), [""] * len(photos), make_index(pemb, "flat"), {})
+    r = Retriever(bundle, g, backend="eager")
+    for row in rows:
+        res = [r.retrieve(it.sketch, k=len(photos), canvas="auto" if row.canvas is None else row.canvas, model=row.model,
+                          lam=row.lam, fusion=row.hog) for it in items]
+        ranks = [1 + [h.index for h in x.hits].index(it.photo) for x, it in zip(res, items, strict=True)]
+        e = got[row.label(bundle.name)]
+        assert e["mean_rank"] == pytest.approx(np.mean(ranks), abs=1e-2), row
+        assert e["acc@1"] == pytest.approx(100 * np.mean(np.array(ranks) == 1), abs=1e-2), row
+        assert e["gflops_per_query"] == pytest.approx(np.mean([x.gflops for x in res]), abs=1e-4), row

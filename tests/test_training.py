@@ -114,3 +114,22 @@ def test_teacher_init_copies_category_rows_by_name(tmp_path):
     old = load_checkpoint(t / "best.pt")["sketch"]
     assert torch.equal(sk.classifier.weight[0], old["classifier.weight"][2].float())
     assert torch.equal(sk.classifier.weight[2], old["classifier.weight"][0].float())
+
+
+def test_fit_fusion_grid_picks_the_alpha_that_ranks_best() -> None:
+    """fit_fusion.fit on hand-made similarities: the network ranks photo 1 first for every sketch, the HOG
+    ranks the true photo 0 first; any alpha that lets the HOG win is best, and the first such is kept."""
+    import numpy as np
+
+    from training.fit_fusion import fit, parse_specs
+
+    true = np.zeros(4, int)
+    cnn = np.tile(np.array([0.5, 0.9, 0.1]), (4, 1))  # photo 1 wins by 0.4 on the network alone
+    hog_good = np.tile(np.array([0.9, 0.5, 0.5]), (4, 1))  # HOG favours the true photo by 0.4
+    hog_flat = np.full((4, 3), 0.5)
+    key, alphas, table = fit({"student": [cnn]}, {"flat": hog_flat, "good": hog_good}, true, (0.0, 0.5, 2.0, 4.0))
+    # alpha 0.5: 0.95 vs 1.15, photo 1 still first; alpha 2: 2.3 vs 1.9, the true photo first
+    assert key == "good" and alphas == {"student": 2.0}
+    assert {r["alpha"]: r["acc@1"] for r in table if r["spec"] == "good"} == {0.0: 0.0, 0.5: 0.0, 2.0: 100.0, 4.0: 100.0}
+    specs = parse_specs(64, "16/2 16,32/3,4")
+    assert specs["16,32/3,4"].cells == (16, 32) and specs["16,32/3,4"].blurs == (3.0, 4.0) and specs["16/2"].size == 64
