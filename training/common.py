@@ -151,6 +151,13 @@ def load_sources(
     return sources, make_source("chairv2-val", chair_val, edges)
 
 
+def distractor_inks(src: Source, n: int, rng: np.random.Generator) -> list[np.ndarray]:
+    """``n`` photo edge maps drawn from a training source: added to the 40-photo validation gallery so it
+    has the test split's size (100) and ranking is not too easy."""
+    pick = rng.choice(len(src.photo_ink), min(n, len(src.photo_ink)), replace=False)
+    return [src.photo_ink[i] for i in sorted(pick.tolist())]
+
+
 def source_classes(sources: list[Source]) -> list[str]:
     """Category names over all sources, in source order (the recognition head's classes)."""
     out: list[str] = []

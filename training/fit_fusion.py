@@ -30,6 +30,7 @@ from sketchdown.render import RenderSpec
 
 from .common import (
     apply_smoke,
+    distractor_inks,
     encode_photos,
     load_checkpoint,
     load_sources,
@@ -128,8 +129,7 @@ def main(argv: list[str] | None = None) -> dict:
     else:
         train, val = load_sources(cfg.data_root or root, False, cfg.n_val, EdgeCache())
         rng = np.random.default_rng(cfg.seed)
-        pick = rng.choice(len(train[0].photo_ink), min(cfg.distractors, len(train[0].photo_ink)), replace=False)
-        extra = [train[0].photo_ink[i] for i in sorted(pick.tolist())]
+        extra = distractor_inks(train[0], cfg.distractors, rng)
     inks = list(val.photo_ink) + list(extra)
     sketches = [val.sketch(i) for i in range(len(val.data.sketches))]
     true = np.array([it.photo for it in val.data.sketches])

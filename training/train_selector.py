@@ -43,6 +43,7 @@ from sketchdown.sketch import Sketch, stroke_sequence
 from .augment import augment_vector
 from .common import (
     apply_smoke,
+    distractor_inks,
     encode_photos,
     load_checkpoint,
     load_sources,
@@ -147,8 +148,7 @@ def main(argv: list[str] | None = None) -> dict:
         val = synthetic_source(6, seed=2, name="val")
     else:
         train, val = load_sources(cfg.data_root or root, False, n_val, EdgeCache())
-        pick = rng.choice(len(train[0].photo_ink), min(cfg.distractors, len(train[0].photo_ink)), replace=False)
-        extra = [train[0].photo_ink[i] for i in sorted(pick.tolist())]
+        extra = distractor_inks(train[0], cfg.distractors, rng)
     student.eval()
     inks = list(val.photo_ink) + extra
     photo_emb = encode_photos(photo_enc, inks, pspec, render)
@@ -168,8 +168,9 @@ def main(argv: list[str] | None = None) -> dict:
     key = json.dumps([cfg.student, _file_id(cfg.student), cfg.fusion, _file_id(cfg.fusion), cfg.fusion_branch,
                       cfg.distractors, cfg.variants, cfg.prefix_steps, cfg.margin, cfg.triplet_weight, cfg.seed, len(sketches)])
     cache = out / "rewards.npz"
-    if cache.is_file() and str(np.load(cache)["key"]) == key:
-        r_acc = np.load(cache)["r_acc"]
+    cached = np.load(cache) if cache.is_file() else None
+    if cached is not None and str(cached["key"]) == key:
+        r_acc = cached["r_acc"]
     else:
         hog_sims, alpha = None, 0.0
         if cfg.fusion:
