@@ -994,7 +994,7 @@ def build_demo(m: AppModel) -> gr.Blocks:
                 k_slider = gr.Slider(1, 30, value=DEFAULT_K, step=1, label="Photos to show (top-k)", elem_id="sd-k")
                 compare = gr.Dropdown([(OFF, OFF)] + choices, value=OFF, label="Compare with",
                                       info="runs a second model on every stroke and shows both ranked lists", elem_id="sd-compare")
-                hog_box = gr.Checkbox(value=True, label="Fuse HOG (line-position descriptor, ~1 MFLOP)", elem_id="sd-hog",
+                hog_box = gr.Checkbox(value=True, label="Fuse HOG (line-position descriptor, ~3 MFLOPs)", elem_id="sd-hog",
                                       info="off = the network's similarity alone", visible=bool(b and b.hog is not None))
             compare_md = gr.Markdown(COMPARE_EMPTY)
             with gr.Row(visible=False) as cmp_row:

@@ -15,7 +15,7 @@ from .bundle import ModelBundle
 from .data import PairedDataset, get_sketch
 from .flops import selector_flops
 from .gallery import GalleryIndex, embed_photos, make_index
-from .hog import hog_flops, sketch_hogs
+from .hog import fuse_queries, hog_flops, sketch_hogs
 from .metrics import classification_report, early_retrieval, prefix_fractions, rank_of_true, summary
 from .photo import EdgeCache
 from .render import RenderSpec, ink_to_tensor, render_sketch
@@ -130,7 +130,6 @@ def evaluate(
     cache: dict[tuple, np.ndarray] = {}
     canv_cache: dict[tuple, tuple[list[int], list[int]]] = {}
     hogs: dict[int, np.ndarray] = {}
-    d_cnn = pemb.shape[1] - (bundle.hog.dim if bundle.hog else 0)
 
     def canvases_for(row: Row, part: int, sks: list[Sketch]) -> tuple[list[int], list[int]]:
         """(canvas, selector FLOPs) per sketch."""
@@ -140,17 +139,16 @@ def evaluate(
         return canv_cache[key]
 
     def sims(row: Row, part: int, sks: list[Sketch], canv: list[int]) -> np.ndarray:
-        """(N, gallery) fused similarity; part -1 = full sketches, i = prefix i."""
+        """(N, gallery) similarity of the Retriever's search vectors; part -1 = full sketches, i = prefix i."""
         key = (row.model, tuple(canv), part)
         if key not in cache:
             cache[key] = enc.encode(sks, row.model, canv)
-        s = cache[key] @ pemb[:, :d_cnn].T
-        alpha = bundle.sketch[row.model].hog_alpha if row.hog and bundle.hog else 0.0
-        if alpha > 0:
-            if part not in hogs:
-                hogs[part] = sketch_hogs(sks, bundle.hog, bundle.render)
-            s = s + alpha * (hogs[part] @ pemb[:, d_cnn:].T)
-        return s
+        if bundle.hog is None:
+            return cache[key] @ pemb.T
+        alpha = retr.hog_alpha(row.model, row.hog)
+        if alpha > 0 and part not in hogs:
+            hogs[part] = sketch_hogs(sks, bundle.hog, bundle.render)
+        return fuse_queries(cache[key], hogs.get(part) if alpha > 0 else None, alpha, bundle.hog) @ pemb.T
 
     # paths are absolute: root / absolute path == absolute path
     gallery = GalleryIndex(
@@ -163,7 +161,7 @@ def evaluate(
         say(f"evaluating {row.label(bundle.name)}")
         b = bundle.sketch[row.model]
         canv, sel_fl = canvases_for(row, -1, sketches)
-        hog_fl = hog_flops(bundle.hog) if row.hog and bundle.hog else 0
+        hog_fl = hog_flops(bundle.hog) if retr.hog_alpha(row.model, row.hog) > 0 else 0  # as the Retriever counts it
         ranks = rank_of_true(sims(row, -1, sketches, canv), true)
         m = summary(ranks)
         flops = [b.flops(c) + f + hog_fl for c, f in zip(canv, sel_fl, strict=True)]

@@ -14,6 +14,7 @@ or :func:`~sketchdown.render.render_ink`, so sketch and photo are cropped and sc
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import asdict, dataclass
 
@@ -62,8 +63,7 @@ class HogSpec:
         return 2 * math.ceil(3 * blur) + 1 if blur > 0 else 0
 
     def to_dict(self) -> dict:
-        d = asdict(self)
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}
+        return asdict(self)  # JSON writes the tuples as lists; __post_init__ turns them back
 
 
 def _level(a: np.ndarray, cell: int, bins: int, blur: float) -> np.ndarray:
@@ -112,6 +112,7 @@ def hog_descriptor(ink: np.ndarray, spec: HogSpec = HogSpec()) -> np.ndarray:
     return f[0] if single else f
 
 
+@functools.cache  # read on every stroke; a spec is frozen and hashable
 def hog_flops(spec: HogSpec = HogSpec()) -> int:
     """Arithmetic of one descriptor, counted by hand (a multiply-add = 2 FLOPs). Per level: separable
     blur 2 passes x k taps x 2, gradients 2, magnitude 4 (2 mul, add, sqrt), orientation + bin weights
@@ -143,3 +144,12 @@ def ink_hogs(inks: list[np.ndarray], spec: HogSpec, render: RenderSpec = RenderS
         hog_descriptor(np.stack([render_ink(i, spec.size, render) for i in inks[j : j + bs]]), spec)
         for j in range(0, len(inks), bs)
     ])
+
+
+def fuse_queries(embeddings: np.ndarray, hogs: np.ndarray | None, alpha: float, spec: HogSpec) -> np.ndarray:
+    """Search vectors ``[embedding, alpha * HOG]`` ``(N, D + spec.dim)`` float32 for a gallery of
+    ``[embedding, HOG]`` vectors, so the inner product is ``cos + alpha * cos(HOG)``. ``hogs`` (N, spec.dim)
+    may be None when ``alpha`` is 0: the HOG part is then zeros (the network's similarity alone)."""
+    e = np.atleast_2d(np.asarray(embeddings, np.float32))
+    h = np.zeros((len(e), spec.dim), np.float32) if hogs is None or alpha <= 0 else alpha * np.atleast_2d(hogs)
+    return np.concatenate([e, h], 1).astype(np.float32)

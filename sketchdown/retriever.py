@@ -25,7 +25,7 @@ from .accel import OnnxBranch, OnnxSelector, resolve_backend
 from .bundle import ModelBundle
 from .flops import selector_flops
 from .gallery import GalleryError, GalleryIndex, build_gallery, default_index_dir
-from .hog import hog_descriptor, hog_flops
+from .hog import fuse_queries, hog_descriptor, hog_flops
 from .render import ink_to_tensor, render_sketch
 from .sketch import Sketch, SketchError, stroke_sequence
 
@@ -157,18 +157,14 @@ class Retriever:
             return 0.0
         return self.bundle.sketch[model].hog_alpha
 
-    def query_vector(self, sketch: Sketch, model: str, embedding: np.ndarray, fusion: bool | None = None) -> np.ndarray:
+    def query_vector(self, sketch: Sketch, embedding: np.ndarray, alpha: float) -> np.ndarray:
         """The search vector: the embedding (D,), or ``[embedding, alpha * HOG]`` when the weight set
-        fuses HOG (zeros in place of the HOG when it is off for this query), matching the gallery."""
+        fuses HOG (zeros in place of the HOG when ``alpha`` is 0), matching the gallery's vectors."""
         hog = self.bundle.hog
         if hog is None:
             return embedding
-        alpha = self.hog_alpha(model, fusion)
-        if alpha > 0:
-            h = alpha * hog_descriptor(render_sketch(sketch, hog.size, self.bundle.render), hog)
-        else:
-            h = np.zeros(hog.dim, np.float32)
-        return np.concatenate([embedding, h]).astype(np.float32)
+        h = hog_descriptor(render_sketch(sketch, hog.size, self.bundle.render), hog) if alpha > 0 else None
+        return fuse_queries(embedding, h, alpha, hog)[0]
 
     def embed(self, sketch: Sketch, model: str, canvas: int) -> tuple[np.ndarray, np.ndarray, list[tuple[str, float]]]:
         """Render at ``canvas`` and encode: (embedding (D,), canvas image, top categories)."""
@@ -214,8 +210,9 @@ class Retriever:
             size = int(canvas)
             b.canvas_index(size)  # validates
         emb, img, cats = self.embed(sketch, model, size)
-        hog_fl = hog_flops(self.bundle.hog) if self.hog_alpha(model, fusion) > 0 else 0
-        scores, ids = self.gallery.search(self.query_vector(sketch, model, emb, fusion)[None], k)
+        alpha = self.hog_alpha(model, fusion)
+        hog_fl = hog_flops(self.bundle.hog) if alpha > 0 else 0
+        scores, ids = self.gallery.search(self.query_vector(sketch, emb, alpha)[None], k)
         latency = (time.perf_counter() - t0) * 1000
         g = self.gallery
         hits = [
