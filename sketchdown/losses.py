@@ -6,13 +6,16 @@ import torch
 import torch.nn.functional as F
 
 
-def triplet_loss(s: torch.Tensor, p: torch.Tensor, margin: float = 0.2) -> torch.Tensor:
+def triplet_loss(s: torch.Tensor, p: torch.Tensor, margin: float = 0.2, bias: torch.Tensor | None = None) -> torch.Tensor:
     """In-batch triplet loss on unit embeddings: sketch i's positive is photo i, every other
     photo in the batch is a negative (averaged over the violating ones, i.e. batch-all).
 
-    s, p: (B, D) L2-normalised. Returns a scalar.
+    s, p: (B, D) L2-normalised. ``bias`` (B, B), constant: added to the similarities, so the loss is
+    on a fused score such as ``cos + alpha * cos(HOG)`` and only the network's part gets gradients.
+    Returns a scalar.
     """
-    d = 2 - 2 * s @ p.T  # squared euclidean distance of unit vectors, (B, B)
+    sim = s @ p.T if bias is None else s @ p.T + bias
+    d = 2 - 2 * sim  # squared euclidean distance of unit vectors (without bias), (B, B)
     pos = d.diag()[:, None]
     viol = F.relu(pos - d + margin)
     mask = ~torch.eye(len(s), dtype=torch.bool, device=s.device)
@@ -21,9 +24,11 @@ def triplet_loss(s: torch.Tensor, p: torch.Tensor, margin: float = 0.2) -> torch
     return viol.sum() / n
 
 
-def info_nce(s: torch.Tensor, p: torch.Tensor, temperature: float = 0.07) -> torch.Tensor:
-    """Cross-entropy of sketch i over the batch's photos, target photo i. s, p: (B, D) unit."""
-    logits = s @ p.T / temperature
+def info_nce(s: torch.Tensor, p: torch.Tensor, temperature: float = 0.07, bias: torch.Tensor | None = None) -> torch.Tensor:
+    """Cross-entropy of sketch i over the batch's photos, target photo i. s, p: (B, D) unit;
+    ``bias`` (B, B), constant, added to the similarities (see :func:`triplet_loss`)."""
+    sim = s @ p.T if bias is None else s @ p.T + bias
+    logits = sim / temperature
     return F.cross_entropy(logits, torch.arange(len(s), device=s.device))
 
 

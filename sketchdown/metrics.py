@@ -14,11 +14,19 @@ import numpy as np
 
 
 def rank_of_true(sims: np.ndarray, true: np.ndarray) -> np.ndarray:
-    """sims: (Q, G) similarity, higher is better; true: (Q,) index of the right photo.
+    """sims: (Q, G) similarity, higher is better; true: (Q,) index of the right photo, or a (Q, G) bool
+    mask of the right photos (category-level: any photo of the right kind counts).
 
-    Returns (Q,) int 1-based ranks (ties count against the query: pessimistic).
+    Returns (Q,) int 1-based ranks of the best-scoring right photo (ties count against the query:
+    pessimistic).
     """
     sims = np.asarray(sims, np.float64)
+    true = np.asarray(true)
+    if true.ndim == 2:
+        if true.shape != sims.shape or not true.any(1).all():
+            raise ValueError(f"positives mask {true.shape} must match sims {sims.shape} with one right photo per row")
+        t = np.where(true, sims, -np.inf).max(1, keepdims=True)
+        return ((sims >= t) & ~true).sum(1).astype(np.int64) + 1
     t = sims[np.arange(len(true)), true][:, None]
     return (sims >= t).sum(1).astype(np.int64)
 

@@ -79,3 +79,26 @@ def test_classification_report_hand_case():
     assert r["f1"] == pytest.approx(100 * np.mean(f1))
     with pytest.raises(ValueError, match="equal-length"):
         classification_report(y, p[:-1])
+
+
+def test_fused_losses_equal_the_losses_on_concatenated_vectors() -> None:
+    """A constant bias alpha * cos(HOG) added to the similarities is the same loss as on the
+    concatenated vectors [s, sqrt(alpha) h_s] . [p, sqrt(alpha) h_p], and only the network's part
+    gets a gradient."""
+    import torch
+    import torch.nn.functional as F
+
+    from sketchdown.losses import info_nce, triplet_loss
+
+    g = torch.Generator().manual_seed(0)
+    s = F.normalize(torch.randn(6, 8, generator=g), dim=1).requires_grad_()
+    p = F.normalize(torch.randn(6, 8, generator=g), dim=1)
+    hs, hp = F.normalize(torch.randn(6, 5, generator=g), dim=1), F.normalize(torch.randn(6, 5, generator=g), dim=1)
+    alpha = 3.0
+    bias = alpha * hs @ hp.T
+    cs, cp = torch.cat([s, alpha**0.5 * hs], 1), torch.cat([p, alpha**0.5 * hp], 1)
+    assert torch.allclose(info_nce(s, p, 0.1, bias), info_nce(cs, cp, 0.1), atol=1e-5)
+    assert torch.allclose(triplet_loss(s, p, 0.2, bias), triplet_loss(cs, cp, 0.2), atol=1e-5)
+    assert not torch.allclose(info_nce(s, p, 0.1, bias), info_nce(s, p, 0.1))  # the bias changes the loss
+    info_nce(s, p, 0.1, bias).backward()
+    assert s.grad is not None and s.grad.abs().sum() > 0

@@ -133,3 +133,17 @@ def test_fit_fusion_grid_picks_the_alpha_that_ranks_best() -> None:
     assert {r["alpha"]: r["acc@1"] for r in table if r["spec"] == "good"} == {0.0: 0.0, 0.5: 0.0, 2.0: 100.0, 4.0: 100.0}
     specs = parse_specs(64, "16/2 16,32/3,4")
     assert specs["16,32/3,4"].cells == (16, 32) and specs["16,32/3,4"].blurs == (3.0, 4.0) and specs["16/2"].size == 64
+
+
+def test_distill_on_the_fused_score_trains_and_records_its_fusion(tmp_path):
+    from training import fit_fusion
+
+    fit_fusion.main(["--smoke", "--out", str(tmp_path / "F")])
+    fz = tmp_path / "F" / "fusion.json"
+    r = distill.main(["--smoke", "--fusion", str(fz), "--fusion-branch", "teacher", "--out", str(tmp_path / "S")])
+    assert r["steps"] == 3 and "acc@1@32" in r["history"][-1]
+    run = json.loads((tmp_path / "S" / "run.json").read_text())
+    assert run["config"]["fusion"] == str(fz) and run["config"]["fusion_branch"] == "teacher"
+    # a fusion file whose branch has no alpha trains on the network's score alone, without error
+    r0 = distill.main(["--smoke", "--fusion", str(fz), "--fusion-branch", "nobody", "--out", str(tmp_path / "S0")])
+    assert r0["steps"] == 3

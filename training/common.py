@@ -16,7 +16,8 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from sketchdown.data import PairedDataset, get_sketch, load_chairv2, load_gallery_pseudo, load_sketchy
+from sketchdown.data import PairedDataset, get_sketch, load_chairv2, load_doodles, load_gallery_pseudo, load_sketchy
+from sketchdown.hog import HogSpec
 from sketchdown.metrics import rank_of_true
 from sketchdown.photo import EdgeCache, PhotoSpec, photo_canvas
 from sketchdown.render import RenderSpec, ink_to_tensor, render_sketch
@@ -114,6 +115,8 @@ class Source:
     photo_ink: list[np.ndarray]  # (h, w) float32 edge maps, one per photo
     sketches_by_photo: list[list[int]]
     raster_cache: dict[int, Sketch] = field(default_factory=dict)
+    # category-level pairs (doodles): (photos of a kind, sketches of that kind); None: instance-level
+    kinds: list[tuple[tuple[int, ...], list[int]]] | None = None
 
     def sketch(self, i: int) -> Sketch:
         if i not in self.raster_cache:
@@ -126,7 +129,13 @@ def make_source(name: str, data: PairedDataset, edges: EdgeCache) -> Source:
     for i, it in enumerate(data.sketches):
         by_photo[it.photo].append(i)
     ink = [edges.get(p) for p in data.photos]
-    return Source(name, data, ink, by_photo)
+    kinds = None
+    if data.positives is not None:
+        groups: dict[tuple[int, ...], list[int]] = {}
+        for i, pos in enumerate(data.positives):
+            groups.setdefault(tuple(sorted(pos)), []).append(i)
+        kinds = list(groups.items())
+    return Source(name, data, ink, by_photo, kinds=kinds)
 
 
 def split_val(data: PairedDataset, n_val: int, seed: int = 0) -> tuple[PairedDataset, PairedDataset]:
@@ -137,10 +146,12 @@ def split_val(data: PairedDataset, n_val: int, seed: int = 0) -> tuple[PairedDat
 
 
 def load_sources(
-    root: str | None, use_sketchy: bool, n_val: int, edges: EdgeCache, use_gallery: bool = False
+    root: str | None, use_sketchy: bool, n_val: int, edges: EdgeCache, use_gallery: bool = False,
+    use_doodles: bool = False,
 ) -> tuple[list[Source], Source]:
     """ChairV2 train minus a validation split (+ Sketchy10 train, + pseudo-sketches of the default
-    gallery's training photos). Returns (train sources, chair val)."""
+    gallery's training photos, + Quick, Draw! doodles of the gallery's kinds paired with its training
+    photos of that kind). Returns (train sources, chair val)."""
     chair_tr, chair_val = split_val(load_chairv2(root, "train"), n_val)
     sources = [make_source("chairv2", chair_tr, edges)]
     if use_sketchy:
@@ -148,6 +159,8 @@ def load_sources(
     if use_gallery:
         # three abstraction levels, plus a jittered copy of each (held-out photos never appear)
         sources.append(make_source("gallery", load_gallery_pseudo(None, "train", (0, 1, 2), 2, edges), edges))
+    if use_doodles:
+        sources.append(make_source("doodles", load_doodles("train"), edges))
     return sources, make_source("chairv2-val", chair_val, edges)
 
 
@@ -156,6 +169,12 @@ def distractor_inks(src: Source, n: int, rng: np.random.Generator) -> list[np.nd
     has the test split's size (100) and ranking is not too easy."""
     pick = rng.choice(len(src.photo_ink), min(n, len(src.photo_ink)), replace=False)
     return [src.photo_ink[i] for i in sorted(pick.tolist())]
+
+
+def load_fusion(path: str | Path, branch: str) -> tuple[HogSpec, float]:
+    """fit_fusion's ``fusion.json`` -> (HOG spec, ``branch``'s alpha; 0 when the branch has none)."""
+    fz = json.loads(Path(path).read_text())
+    return HogSpec(**fz["hog"]), float(fz["alpha"].get(branch, 0.0))
 
 
 def source_classes(sources: list[Source]) -> list[str]:
@@ -182,12 +201,27 @@ class Batch:
 
 
 def sample_batch(src: Source, batch: int, rng: np.random.Generator, class_index: dict[str, int], augment: bool = True) -> Batch:
-    """``batch`` distinct photos, one random sketch each: every other photo is an in-batch negative."""
-    n = len(src.data.photos)
-    photos = rng.choice(n, size=min(batch, n), replace=False)
+    """``batch`` distinct photos, one random sketch each: every other photo is an in-batch negative.
+    For category-level sources (``src.kinds``) one photo per kind, and kinds sharing a photo never
+    meet in a batch (a photo of the right kind must not be a negative)."""
+    sketch_ids: list[int] | None = None
+    if src.kinds is not None:
+        photos, sketch_ids, used = [], [], set()
+        for k in rng.permutation(len(src.kinds)):
+            pos, sks_k = src.kinds[int(k)]
+            if used.isdisjoint(pos):
+                used |= set(pos)
+                photos.append(int(rng.choice(pos)))
+                sketch_ids.append(int(rng.choice(sks_k)))
+                if len(photos) == batch:
+                    break
+    else:
+        n = len(src.data.photos)
+        photos = [int(p) for p in rng.choice(n, size=min(batch, n), replace=False)]
     sks, inks, labels = [], [], []
-    for p in photos:
-        sk = src.sketch(int(rng.choice(src.sketches_by_photo[p])))
+    for j, p in enumerate(photos):
+        # (instance-level: the sketch is drawn here, between augmentations, as the shipped runs did)
+        sk = src.sketch(sketch_ids[j] if sketch_ids is not None else int(rng.choice(src.sketches_by_photo[p])))
         ink = src.photo_ink[p]
         if augment:
             sk = augment_sketch(sk, rng)
@@ -225,15 +259,18 @@ def encode_photos(encoder: torch.nn.Module, inks: list[np.ndarray], spec: PhotoS
 @torch.inference_mode()
 def evaluate_ranks(
     sketch_encoder: torch.nn.Module, photo_emb: torch.Tensor, src: Source, size: int, render: RenderSpec,
-    canvas_index: int = 0, bs: int = 64,
+    canvas_index: int = 0, bs: int = 64, bias: np.ndarray | None = None,
 ) -> np.ndarray:
-    """1-based rank of the true photo for every sketch of ``src`` (full sketches)."""
+    """1-based rank of the true photo for every sketch of ``src`` (full sketches). ``bias`` (N, P) is
+    added to the similarities (``alpha * cos(HOG)``: rank by the fused score)."""
     was = sketch_encoder.training
     sketch_encoder.eval()
     sks = [src.sketch(i) for i in range(len(src.data.sketches))]
     embs = [sketch_encoder(sketch_tensor(sks[i : i + bs], size, render), canvas_index) for i in range(0, len(sks), bs)]
     sketch_encoder.train(was)
     sims = (torch.cat(embs) @ photo_emb.T).numpy()
+    if bias is not None:
+        sims = sims + bias
     true = np.array([it.photo for it in src.data.sketches])
     return rank_of_true(sims, true)
 

@@ -6,6 +6,9 @@ Per batch (B distinct photos, one augmented sketch each) and per canvas c in K:
 where P are the frozen teacher photo embeddings, t the teacher's sketch embeddings at its full
 canvas, and D the triplet distance structure (sketch-positive, sketch-negative, positive-negative);
 the loss is averaged over K. ``--kd-weight 0`` trains the same student without distillation.
+With ``--fusion`` (fit_fusion's ``fusion.json``) InfoNCE and the triplet rank by the fused score the app
+searches with, ``cos + alpha * cos(HOG)`` (HOG fixed, no gradient), so the network spends its capacity
+on what HOG gets wrong instead of re-learning what HOG already ranks right; validation ranks by it too.
 The student has per-canvas BatchNorm, so a 32 px canvas runs a 32 px forward pass.
 
 Sketch recognition rides on the same backbone: a category head over the teacher's classes, trained
@@ -31,10 +34,11 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from sketchdown.build import EncoderConfig, build_encoder
+from sketchdown.hog import hog_descriptor, ink_hogs, sketch_hogs
 from sketchdown.losses import cross_modal_kd, hinton_kd, info_nce, triplet_loss
 from sketchdown.metrics import summary
 from sketchdown.photo import EdgeCache, PhotoSpec
-from sketchdown.render import RenderSpec
+from sketchdown.render import RenderSpec, render_sketch
 
 from .common import (
     allreduce_grads,
@@ -46,6 +50,7 @@ from .common import (
     finish_run,
     init_distributed,
     load_checkpoint,
+    load_fusion,
     load_sources,
     load_teacher,
     parse_config,
@@ -81,9 +86,12 @@ class DistillConfig:
     val_every: int = 50
     use_sketchy: bool = False
     use_gallery: bool = False
-    mix: tuple[float, ...] = (0.6, 0.4, 0.0)  # batch share per source: chairv2, sketchy10, gallery
+    use_doodles: bool = False  # Quick, Draw! doodles of the gallery's kinds (training/fetch_quickdraw.py)
+    mix: tuple[float, ...] = (0.6, 0.4, 0.0, 0.0)  # batch share per source: chairv2, sketchy10, gallery, doodles
     cls_weight: float = 0.3  # category head (0: none)
     hinton_t: float = 4.0  # soft-target temperature (used when kd_weight > 0)
+    fusion: str = ""  # fit_fusion's fusion.json: train and select on cos + alpha * cos(HOG)
+    fusion_branch: str = "student"  # whose alpha in fusion.json
     init: str = ""  # start from this student checkpoint (same arch and canvases; new head rows fresh)
     seed: int = 0
     device: str = "auto"
@@ -114,7 +122,7 @@ def main(argv: list[str] | None = None) -> dict:
 
         sources, val = [synthetic_source(12, seed=1)], synthetic_source(6, seed=2, name="val")
     else:
-        sources, val = load_sources(cfg.data_root, cfg.use_sketchy, cfg.n_val, EdgeCache(), cfg.use_gallery)
+        sources, val = load_sources(cfg.data_root, cfg.use_sketchy, cfg.n_val, EdgeCache(), cfg.use_gallery, cfg.use_doodles)
     class_index = {c: i for i, c in enumerate(classes)}
     t_sk.to(device).eval()
     t_ph.to(device).eval()
@@ -126,6 +134,16 @@ def main(argv: list[str] | None = None) -> dict:
     for s in [*sources, val]:
         flipped = [np.ascontiguousarray(i[:, ::-1]) for i in s.photo_ink]
         photo_emb[s.name] = (encode_photos(t_ph, s.photo_ink, pspec, render), encode_photos(t_ph, flipped, pspec, render))
+
+    # fused training: HOG of every photo (and its mirror) once; a batch's sketch HOGs per step (~2 ms each)
+    hog_spec, alpha, photo_hog, val_bias = None, 0.0, {}, None
+    if cfg.fusion:
+        hog_spec, alpha = load_fusion(cfg.fusion, cfg.fusion_branch)
+        for s in [*sources, val]:
+            flipped = [np.ascontiguousarray(i[:, ::-1]) for i in s.photo_ink]
+            photo_hog[s.name] = (ink_hogs(s.photo_ink, hog_spec, render), ink_hogs(flipped, hog_spec, render))
+        n_val_sk = len(val.data.sketches)
+        val_bias = alpha * sketch_hogs([val.sketch(i) for i in range(n_val_sk)], hog_spec, render) @ photo_hog[val.name][0].T
 
     w = "imagenet" if cfg.pretrained and cfg.arch.startswith("lite") else None
     n_cls = len(classes) if cfg.cls_weight > 0 else 0
@@ -162,6 +180,13 @@ def main(argv: list[str] | None = None) -> dict:
         P = torch.where(flips, pe_flip[idx], pe[idx]).to(device)
         for g in opt.param_groups:
             g["lr"] = cosine_lr(step, cfg.steps, cfg.lr, cfg.warmup)
+        bias = None
+        if hog_spec is not None:
+            ph, ph_flip = photo_hog[src.name]
+            hp = np.where(b.flips[:, None], ph_flip[b.photo_ids], ph[b.photo_ids])
+            canv = [render_sketch(sk, hog_spec.size, render) for sk in b.sketches]
+            hs = hog_descriptor(np.stack([c[:, ::-1] if f else c for c, f in zip(canv, b.flips, strict=True)]), hog_spec)
+            bias = torch.from_numpy(alpha * hs @ hp.T).float().to(device)
         T = T_logits = None
         if cfg.kd_weight > 0:
             with torch.no_grad():
@@ -170,7 +195,7 @@ def main(argv: list[str] | None = None) -> dict:
         loss = torch.zeros((), device=device)
         for ci, c in enumerate(cfg.canvases):
             s, logits = student.forward_with_logits(sketch_tensor(b.sketches, c, render, b.flips).to(device, memory_format=cl), ci)
-            lc = info_nce(s, P, cfg.temperature) + triplet_loss(s, P, cfg.margin)
+            lc = info_nce(s, P, cfg.temperature, bias) + triplet_loss(s, P, cfg.margin, bias)
             if T is not None:
                 lc = lc + cfg.kd_weight * cross_modal_kd(s, P, T, P, cfg.kd_delta)
             if logits is not None and (lab >= 0).any():
@@ -190,7 +215,7 @@ def main(argv: list[str] | None = None) -> dict:
             m = {"step": step, "loss": round(float(loss.item()), 4), "elapsed_s": round(time.time() - t0, 1)}
             score = 0.0
             for ci, c in enumerate(cfg.canvases):
-                r = summary(evaluate_ranks(student, photo_emb[val.name][0], val, c, render, ci))
+                r = summary(evaluate_ranks(student, photo_emb[val.name][0], val, c, render, ci, bias=val_bias))
                 m[f"acc@1@{c}"], m[f"acc@10@{c}"] = round(r["acc@1"], 2), round(r["acc@10"], 2)
                 score += (r["acc@1"] + r["acc@10"]) / len(cfg.canvases)
             m["score"] = round(score, 2)

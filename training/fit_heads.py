@@ -64,13 +64,14 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--out", required=True)
     p.add_argument("--data-root", default=None)
     p.add_argument("--max-per-source", type=int, default=1000)
+    p.add_argument("--use-doodles", action="store_true", help="also fit on Quick, Draw! doodles of the gallery's kinds")
     p.add_argument("--seed", type=int, default=0)
     a = p.parse_args(argv)
     set_threads()
     torch.manual_seed(a.seed)
     out = Path(a.out)
     t_sk, _, tcfg, classes = load_teacher(a.teacher)
-    sources, _ = load_sources(a.data_root, True, 40, EdgeCache(), use_gallery=True)
+    sources, _ = load_sources(a.data_root, True, 40, EdgeCache(), use_gallery=True, use_doodles=a.use_doodles)
     rng = np.random.default_rng(a.seed)
     index = {c: i for i, c in enumerate(classes)}
     sketches, labels = [], []
@@ -79,7 +80,7 @@ def main(argv: list[str] | None = None) -> dict:
             sketches.append(s.sketch(int(i)))
             labels.append(index[s.data.photo_labels[s.data.sketches[int(i)].photo]])
     y = torch.tensor(labels)
-    report: dict = {"sketches": len(y), "git_sha": git_sha()}
+    report: dict = {"sketches": len(y), "sources": [s.name for s in sources], "git_sha": git_sha()}
     cache = out / "teacher_features.pt"  # the teacher pass is the slow part (minutes at 224 px)
     cached = load_checkpoint(cache) if cache.is_file() else {}
     if cached.get("n") == len(y):

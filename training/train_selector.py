@@ -34,7 +34,7 @@ from tqdm import tqdm
 
 from sketchdown.build import EncoderConfig, build_encoder
 from sketchdown.flops import encoder_flops
-from sketchdown.hog import HogSpec, ink_hogs, sketch_hogs
+from sketchdown.hog import ink_hogs, sketch_hogs
 from sketchdown.models import CanvasSelector
 from sketchdown.photo import EdgeCache, PhotoSpec
 from sketchdown.render import RenderSpec
@@ -46,6 +46,7 @@ from .common import (
     distractor_inks,
     encode_photos,
     load_checkpoint,
+    load_fusion,
     load_sources,
     load_teacher,
     parse_config,
@@ -174,8 +175,7 @@ def main(argv: list[str] | None = None) -> dict:
     else:
         hog_sims, alpha = None, 0.0
         if cfg.fusion:
-            fz = json.loads(Path(cfg.fusion).read_text())
-            spec, alpha = HogSpec(**fz["hog"]), float(fz["alpha"].get(cfg.fusion_branch, 0.0))
+            spec, alpha = load_fusion(cfg.fusion, cfg.fusion_branch)
             hog_sims = torch.from_numpy(sketch_hogs(sketches, spec, render) @ ink_hogs(inks, spec, render).T)
         r_acc = reward_table(student, canvases, sketches, true, photo_emb, render, cfg.margin, cfg.triplet_weight,
                              hog_sims, alpha)
