@@ -319,8 +319,8 @@ def load_doodles(
             raise DatasetError(f"missing {f}: run python -m training.fetch_quickdraw (or set SKETCHDOWN_QUICKDRAW)")
         with gzip.open(f, "rt") as fh:
             bitmaps = [json.loads(line) for line in fh if line.strip()]
-        rng = range(0, DOODLE_SPLIT) if split == "train" else range(DOODLE_SPLIT, len(bitmaps))
-        for k in list(rng)[:max_per_class]:
+        ks = range(0, DOODLE_SPLIT) if split == "train" else range(DOODLE_SPLIT, len(bitmaps))
+        for k in list(ks)[:max_per_class]:
             n = int(round(len(bitmaps[k]) ** 0.5))
             sk = doodle_to_sketch(np.asarray(bitmaps[k], np.float32).reshape(n, n))
             if sk is not None:
