@@ -22,7 +22,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from sketchdown.bundle import load_bundle  # noqa: E402
-from sketchdown.data import doodle_classes, get_sketch, load_doodles  # noqa: E402
+from sketchdown.data import get_sketch, load_doodles  # noqa: E402
 from sketchdown.retriever import Retriever  # noqa: E402
 from sketchdown.sketch import load_sketch  # noqa: E402
 
@@ -38,13 +38,15 @@ def main(argv: list[str] | None = None) -> dict:
     bundle = load_bundle(a.weights)
     r = Retriever.from_folder(bundle, a.gallery, rebuild="never")
     kinds = [k.strip() for k in a.kinds.split(",") if k.strip()]
-    meta = json.loads((Path(a.gallery).parent / "metadata.json").read_text())["items"]
-    right_files = {k: {str((Path(a.gallery).parent / meta[i]["file"]).resolve()) for i in v}
-                   for k, v in doodle_classes(Path(a.gallery).parent).items()}
+    doodles = load_doodles("heldout", Path(a.gallery).parent)
+    assert doodles.positives is not None  # category-level pairs
+    # the right photos of each kind, as files (the hits are paths in the gallery index)
+    right_files: dict[str, set[str]] = {}
+    for it, pos in zip(doodles.sketches, doodles.positives, strict=True):
+        right_files.setdefault(it.name.split("/")[0], {str(doodles.photos[i].resolve()) for i in pos})
     unknown = [k for k in kinds if k not in right_files]
     if unknown:
         p.error(f"not in gallery/quickdraw_map.json: {unknown}")
-    doodles = load_doodles("heldout", Path(a.gallery).parent)
     fusion = False if a.no_hog else None
     out: dict = {"weights": bundle.name, "k": a.k, "hog": not a.no_hog, "kinds": {}}
     total = hits = 0

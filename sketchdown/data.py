@@ -242,9 +242,11 @@ DOODLE_SPLIT = 80  # doodles 0..79 of a category train, 80..99 are held out
 def quickdraw_dir(path: str | os.PathLike | None = None) -> Path:
     """Where ``training/fetch_quickdraw.py`` puts ``<category>.ndjson.gz``: ``path``, else
     ``$SKETCHDOWN_QUICKDRAW``, else ``$SKETCHDOWN_CACHE/quickdraw`` (default ~/.cache/sketchdown)."""
+    from .photo import cache_root
+
     if path or os.environ.get("SKETCHDOWN_QUICKDRAW"):
         return Path(path or os.environ["SKETCHDOWN_QUICKDRAW"])
-    return Path(os.environ.get("SKETCHDOWN_CACHE") or Path.home() / ".cache" / "sketchdown") / "quickdraw"
+    return cache_root() / "quickdraw"
 
 
 def doodle_to_sketch(bitmap: np.ndarray, upscale: int = 4) -> Sketch | None:

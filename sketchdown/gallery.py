@@ -22,7 +22,7 @@ import torch
 
 from .hog import hog_descriptor
 from .imageio import IMAGE_EXTS, ImageError, open_image
-from .photo import EdgeCache, canvas_to_tensor, hed_edges, load_hed, photo_canvas
+from .photo import EdgeCache, cache_root, canvas_to_tensor, hed_edges, load_hed, photo_canvas
 from .render import render_ink
 
 INDEX_FILE, META_FILE = "index.faiss", "index.json"
@@ -270,5 +270,5 @@ def default_index_dir(photo_dir: str | os.PathLike, bundle_name: str) -> Path:
     if root == (repo_gallery / "photos").resolve():
         return repo_gallery / "index" / bundle_name
     h = hashlib.sha1(str(root).encode()).hexdigest()[:16]
-    cache = Path(os.environ.get("SKETCHDOWN_CACHE") or Path.home() / ".cache" / "sketchdown")
+    cache = cache_root()
     return cache / "index" / f"{root.name}-{h}" / bundle_name

@@ -87,6 +87,12 @@ def default_weights_dir() -> Path:
     return Path(os.environ.get("SKETCHDOWN_WEIGHTS_DIR") or Path(__file__).resolve().parent.parent / "weights")
 
 
+def cache_root() -> Path:
+    """The per-user cache (edge maps, indexes of user folders, doodles): ``$SKETCHDOWN_CACHE``, else
+    ``~/.cache/sketchdown``."""
+    return Path(os.environ.get("SKETCHDOWN_CACHE") or Path.home() / ".cache" / "sketchdown")
+
+
 @functools.lru_cache(maxsize=2)
 def load_hed(folder: str | os.PathLike | None = None) -> HED:
     """HED with the converted BSDS500 weights (sha256-checked), in eval mode; loaded once per folder."""
@@ -105,7 +111,7 @@ class EdgeCache:
     """
 
     def __init__(self, cache_dir: str | os.PathLike | None = None, hed: HED | None = None) -> None:
-        self.dir = Path(cache_dir or os.environ.get("SKETCHDOWN_CACHE") or Path.home() / ".cache" / "sketchdown") / "edges"
+        self.dir = Path(cache_dir or cache_root()) / "edges"
         self._hed = hed
 
     @property

@@ -157,13 +157,16 @@ class Retriever:
             return 0.0
         return self.bundle.sketch[model].hog_alpha
 
-    def query_vector(self, sketch: Sketch, embedding: np.ndarray, alpha: float) -> np.ndarray:
+    def query_vector(self, sketch: Sketch, embedding: np.ndarray, alpha: float, ink: np.ndarray | None = None) -> np.ndarray:
         """The search vector: the embedding (D,), or ``[embedding, alpha * HOG]`` when the weight set
-        fuses HOG (zeros in place of the HOG when ``alpha`` is 0), matching the gallery's vectors."""
+        fuses HOG (zeros in place of the HOG when ``alpha`` is 0), matching the gallery's vectors.
+        ``ink``: the sketch already drawn at the HOG's size, if the encoder's canvas was that size."""
         hog = self.bundle.hog
         if hog is None:
             return embedding
-        h = hog_descriptor(render_sketch(sketch, hog.size, self.bundle.render), hog) if alpha > 0 else None
+        h = None
+        if alpha > 0:
+            h = hog_descriptor(ink if ink is not None else render_sketch(sketch, hog.size, self.bundle.render), hog)
         return fuse_queries(embedding, h, alpha, hog)[0]
 
     def embed(self, sketch: Sketch, model: str, canvas: int) -> tuple[np.ndarray, np.ndarray, list[tuple[str, float]]]:
@@ -212,7 +215,9 @@ class Retriever:
         emb, img, cats = self.embed(sketch, model, size)
         alpha = self.hog_alpha(model, fusion)
         hog_fl = hog_flops(self.bundle.hog) if alpha > 0 else 0
-        scores, ids = self.gallery.search(self.query_vector(sketch, emb, alpha)[None], k)
+        hog = self.bundle.hog
+        ink = img if hog is not None and size == hog.size else None  # one render when the canvases agree
+        scores, ids = self.gallery.search(self.query_vector(sketch, emb, alpha, ink)[None], k)
         latency = (time.perf_counter() - t0) * 1000
         g = self.gallery
         hits = [

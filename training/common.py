@@ -233,11 +233,16 @@ def sample_batch(src: Source, batch: int, rng: np.random.Generator, class_index:
     return Batch(sks, inks, torch.tensor(labels), flips, [int(p) for p in photos])
 
 
-def sketch_tensor(sketches: list[Sketch], size: int, render: RenderSpec, flips: np.ndarray | None = None) -> torch.Tensor:
+def sketch_canvases(sketches: list[Sketch], size: int, render: RenderSpec, flips: np.ndarray | None = None) -> np.ndarray:
+    """Sketches drawn at ``size``, mirrored where ``flips``: float32 ink ``(B, size, size)`` in [0, 1]."""
     canv = [render_sketch(s, size, render) for s in sketches]
     if flips is not None:
         canv = [c[:, ::-1] if f else c for c, f in zip(canv, flips, strict=True)]
-    return ink_to_tensor(np.stack(canv))
+    return np.stack(canv)
+
+
+def sketch_tensor(sketches: list[Sketch], size: int, render: RenderSpec, flips: np.ndarray | None = None) -> torch.Tensor:
+    return ink_to_tensor(sketch_canvases(sketches, size, render, flips))
 
 
 def photo_tensor(inks: list[np.ndarray], spec: PhotoSpec, render: RenderSpec, flips: np.ndarray | None = None) -> torch.Tensor:

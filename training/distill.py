@@ -38,7 +38,7 @@ from sketchdown.hog import hog_descriptor, ink_hogs, sketch_hogs
 from sketchdown.losses import cross_modal_kd, hinton_kd, info_nce, triplet_loss
 from sketchdown.metrics import summary
 from sketchdown.photo import EdgeCache, PhotoSpec
-from sketchdown.render import RenderSpec, render_sketch
+from sketchdown.render import RenderSpec
 
 from .common import (
     allreduce_grads,
@@ -59,6 +59,7 @@ from .common import (
     sample_batch,
     seed_all,
     set_threads,
+    sketch_canvases,
     sketch_tensor,
     write_run_info,
 )
@@ -129,21 +130,20 @@ def main(argv: list[str] | None = None) -> dict:
     if d.main:
         write_run_info(out, cfg)
 
-    # the gallery side is the teacher's photo branch: embed every photo once (and its mirror image)
-    photo_emb = {}
+    # fused training: the HOG spec and this branch's alpha; a batch's sketch HOGs per step (~2 ms each)
+    hog_spec, alpha = load_fusion(cfg.fusion, cfg.fusion_branch) if cfg.fusion else (None, 0.0)
+    # the gallery side is the teacher's photo branch: embed every photo once (and its mirror image),
+    # and with fusion take its HOG (and the mirror's) once too
+    photo_emb, photo_hog = {}, {}
     for s in [*sources, val]:
         flipped = [np.ascontiguousarray(i[:, ::-1]) for i in s.photo_ink]
         photo_emb[s.name] = (encode_photos(t_ph, s.photo_ink, pspec, render), encode_photos(t_ph, flipped, pspec, render))
-
-    # fused training: HOG of every photo (and its mirror) once; a batch's sketch HOGs per step (~2 ms each)
-    hog_spec, alpha, photo_hog, val_bias = None, 0.0, {}, None
-    if cfg.fusion:
-        hog_spec, alpha = load_fusion(cfg.fusion, cfg.fusion_branch)
-        for s in [*sources, val]:
-            flipped = [np.ascontiguousarray(i[:, ::-1]) for i in s.photo_ink]
+        if hog_spec is not None:
             photo_hog[s.name] = (ink_hogs(s.photo_ink, hog_spec, render), ink_hogs(flipped, hog_spec, render))
-        n_val_sk = len(val.data.sketches)
-        val_bias = alpha * sketch_hogs([val.sketch(i) for i in range(n_val_sk)], hog_spec, render) @ photo_hog[val.name][0].T
+    val_bias = None
+    if hog_spec is not None:
+        val_sketches = [val.sketch(i) for i in range(len(val.data.sketches))]
+        val_bias = alpha * sketch_hogs(val_sketches, hog_spec, render) @ photo_hog[val.name][0].T
 
     w = "imagenet" if cfg.pretrained and cfg.arch.startswith("lite") else None
     n_cls = len(classes) if cfg.cls_weight > 0 else 0
@@ -184,8 +184,7 @@ def main(argv: list[str] | None = None) -> dict:
         if hog_spec is not None:
             ph, ph_flip = photo_hog[src.name]
             hp = np.where(b.flips[:, None], ph_flip[b.photo_ids], ph[b.photo_ids])
-            canv = [render_sketch(sk, hog_spec.size, render) for sk in b.sketches]
-            hs = hog_descriptor(np.stack([c[:, ::-1] if f else c for c, f in zip(canv, b.flips, strict=True)]), hog_spec)
+            hs = hog_descriptor(sketch_canvases(b.sketches, hog_spec.size, render, b.flips), hog_spec)
             bias = torch.from_numpy(alpha * hs @ hp.T).float().to(device)
         T = T_logits = None
         if cfg.kd_weight > 0:

@@ -4,7 +4,8 @@ the ChairV2 validation split (never on test).
 The fused score of a sketch against a photo is ``cos(embedding) + alpha * cos(HOG)``. The HOG spec
 (pyramid cell sizes and blurs, from ``--specs``) and each branch's alpha are picked on the validation
 photos plus ``distractors`` extra training photos,
-so the gallery has the test split's size (100) and ranking is not too easy. Selection score:
+so the gallery has the test split's size (100) and ranking is not too easy (``--distractors 0`` for
+students fine-tuned long on those training photos: they rank them too high, see training/README.md). Selection score:
 ``Acc@1 + Acc@10 / 4``, averaged over a branch's canvases. Output: ``fusion.json``, read by
 ``train_selector --fusion`` and ``export --fusion``.
 

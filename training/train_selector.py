@@ -13,7 +13,9 @@ baseline. lambda_F is drawn uniformly per sample, so one policy serves the app's
 
 The ranks are taken in a gallery of the validation photos plus ``distractors`` training photos (100
 in all, the test split's size): among the 40 validation photos alone small canvases ranked well
-enough that the first selector sent too many test sketches to 32 px. With ``--fusion`` (from
+enough that the first selector sent too many test sketches to 32 px. Students trained longer on those
+training photos rank them too high, which a test gallery (unseen photos only) never asks about: the
+shipped session-4 selector uses ``--distractors 0`` (training/README.md). With ``--fusion`` (from
 ``fit_fusion``) the rewards use the fused score the app searches with, cos + alpha * cos(HOG).
 
     python -m training.train_selector --student runs/student/best.pt --fusion runs/fusion/fusion.json --out runs/selector
