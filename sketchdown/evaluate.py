@@ -39,10 +39,11 @@ class Row:
         return f"{weights}/{self.model}@{self.canvas}{tail}"
 
 
-def default_rows(bundle: ModelBundle, sweep: bool = False) -> list[Row]:
+def default_rows(bundle: ModelBundle, sweep: bool = False, granularity: str = "instance") -> list[Row]:
     """Every shipped row: each sketch branch at its default canvas (every canvas with ``sweep``),
     then the selector's branch with the selector at each shipped lambda_F; where the weight set
-    fuses HOG into a branch, each of its rows with and without the fusion."""
+    fuses HOG into a branch (on galleries of this ``granularity``), each of its rows with and without
+    the fusion."""
     base = []
     for name, b in bundle.sketch.items():
         for c in (b.canvas_sizes if sweep else (b.default_canvas,)):
@@ -52,7 +53,7 @@ def default_rows(bundle: ModelBundle, sweep: bool = False) -> list[Row]:
     rows = []
     for r in base:
         rows.append(r)
-        if bundle.hog is not None and bundle.sketch[r.model].hog_alpha > 0:
+        if bundle.hog is not None and bundle.sketch[r.model].alpha_for(granularity) > 0:
             rows.append(Row(r.model, r.canvas, r.lam, hog=True))
     return rows
 
@@ -110,7 +111,7 @@ def evaluate(
     progress: Callable[[str], None] | None = None,
 ) -> list[dict]:
     """Evaluate ``rows`` on a paired dataset. Returns one dict per row with the CLI's keys."""
-    rows = rows or default_rows(bundle)
+    rows = rows or default_rows(bundle, granularity=data.granularity)
     say = progress or (lambda s: None)
     say(f"embedding {len(data.photos)} photos")
     pemb, ok, errors = embed_photos(bundle, data.photos, edge_cache=edge_cache or EdgeCache())
@@ -153,7 +154,7 @@ def evaluate(
     # paths are absolute: root / absolute path == absolute path
     gallery = GalleryIndex(
         Path("/"), [str(p.resolve()) for p in data.photos], [""] * len(data.photos), list(data.photo_labels),
-        make_index(pemb, "flat"), {},
+        make_index(pemb, "flat"), {"granularity": data.granularity},
     )
     retr = Retriever(bundle, gallery)
     results = []

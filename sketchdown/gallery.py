@@ -30,6 +30,7 @@ IVF_NPROBE = 16  # lists searched per query (bench: gallery scale)
 # bench, gallery scale (2 cores): exact search ~0.5 ms at 10k, ~10 ms at 100k, ~86 ms at 1M; IVF answers in
 # < 1 ms at 100k-1M with recall@10 >= 0.95 and builds 10x faster than HNSW, so above this size: IVF
 IVF_ABOVE = 50_000
+GRANULARITIES = ("category", "instance")
 Progress = Callable[[int, int], None]
 
 
@@ -237,8 +238,13 @@ def build_gallery(
     edge_cache: EdgeCache | None = None,
     progress: Progress | None = None,
     max_files: int | None = None,
+    granularity: str = "category",
 ) -> GalleryIndex:
-    """Embed every photo under ``photo_dir`` with ``bundle``'s photo branch and save the index to ``out``."""
+    """Embed every photo under ``photo_dir`` with ``bundle``'s photo branch and save the index to ``out``.
+    ``granularity``: "category" (photos of many kinds) or "instance" (many photos of one kind, like a
+    shop's chairs); it picks the weight set's HOG weight at query time."""
+    if granularity not in GRANULARITIES:
+        raise GalleryError(f"granularity must be one of {GRANULARITIES}, got {granularity!r}")
     root = Path(photo_dir)
     files = find_photos(root, max_files)
     t0 = time.time()
@@ -253,6 +259,7 @@ def build_gallery(
         "count": len(rels),
         "fingerprint": fingerprint(root, _rel_paths(root, files)),  # skipped files too: see load()
         "index_type": kind if kind != "auto" else ("ivf" if len(rels) > IVF_ABOVE else "flat"),
+        "granularity": granularity,
         "skipped": errors,
         "build_seconds": round(time.time() - t0, 1),
     }

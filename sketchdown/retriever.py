@@ -58,6 +58,7 @@ class RetrievalResult:
     categories: list[tuple[str, float]] = field(default_factory=list)
     embedding: np.ndarray | None = field(default=None, repr=False)
     hog_gflops: float = 0.0  # the HOG descriptor's share of ``gflops`` (0: not fused)
+    hog_alpha: float = 0.0  # the HOG's weight in the scores (this gallery's granularity; 0: not fused)
 
     @property
     def saving_pct(self) -> float:
@@ -72,6 +73,7 @@ class RetrievalResult:
             "canvas_probs": self.canvas_probs,
             "gflops": self.gflops,
             "hog": self.hog_gflops > 0,
+            "hog_alpha": self.hog_alpha,
             "full_gflops": self.full_gflops,
             "params": self.params,
             "latency_ms": round(self.latency_ms, 2),
@@ -151,11 +153,18 @@ class Retriever:
         canvas = b.canvas_sizes[int(np.argmax(probs))]
         return canvas, {int(c): float(p) for c, p in zip(b.canvas_sizes, probs, strict=True)}, selector_flops(sel.policy, len(seq))
 
+    @property
+    def granularity(self) -> str:
+        """The gallery's granularity (its index metadata; "category", a mix of kinds, when unrecorded)."""
+        return str(self.gallery.meta.get("granularity", "category")) if self.gallery is not None else "category"
+
     def hog_alpha(self, model: str, fusion: bool | None = None) -> float:
-        """Weight of the HOG similarity for ``model`` (0 when the weight set or ``fusion=False`` turns it off)."""
+        """Weight of the HOG similarity for ``model`` on this gallery (0 when the weight set or
+        ``fusion=False`` turns it off). Category-level galleries have their own weight: the HOG's
+        fine detail that separates two chairs drowns the similarity of two fish."""
         if self.bundle.hog is None or fusion is False:
             return 0.0
-        return self.bundle.sketch[model].hog_alpha
+        return self.bundle.sketch[model].alpha_for(self.granularity)
 
     def query_vector(self, sketch: Sketch, embedding: np.ndarray, alpha: float, ink: np.ndarray | None = None) -> np.ndarray:
         """The search vector: the embedding (D,), or ``[embedding, alpha * HOG]`` when the weight set
@@ -236,7 +245,7 @@ class Retriever:
             gflops=(b.flops(size) + sel_flops + hog_fl) / 1e9, selector_gflops=sel_flops / 1e9, hog_gflops=hog_fl / 1e9,
             full_gflops=full.flops(full.default_canvas) / 1e9, params=b.params()
             + (self.bundle.selector.params() if probs is not None and self.bundle.selector else 0),
-            latency_ms=latency, canvas_image=img, categories=cats, embedding=emb,
+            latency_ms=latency, canvas_image=img, categories=cats, embedding=emb, hog_alpha=alpha,
         )
 
     def warmup(self) -> None:

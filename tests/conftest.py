@@ -98,7 +98,7 @@ def smoke_weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
         train_teacher.main(["--smoke", "--out", str(d / "T")])
         distill.main(["--smoke", "--teacher", str(d / "T" / "best.pt"), "--out", str(d / "S")])
         fit_fusion.main(["--smoke", "--teacher", str(d / "T" / "best.pt"), "--student", f"student={d / 'S' / 'best.pt'}",
-                         "--out", str(d / "F")])
+                         "--doodle-val", "--out", str(d / "F")])
         train_selector.main(["--smoke", "--student", str(d / "S" / "best.pt"), "--fusion", str(d / "F" / "fusion.json"),
                              "--out", str(d / "SEL")])
         out = export.main(

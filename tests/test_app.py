@@ -136,10 +136,11 @@ def test_forced_canvas_and_model_choice(app):
     assert r["canvas"] == 48 and r["canvas_choice"] == "forced" and r["canvas_probs"] is None and r["selector_gflops"] == 0
     hog = hog_flops(b.hog) / 1e9  # the smoke weights fuse HOG: every query also pays for the descriptor
     assert r["hog"] and r["hog_gflops"] == pytest.approx(hog, rel=1e-4)
+    assert r["hog_alpha"] == b.sketch["student"].alpha_for(app.MODEL.retriever.granularity) > 0  # the gallery's weight
     assert r["gflops"] == pytest.approx(b.sketch["student"].flops(48) / 1e9 + hog, rel=1e-4)
     # the HOG checkbox off: the network alone, fewer FLOPs
     off = app.retrieve(example_json("guitar"), "student+selector", "48", hog=False, session=app.Session())[1]
-    assert not off["hog"] and off["gflops"] == pytest.approx(b.sketch["student"].flops(48) / 1e9, rel=1e-4)
+    assert not off["hog"] and off["hog_alpha"] == 0 and off["gflops"] == pytest.approx(b.sketch["student"].flops(48) / 1e9, rel=1e-4)
     assert off["error"] is None and len(off["results"]) == len(r["results"])
     r = app.retrieve(example_json("guitar"), "student", app.AUTO, session=app.Session())[1]
     assert r["canvas"] == b.sketch["student"].default_canvas and r["canvas_choice"] == "fixed" and not r["selector"]

@@ -177,3 +177,15 @@ def test_shipped_category_map_names_real_gallery_photos() -> None:
     assert set(resolved) == set(rules)  # every reviewed category maps to at least one photo
     assert {meta[i]["id"] for i in resolved["cat"]} == {"animals-lion-2", "animals-mammals-cats-lion", "animals-tiger",
                                                          "animals-tiger-sumatran"}
+
+
+def test_doodle_fit_and_val_split_the_training_doodles(fake_gallery) -> None:
+    from sketchdown.data import DOODLE_VAL
+
+    g, qd = fake_gallery
+    ids = {s: {it.name for it in load_doodles(s, g, qd).sketches} for s in ("train", "fit", "val")}
+    assert ids["fit"] | ids["val"] == ids["train"] and not ids["fit"] & ids["val"]
+    assert {int(n.split("/")[1]) for n in ids["val"]} <= set(range(DOODLE_VAL, DOODLE_SPLIT)) and ids["val"]
+    assert load_doodles("val", g, qd).granularity == "category"
+    with pytest.raises(DatasetError, match="doodle split"):
+        load_doodles("test", g, qd)

@@ -6,6 +6,7 @@ photo branch runs HED, so the galleries here hold 2-4 small photos.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 from pathlib import Path
@@ -95,8 +96,12 @@ def test_retrieve_auto(retriever: Retriever, bundle, gallery_dir: Path) -> None:
     # hits: ranked, best first, real files of the gallery
     assert [h.rank for h in res.hits] == [1, 2, 3]
     scores = [h.score for h in res.hits]
-    alpha = student.hog_alpha
-    assert bundle.hog is not None and alpha > 0  # the smoke weights fuse HOG (fit_fusion --smoke)
+    # the smoke weights fuse HOG (fit_fusion --smoke --doodle-val: 1.0 on instance-level galleries, 0.5
+    # on category-level ones); an index built without --granularity is category-level
+    assert retriever.granularity == "category" and retriever.gallery.meta["granularity"] == "category"
+    alpha = student.hog_alpha_category
+    assert bundle.hog is not None and alpha == 0.5 and student.hog_alpha == 1.0
+    assert retriever.hog_alpha("student") == alpha
     # fused score: cosine + alpha * HOG cosine (HOG vectors are non-negative, so their cosine is in [0, 1])
     assert scores == sorted(scores, reverse=True) and all(-1.0 <= s <= 1.0 + alpha + 1e-6 for s in scores)
     assert all(Path(h.path).is_file() and Path(h.path).is_relative_to(gallery_dir) for h in res.hits)
@@ -140,6 +145,11 @@ def test_retrieve_auto(retriever: Retriever, bundle, gallery_dir: Path) -> None:
     assert [h.index for h in off.hits] == list(np.argsort(-cos, kind="stable")[:3]) and off.hog_gflops == 0
     np.testing.assert_allclose([h.score for h in off.hits], np.sort(cos)[::-1][:3], atol=1e-5)
     assert off.gflops == pytest.approx(student.flops(res.canvas) / 1e9, rel=1e-9)
+    # an instance-level gallery (same vectors) weighs the HOG by the instance alpha
+    inst = Retriever(bundle, dataclasses.replace(retriever.gallery, meta=dict(retriever.gallery.meta, granularity="instance")))
+    res_i = inst.retrieve(SKETCH, k=3, canvas=res.canvas)
+    sims_i = cos + student.hog_alpha * (sims - cos) / alpha
+    np.testing.assert_allclose([h.score for h in res_i.hits], np.sort(sims_i)[::-1][:3], atol=1e-5)
 
 
 def test_retrieve_forced_canvas(retriever: Retriever, bundle) -> None:
@@ -218,7 +228,7 @@ def test_cli_search_json(
     assert [r["score"] for r in out["results"]] == pytest.approx([h.score for h in ref.hits], abs=1e-4)
     assert out["canvas"] == ref.canvas and out["gflops"] == pytest.approx(ref.gflops)
     assert out["full_gflops"] == pytest.approx(ref.full_gflops) and out["latency_ms"] > 0
-    assert out["hog"] is True
+    assert out["hog"] is True and out["hog_alpha"] == 0.5  # the category-level weight
     # --no-hog: the network's ranking alone, as the Retriever gives it with fusion=False
     assert main(_search(sketch_file, gallery_dir, index_dir, smoke_weights, "--k", "3", "--no-rebuild", "--json", "--no-hog")) == 0
     off = json.loads(capsys.readouterr().out)
@@ -316,9 +326,11 @@ def test_cli_error_stale_index(
     _one_line_error(capsys, code, "no gallery index")
 
 
-def test_evaluate_matches_the_retriever(bundle, gallery_dir: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("granularity", ["instance", "category"])
+def test_evaluate_matches_the_retriever(bundle, gallery_dir: Path, tmp_path: Path, granularity: str) -> None:
     """evaluate() (batched, cached, fused similarity computed in bulk) gives the same ranks and FLOPs as
-    answering every sketch through Retriever.retrieve, for plain, +HOG and selector rows."""
+    answering every sketch through Retriever.retrieve, for plain, +HOG and selector rows, on a gallery of
+    either granularity (each has its own HOG weight)."""
     from sketchdown.data import PairedDataset, SketchItem
     from sketchdown.evaluate import Row, evaluate
     from sketchdown.gallery import embed_photos, make_index
@@ -328,14 +340,16 @@ def test_evaluate_matches_the_retriever(bundle, gallery_dir: Path, tmp_path: Pat
     rng = np.random.default_rng(5)
     items = [SketchItem(f"s{i}", Sketch(tuple(rng.uniform(0, 100, (5, 2)).astype(np.float32) for _ in range(3))), i % len(photos))
              for i in range(6)]
-    data = PairedDataset("tiny", items, photos, [""] * len(photos))
+    data = PairedDataset("tiny", items, photos, [""] * len(photos), granularity=granularity)
     cache = EdgeCache(tmp_path / "cache")  # the same (8-bit cached) edge maps for both sides
     lam = bundle.selector.lams[0]
     rows = [Row("student", 32), Row("student", 32, hog=True), Row("student", None, lam, hog=True), Row("teacher", 64, hog=True)]
     got = {r["model"]: r for r in evaluate(bundle, data, rows, prefix_steps=0, latency_queries=1, edge_cache=cache)}
     pemb, ok, _ = embed_photos(bundle, photos, edge_cache=cache)
-    g = GalleryIndex(Path("/"), [str(p.resolve()) for p in photos], [""] * len(photos), [""] * len(photos), make_index(pemb, "flat"), {})
+    g = GalleryIndex(Path("/"), [str(p.resolve()) for p in photos], [""] * len(photos), [""] * len(photos), make_index(pemb, "flat"),
+                     {"granularity": granularity})
     r = Retriever(bundle, g, backend="eager")
+    assert r.hog_alpha("student") == (1.0 if granularity == "instance" else 0.5)
     for row in rows:
         res = [r.retrieve(it.sketch, k=len(photos), canvas="auto" if row.canvas is None else row.canvas, model=row.model,
                           lam=row.lam, fusion=row.hog) for it in items]

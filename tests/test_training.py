@@ -147,3 +147,19 @@ def test_distill_on_the_fused_score_trains_and_records_its_fusion(tmp_path):
     # a fusion file whose branch has no alpha trains on the network's score alone, without error
     r0 = distill.main(["--smoke", "--fusion", str(fz), "--fusion-branch", "nobody", "--out", str(tmp_path / "S0")])
     assert r0["steps"] == 3
+    # fused on some sources only, and selected on a category-level validation split too
+    rd = distill.main(["--smoke", "--fusion", str(fz), "--fusion-branch", "teacher", "--fusion-sources", "synthetic",
+                       "--doodle-val", "--out", str(tmp_path / "SD")])
+    h = rd["history"][-1]
+    per_canvas = [(h[f"acc@1@{c}"] + h[f"acc@10@{c}"] + h[f"doodles-val@5@{c}"] + h[f"doodles-val@10@{c}"]) / 2 for c in (32, 48)]
+    assert h["score"] == pytest.approx(sum(per_canvas), abs=0.02)
+    with pytest.raises(ValueError, match="names none"):
+        distill.main(["--smoke", "--fusion", str(fz), "--fusion-sources", "nowhere", "--out", str(tmp_path / "SX")])
+
+
+def test_fit_fusion_fits_a_category_alpha_on_doodle_validation(tmp_path):
+    from training import fit_fusion
+
+    r = fit_fusion.main(["--smoke", "--doodle-val", "--out", str(tmp_path / "F")])
+    assert r["alpha_category"] == {"teacher": 0.5} and r["alpha"] == {"teacher": 1.0}
+    assert r["val_category"]["chosen"] and all("acc@5" in row for row in r["grid_category"])

@@ -147,11 +147,12 @@ def split_val(data: PairedDataset, n_val: int, seed: int = 0) -> tuple[PairedDat
 
 def load_sources(
     root: str | None, use_sketchy: bool, n_val: int, edges: EdgeCache, use_gallery: bool = False,
-    use_doodles: bool = False,
+    use_doodles: bool = False, doodle_split: str = "train",
 ) -> tuple[list[Source], Source]:
     """ChairV2 train minus a validation split (+ Sketchy10 train, + pseudo-sketches of the default
     gallery's training photos, + Quick, Draw! doodles of the gallery's kinds paired with its training
-    photos of that kind). Returns (train sources, chair val)."""
+    photos of that kind: ``doodle_split`` "train", or "fit" to keep "val" for selection).
+    Returns (train sources, chair val)."""
     chair_tr, chair_val = split_val(load_chairv2(root, "train"), n_val)
     sources = [make_source("chairv2", chair_tr, edges)]
     if use_sketchy:
@@ -160,7 +161,7 @@ def load_sources(
         # three abstraction levels, plus a jittered copy of each (held-out photos never appear)
         sources.append(make_source("gallery", load_gallery_pseudo(None, "train", (0, 1, 2), 2, edges), edges))
     if use_doodles:
-        sources.append(make_source("doodles", load_doodles("train"), edges))
+        sources.append(make_source("doodles", load_doodles(doodle_split), edges))
     return sources, make_source("chairv2-val", chair_val, edges)
 
 
@@ -276,8 +277,8 @@ def evaluate_ranks(
     sims = (torch.cat(embs) @ photo_emb.T).numpy()
     if bias is not None:
         sims = sims + bias
-    true = np.array([it.photo for it in src.data.sketches])
-    return rank_of_true(sims, true)
+    # category-level sources (doodles): any photo of the right kind counts
+    return rank_of_true(sims, src.data.true())
 
 
 # ---- configs -------------------------------------------------------------------------------

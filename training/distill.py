@@ -9,6 +9,10 @@ the loss is averaged over K. ``--kd-weight 0`` trains the same student without d
 With ``--fusion`` (fit_fusion's ``fusion.json``) InfoNCE and the triplet rank by the fused score the app
 searches with, ``cos + alpha * cos(HOG)`` (HOG fixed, no gradient), so the network spends its capacity
 on what HOG gets wrong instead of re-learning what HOG already ranks right; validation ranks by it too.
+``--fusion-sources`` limits that to some sources: the HOG sharpens instance-level chairs but drowns
+*kind* similarity, so a general student fuses on ChairV2/Sketchy10 and learns doodles on its own.
+``--doodle-val`` trains on doodles 0..63 and adds doodles 64..79 (network alone, any photo of the kind
+counts, Acc@5 + Acc@10) to the selection score, beside the ChairV2 validation split.
 The student has per-canvas BatchNorm, so a 32 px canvas runs a 32 px forward pass.
 
 Sketch recognition rides on the same backbone: a category head over the teacher's classes, trained
@@ -34,6 +38,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from sketchdown.build import EncoderConfig, build_encoder
+from sketchdown.data import load_doodles
 from sketchdown.hog import hog_descriptor, ink_hogs, sketch_hogs
 from sketchdown.losses import cross_modal_kd, hinton_kd, info_nce, triplet_loss
 from sketchdown.metrics import summary
@@ -53,6 +58,7 @@ from .common import (
     load_fusion,
     load_sources,
     load_teacher,
+    make_source,
     parse_config,
     pick_device,
     pick_source,
@@ -63,6 +69,7 @@ from .common import (
     sketch_tensor,
     write_run_info,
 )
+from .synthetic import category_level, synthetic_source
 
 
 @dataclass
@@ -93,6 +100,9 @@ class DistillConfig:
     hinton_t: float = 4.0  # soft-target temperature (used when kd_weight > 0)
     fusion: str = ""  # fit_fusion's fusion.json: train and select on cos + alpha * cos(HOG)
     fusion_branch: str = "student"  # whose alpha in fusion.json
+    fusion_sources: str = ""  # comma-separated source names that get the HOG bias (empty: all)
+    doodle_val: bool = False  # hold doodles 64..79 out of training and select on them too
+    doodle_val_per_class: int = 8  # doodles per kind in that validation split (speed)
     init: str = ""  # start from this student checkpoint (same arch and canvases; new head rows fresh)
     seed: int = 0
     device: str = "auto"
@@ -119,11 +129,15 @@ def main(argv: list[str] | None = None) -> dict:
         t_sk, t_ph, tcfg_d, classes = load_teacher(cfg.teacher)
         t_canvas, pspec = tcfg_d["canvas"], PhotoSpec("hed", tcfg_d["photo_size"])
     if cfg.smoke:
-        from .synthetic import synthetic_source
-
         sources, val = [synthetic_source(12, seed=1)], synthetic_source(6, seed=2, name="val")
     else:
-        sources, val = load_sources(cfg.data_root, cfg.use_sketchy, cfg.n_val, EdgeCache(), cfg.use_gallery, cfg.use_doodles)
+        sources, val = load_sources(cfg.data_root, cfg.use_sketchy, cfg.n_val, EdgeCache(), cfg.use_gallery,
+                                    cfg.use_doodles, "fit" if cfg.doodle_val else "train")
+    vals = [val]
+    if cfg.doodle_val and not cfg.smoke:
+        vals.append(make_source("doodles-val", load_doodles("val", max_per_class=cfg.doodle_val_per_class), EdgeCache()))
+    elif cfg.doodle_val:  # smoke: a synthetic category-level split stands in
+        vals.append(category_level(synthetic_source(6, seed=3, name="doodles-val")))
     class_index = {c: i for i, c in enumerate(classes)}
     t_sk.to(device).eval()
     t_ph.to(device).eval()
@@ -132,10 +146,13 @@ def main(argv: list[str] | None = None) -> dict:
 
     # fused training: the HOG spec and this branch's alpha; a batch's sketch HOGs per step (~2 ms each)
     hog_spec, alpha = load_fusion(cfg.fusion, cfg.fusion_branch) if cfg.fusion else (None, 0.0)
+    fused = {s.name for s in sources} if not cfg.fusion_sources else set(cfg.fusion_sources.split(","))
+    if hog_spec is not None and not fused & {s.name for s in sources}:
+        raise ValueError(f"--fusion-sources {cfg.fusion_sources!r} names none of {[s.name for s in sources]}")
     # the gallery side is the teacher's photo branch: embed every photo once (and its mirror image),
     # and with fusion take its HOG (and the mirror's) once too
     photo_emb, photo_hog = {}, {}
-    for s in [*sources, val]:
+    for s in [*sources, *vals]:
         flipped = [np.ascontiguousarray(i[:, ::-1]) for i in s.photo_ink]
         photo_emb[s.name] = (encode_photos(t_ph, s.photo_ink, pspec, render), encode_photos(t_ph, flipped, pspec, render))
         if hog_spec is not None:
@@ -181,7 +198,7 @@ def main(argv: list[str] | None = None) -> dict:
         for g in opt.param_groups:
             g["lr"] = cosine_lr(step, cfg.steps, cfg.lr, cfg.warmup)
         bias = None
-        if hog_spec is not None:
+        if hog_spec is not None and src.name in fused:
             ph, ph_flip = photo_hog[src.name]
             hp = np.where(b.flips[:, None], ph_flip[b.photo_ids], ph[b.photo_ids])
             hs = hog_descriptor(sketch_canvases(b.sketches, hog_spec.size, render, b.flips), hog_spec)
@@ -217,6 +234,11 @@ def main(argv: list[str] | None = None) -> dict:
                 r = summary(evaluate_ranks(student, photo_emb[val.name][0], val, c, render, ci, bias=val_bias))
                 m[f"acc@1@{c}"], m[f"acc@10@{c}"] = round(r["acc@1"], 2), round(r["acc@10"], 2)
                 score += (r["acc@1"] + r["acc@10"]) / len(cfg.canvases)
+            for v in vals[1:]:  # category-level: network alone, any photo of the kind counts
+                for ci, c in enumerate(cfg.canvases):
+                    r = summary(evaluate_ranks(student, photo_emb[v.name][0], v, c, render, ci))
+                    m[f"{v.name}@5@{c}"], m[f"{v.name}@10@{c}"] = round(r["acc@5"], 2), round(r["acc@10"], 2)
+                    score += (r["acc@5"] + r["acc@10"]) / len(cfg.canvases)
             m["score"] = round(score, 2)
             history.append(m)
             print(json.dumps(m), file=sys.stderr, flush=True)

@@ -65,10 +65,13 @@ def export(name: str, teacher: str, students: dict[str, str], selector: str | No
     if fusion:  # fit_fusion's HOG spec (gallery side) and per-branch weights (query side)
         fz = json.loads(Path(fusion).read_text())
         manifest["hog"] = fz["hog"]
+        for bname, alpha in fz.get("alpha_category", {}).items():  # category-level galleries' weight
+            if bname in manifest["components"]:
+                manifest["components"][bname]["hog_alpha_category"] = float(alpha)
         for bname, alpha in fz["alpha"].items():
             if bname in manifest["components"]:
                 manifest["components"][bname]["hog_alpha"] = float(alpha)
-        manifest["provenance"]["fusion"] = {"val": fz["val"]}
+        manifest["provenance"]["fusion"] = {"val": fz["val"]} | ({"val_category": fz["val_category"]} if "val_category" in fz else {})
     write_manifest(tmp, manifest)
     load_bundle(tmp)  # the export must load with the strict loader before it replaces anything
     if out.exists():

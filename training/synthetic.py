@@ -37,3 +37,11 @@ def synthetic_source(n_photos: int = 12, sketches_per_photo: int = 3, seed: int 
     for i, it in enumerate(items):
         by_photo[it.photo].append(i)
     return Source(name, data, inks, by_photo)
+
+
+def category_level(src: Source) -> Source:
+    """The same sketches with every photo of the sketch's label counting as right (doodle-style pairs)."""
+    labels = src.data.photo_labels
+    pos = [tuple(p for p, lb in enumerate(labels) if lb == labels[it.photo]) for it in src.data.sketches]
+    data = PairedDataset(src.data.name, src.data.sketches, src.data.photos, labels, pos)
+    return Source(src.name, data, src.photo_ink, src.sketches_by_photo)
