@@ -998,8 +998,9 @@ def build_demo(m: AppModel) -> gr.Blocks:
                 compare = gr.Dropdown([(OFF, OFF)] + choices, value=OFF, label="Compare with",
                                       info="runs a second model on every stroke and shows both ranked lists", elem_id="sd-compare")
                 hog_box = gr.Checkbox(value=True, label="Fuse HOG (line-position descriptor, ~3 MFLOPs)", elem_id="sd-hog",
-                                      info="off = the network alone (the default students are trained to complement the HOG: "
-                                      "weak alone)", visible=bool(b and b.hog is not None))
+                                      info="its weight depends on the gallery: high for many photos of one kind (chairs), low or "
+                                      "none for a mix of kinds like the default gallery; off = the network alone",
+                                      visible=bool(b and b.hog is not None))
             compare_md = gr.Markdown(COMPARE_EMPTY)
             with gr.Row(visible=False) as cmp_row:
                 cmp_a = gr.Gallery(label="Current model", columns=4, height="auto", object_fit="contain", fit_columns=False)

@@ -116,7 +116,7 @@ def cmd_bench(a: argparse.Namespace) -> int:
     cfg = BenchConfig(
         weights=a.weights, data_root=a.data_root,
         queries=a.queries, repeats=a.repeats, threads=a.threads, backends=tuple(a.backends.split(",")),
-        scale=scale, scale_queries=a.scale_queries, hnsw_max=a.hnsw_max,
+        scale=scale, scale_queries=a.scale_queries, hnsw_max=a.hnsw_max, granularity=a.granularity,
     )
     summary = run(cfg, say=lambda m: print(m, file=sys.stderr, flush=True))
     md = to_markdown(summary)
@@ -220,6 +220,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--scale", default="10000,100000,1000000", help="gallery sizes for the faiss part ('' to skip)")
     s.add_argument("--scale-queries", type=int, default=200)
     s.add_argument("--hnsw-max", type=int, default=100_000, help="largest gallery to build HNSW for")
+    s.add_argument("--granularity", default="instance", choices=["instance", "category"],
+                   help="the gallery's kind, which picks the HOG weight (instance: like ChairV2; category: like the default gallery)")
     s.add_argument("--out", default=None, help="folder for bench.json and bench.md")
     _weights_arg(s)
     s.set_defaults(fn=cmd_bench)

@@ -53,4 +53,5 @@ def test_bench_cli_quick(smoke_weights, tmp_path, capsys, monkeypatch):
     assert {r["backend"] for r in s["costs"]} == set(backends.split(","))
     md = (tmp_path / "b" / "bench.md").read_text()
     assert "| full network |" in md and "Gallery scale" in md
+    assert s["granularity"] == "instance" and "instance-level gallery" in md  # ChairV2-like: its HOG weights
     assert json.loads((tmp_path / "b" / "bench.json").read_text())["speedup"] == s["speedup"]

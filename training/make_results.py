@@ -146,7 +146,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
             else:
                 # m@A / m@B are on-the-fly FG-SBIR's instance-level metrics: not run on category-level doodles
                 steps = 0 if data.positives is not None else a.prefix_steps
-                rows = evaluate(b, data, default_rows(b, sweep=di == 0), prefix_steps=steps, progress=say)
+                rows = evaluate(b, data, default_rows(b, sweep=di == 0, granularity=data.granularity), prefix_steps=steps,
+                                progress=say)
                 m.setdefault("metrics", {})[data.name] = {"rows": rows}
                 write_manifest(ref, m)
             for r in rows:
