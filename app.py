@@ -68,6 +68,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description="SketchDown web app (Gradio)")
     p.add_argument("--weights", help="weights folder, hf://owner/name or imagenet-lite0 (env SKETCHDOWN_WEIGHTS_SET)")
     p.add_argument("--gallery", help="folder of photos to search (env SKETCHDOWN_GALLERY; default gallery/photos)")
+    p.add_argument("--granularity", choices=["category", "instance"],
+                   help="the gallery's kind, which picks the HOG weight: category (many kinds) or instance (one kind, "
+                        "e.g. only chairs) (env SKETCHDOWN_GRANULARITY; default: what its index recorded, else category)")
     p.add_argument("--host", help="bind address (env GRADIO_SERVER_NAME; default 127.0.0.1)")
     p.add_argument("--port", type=int, help="port (env GRADIO_SERVER_PORT or PORT; default 7860)")
     return p.parse_args(argv)
@@ -153,7 +156,7 @@ def _print_progress(what: str):
     return cb
 
 
-def load_model(weights_ref: str, gallery_dir: Path, warmup: bool = True) -> AppModel:
+def load_model(weights_ref: str, gallery_dir: Path, warmup: bool = True, granularity: str | None = None) -> AppModel:
     """Load weights and the default gallery's index (building it when missing or stale)."""
     t0 = time.perf_counter()
     m = AppModel(weights_ref, Path(gallery_dir))
@@ -164,7 +167,8 @@ def load_model(weights_ref: str, gallery_dir: Path, warmup: bool = True) -> AppM
         log.error(m.error)
         return m
     try:
-        m.retriever = Retriever.from_folder(m.bundle, gallery_dir, progress=_print_progress(f"indexing {gallery_dir}"))
+        m.retriever = Retriever.from_folder(m.bundle, gallery_dir, progress=_print_progress(f"indexing {gallery_dir}"),
+                                            granularity=granularity)
     except (GalleryError, ImageError, OSError) as e:
         m.error = f"Default gallery unavailable ({e}); upload your own photos below."
         log.error(m.error)
@@ -1068,7 +1072,8 @@ if not log.handlers:
     _h.setFormatter(logging.Formatter("[sketchdown] %(levelname)s %(message)s"))
     log.addHandler(_h)
     log.setLevel(logging.INFO)
-MODEL = load_model(default_weights(_ARGS and _ARGS.weights), default_gallery(_ARGS and _ARGS.gallery))
+MODEL = load_model(default_weights(_ARGS and _ARGS.weights), default_gallery(_ARGS and _ARGS.gallery),
+                   granularity=(_ARGS and _ARGS.granularity) or os.environ.get("SKETCHDOWN_GRANULARITY") or None)
 if MODEL.gallery_dir.is_dir():
     # serve the (read-only) gallery photos directly instead of copying each ranked photo to the cache
     gr.set_static_paths([str(MODEL.gallery_dir.resolve())])

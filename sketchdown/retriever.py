@@ -24,7 +24,7 @@ import torch
 from .accel import OnnxBranch, OnnxSelector, resolve_backend
 from .bundle import ModelBundle
 from .flops import selector_flops
-from .gallery import GalleryError, GalleryIndex, build_gallery, default_index_dir
+from .gallery import GRANULARITIES, GalleryError, GalleryIndex, build_gallery, default_index_dir
 from .hog import fuse_queries, hog_descriptor, hog_flops
 from .render import ink_to_tensor, render_sketch
 from .sketch import Sketch, SketchError, stroke_sequence
@@ -119,17 +119,22 @@ class Retriever:
     @classmethod
     def from_folder(
         cls, bundle: ModelBundle, photo_dir: str | os.PathLike, index_dir: str | os.PathLike | None = None,
-        *, rebuild: str = "auto", progress=None, backend: str | None = None,
+        *, rebuild: str = "auto", progress=None, backend: str | None = None, granularity: str | None = None,
     ) -> Retriever:
         """Open the index of ``photo_dir`` (default location per folder and weights); if it is missing
-        or stale, build it (``rebuild="auto"``) or raise (``"never"``)."""
+        or stale, build it (``rebuild="auto"``) or raise (``"never"``). ``granularity`` ("category" or
+        "instance") overrides the one the index recorded (it only picks the HOG weight at query time)."""
         out = Path(index_dir) if index_dir else default_index_dir(photo_dir, bundle.name)
         try:
             g = GalleryIndex.load(out, photo_dir, bundle.photo_id)
         except GalleryError:
             if rebuild == "never":
                 raise
-            g = build_gallery(bundle, photo_dir, out, progress=progress)
+            g = build_gallery(bundle, photo_dir, out, progress=progress, granularity=granularity or "category")
+        if granularity is not None:
+            if granularity not in GRANULARITIES:
+                raise GalleryError(f"granularity must be one of {GRANULARITIES}, got {granularity!r}")
+            g.meta["granularity"] = granularity
         return cls(bundle, g, backend=backend)
 
     # ---- one query ------------------------------------------------------------------------

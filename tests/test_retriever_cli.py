@@ -358,3 +358,12 @@ def test_evaluate_matches_the_retriever(bundle, gallery_dir: Path, tmp_path: Pat
         assert e["mean_rank"] == pytest.approx(np.mean(ranks), abs=1e-2), row
         assert e["acc@1"] == pytest.approx(100 * np.mean(np.array(ranks) == 1), abs=1e-2), row
         assert e["gflops_per_query"] == pytest.approx(np.mean([x.gflops for x in res]), abs=1e-4), row
+
+
+def test_from_folder_granularity_override_and_bad_value(bundle, gallery_dir: Path, index_dir: Path) -> None:
+    """A caller can say what a gallery is (it only changes the HOG weight): the recorded index is reused."""
+    r = Retriever.from_folder(bundle, gallery_dir, index_dir, rebuild="never", granularity="instance")
+    assert r.granularity == "instance" and r.hog_alpha("student") == bundle.sketch["student"].hog_alpha
+    assert Retriever.from_folder(bundle, gallery_dir, index_dir, rebuild="never").granularity == "category"
+    with pytest.raises(GalleryError, match="granularity"):
+        Retriever.from_folder(bundle, gallery_dir, index_dir, rebuild="never", granularity="fine")
