@@ -37,7 +37,7 @@ from PIL import Image
 
 from sketchdown.bundle import ModelBundle, load_bundle
 from sketchdown.examples import CANVAS, EXAMPLES
-from sketchdown.gallery import GalleryError, GalleryIndex, build_gallery
+from sketchdown.gallery import GRANULARITIES, GalleryError, GalleryIndex, build_gallery
 from sketchdown.imageio import IMAGE_EXTS, ImageError, open_image
 from sketchdown.retriever import RetrievalResult, Retriever
 from sketchdown.sketch import SketchError, from_json
@@ -68,7 +68,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description="SketchDown web app (Gradio)")
     p.add_argument("--weights", help="weights folder, hf://owner/name or imagenet-lite0 (env SKETCHDOWN_WEIGHTS_SET)")
     p.add_argument("--gallery", help="folder of photos to search (env SKETCHDOWN_GALLERY; default gallery/photos)")
-    p.add_argument("--granularity", choices=["category", "instance"],
+    p.add_argument("--granularity", choices=GRANULARITIES,
                    help="the gallery's kind, which picks the HOG weight: category (many kinds) or instance (one kind, "
                         "e.g. only chairs) (env SKETCHDOWN_GRANULARITY; default: what its index recorded, else category)")
     p.add_argument("--host", help="bind address (env GRADIO_SERVER_NAME; default 127.0.0.1)")

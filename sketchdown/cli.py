@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 from .data import DatasetError
-from .gallery import GalleryError
+from .gallery import GRANULARITIES, GalleryError
 from .imageio import ImageError
 from .sketch import SketchError
 from .weights import WeightsError
@@ -167,7 +167,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("photo_dir")
     s.add_argument("--out", help="index folder (default: per folder and weights)")
     s.add_argument("--index-type", default="auto", choices=["auto", "flat", "hnsw", "ivf"])
-    s.add_argument("--granularity", default="category", choices=["category", "instance"],
+    s.add_argument("--granularity", default="category", choices=GRANULARITIES,
                    help="photos of many kinds (default) or many photos of one kind (e.g. only chairs): picks the HOG weight")
     s.add_argument("--cache-edges", action="store_true",
                    help="read/write HED edge maps in $SKETCHDOWN_CACHE (default ~/.cache/sketchdown): re-indexing is fast")
@@ -220,7 +220,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--scale", default="10000,100000,1000000", help="gallery sizes for the faiss part ('' to skip)")
     s.add_argument("--scale-queries", type=int, default=200)
     s.add_argument("--hnsw-max", type=int, default=100_000, help="largest gallery to build HNSW for")
-    s.add_argument("--granularity", default="instance", choices=["instance", "category"],
+    s.add_argument("--granularity", default="instance", choices=GRANULARITIES,
                    help="the gallery's kind, which picks the HOG weight (instance: like ChairV2; category: like the default gallery)")
     s.add_argument("--out", default=None, help="folder for bench.json and bench.md")
     _weights_arg(s)

@@ -304,7 +304,8 @@ def load_doodles(
 
     ``train``: doodles 0..79 of each category, the gallery's training photos of that kind as positives
     (held-out photos absent); ``fit`` (0..63) and ``val`` (64..79) split it for model selection.
-    ``heldout``: doodles 80..99, searched in the whole gallery; a hit is any photo of the right kind. Needs ``training/fetch_quickdraw.py`` (files in :func:`quickdraw_dir`)."""
+    ``heldout``: doodles 80..99, searched in the whole gallery; a hit is any photo of the right kind.
+    Needs ``training/fetch_quickdraw.py`` (files in :func:`quickdraw_dir`)."""
     import gzip
     import json
 

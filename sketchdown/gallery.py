@@ -30,12 +30,18 @@ IVF_NPROBE = 16  # lists searched per query (bench: gallery scale)
 # bench, gallery scale (2 cores): exact search ~0.5 ms at 10k, ~10 ms at 100k, ~86 ms at 1M; IVF answers in
 # < 1 ms at 100k-1M with recall@10 >= 0.95 and builds 10x faster than HNSW, so above this size: IVF
 IVF_ABOVE = 50_000
-GRANULARITIES = ("category", "instance")
+GRANULARITIES = ("category", "instance")  # photos of many kinds / many photos of one kind (picks the HOG weight)
 Progress = Callable[[int, int], None]
 
 
 class GalleryError(RuntimeError):
     """Missing, stale or corrupt gallery index, or an unusable photo folder. One-line message."""
+
+
+def check_granularity(granularity: str) -> str:
+    if granularity not in GRANULARITIES:
+        raise GalleryError(f"granularity must be one of {GRANULARITIES}, got {granularity!r}")
+    return granularity
 
 
 def find_photos(root: str | os.PathLike, max_files: int | None = None) -> list[Path]:
@@ -243,8 +249,7 @@ def build_gallery(
     """Embed every photo under ``photo_dir`` with ``bundle``'s photo branch and save the index to ``out``.
     ``granularity``: "category" (photos of many kinds) or "instance" (many photos of one kind, like a
     shop's chairs); it picks the weight set's HOG weight at query time."""
-    if granularity not in GRANULARITIES:
-        raise GalleryError(f"granularity must be one of {GRANULARITIES}, got {granularity!r}")
+    check_granularity(granularity)
     root = Path(photo_dir)
     files = find_photos(root, max_files)
     t0 = time.time()

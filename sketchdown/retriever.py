@@ -24,7 +24,7 @@ import torch
 from .accel import OnnxBranch, OnnxSelector, resolve_backend
 from .bundle import ModelBundle
 from .flops import selector_flops
-from .gallery import GRANULARITIES, GalleryError, GalleryIndex, build_gallery, default_index_dir
+from .gallery import GalleryError, GalleryIndex, build_gallery, check_granularity, default_index_dir
 from .hog import fuse_queries, hog_descriptor, hog_flops
 from .render import ink_to_tensor, render_sketch
 from .sketch import Sketch, SketchError, stroke_sequence
@@ -132,9 +132,7 @@ class Retriever:
                 raise
             g = build_gallery(bundle, photo_dir, out, progress=progress, granularity=granularity or "category")
         if granularity is not None:
-            if granularity not in GRANULARITIES:
-                raise GalleryError(f"granularity must be one of {GRANULARITIES}, got {granularity!r}")
-            g.meta["granularity"] = granularity
+            g.meta["granularity"] = check_granularity(granularity)
         return cls(bundle, g, backend=backend)
 
     # ---- one query ------------------------------------------------------------------------
