@@ -38,6 +38,7 @@ from PIL import Image
 from sketchdown.bundle import ModelBundle, load_bundle
 from sketchdown.examples import CANVAS, EXAMPLES
 from sketchdown.gallery import GRANULARITIES, GalleryError, GalleryIndex, build_gallery
+from sketchdown.hog import hog_flops
 from sketchdown.imageio import IMAGE_EXTS, ImageError, open_image
 from sketchdown.retriever import RetrievalResult, Retriever
 from sketchdown.sketch import SketchError, from_json
@@ -1001,7 +1002,8 @@ def build_demo(m: AppModel) -> gr.Blocks:
                 k_slider = gr.Slider(1, 30, value=DEFAULT_K, step=1, label="Photos to show (top-k)", elem_id="sd-k")
                 compare = gr.Dropdown([(OFF, OFF)] + choices, value=OFF, label="Compare with",
                                       info="runs a second model on every stroke and shows both ranked lists", elem_id="sd-compare")
-                hog_box = gr.Checkbox(value=True, label="Fuse HOG (line-position descriptor, ~3 MFLOPs)", elem_id="sd-hog",
+                hog_box = gr.Checkbox(value=True, label="Fuse HOG (line-position descriptor"
+                                      + (f", ~{hog_flops(b.hog) / 1e6:.1f} MFLOPs)" if b and b.hog is not None else ")"), elem_id="sd-hog",
                                       info="its weight depends on the gallery: high for many photos of one kind (chairs), low or "
                                       "none for a mix of kinds like the default gallery; off = the network alone",
                                       visible=bool(b and b.hog is not None))
