@@ -51,7 +51,7 @@ from .common import (
     sketch_tensor,
     write_run_info,
 )
-from .synthetic import synthetic_source
+from .synthetic import category_level, synthetic_source
 
 
 @dataclass
@@ -155,8 +155,6 @@ def main(argv: list[str] | None = None) -> dict:
               "val": {"sketches": len(sketches), "photos": len(inks), "chosen": chosen}, "grid": table}
     if cfg.doodle_val:  # category-level galleries: the same HOG spec, each branch's own alpha
         if cfg.smoke:
-            from .synthetic import category_level
-
             dv = category_level(synthetic_source(6, seed=4, name="doodles-val"))
         else:
             dv = make_source("doodles-val", load_doodles("val"), EdgeCache())
@@ -166,14 +164,11 @@ def main(argv: list[str] | None = None) -> dict:
         _, _, ctable = fit(dcnn, dhog, dv.data.true(), cfg.category_alphas, at=5)
         _, _, itable = fit(cnn, {key: hog_sims[key]}, val.data.true(), cfg.category_alphas)
         inst = {(r["branch"], r["alpha"]): r for r in itable}
-        calphas = {}
         for r in ctable:
             i = inst[(r["branch"], r["alpha"])]
             r.update(instance_score=i["score"], instance_acc1=i["acc@1"], score_sum=round(r["score"] + i["score"], 2))
-            best = calphas.get(r["branch"])
-            if best is None or r["score_sum"] > best[1]:
-                calphas[r["branch"]] = (r["alpha"], r["score_sum"])
-        calphas = {b: a for b, (a, _) in calphas.items()}
+        # per branch the best summed score (the first alpha on ties, as fit() keeps)
+        calphas = {b: max((r for r in ctable if r["branch"] == b), key=lambda r: r["score_sum"])["alpha"] for b in dcnn}
         cchosen = [r for r in ctable if r["alpha"] in (0.0, calphas.get(r["branch"]))]
         result.update(alpha_category=calphas, val_category={"sketches": len(dsk), "photos": len(dv.photo_ink),
                                                             "chosen": cchosen}, grid_category=ctable)

@@ -43,5 +43,5 @@ def category_level(src: Source) -> Source:
     """The same sketches with every photo of the sketch's label counting as right (doodle-style pairs)."""
     labels = src.data.photo_labels
     pos = [tuple(p for p, lb in enumerate(labels) if lb == labels[it.photo]) for it in src.data.sketches]
-    data = PairedDataset(src.data.name, src.data.sketches, src.data.photos, labels, pos)
+    data = PairedDataset(src.data.name, src.data.sketches, src.data.photos, labels, pos, "category")
     return Source(src.name, data, src.photo_ink, src.sketches_by_photo)
