@@ -145,7 +145,7 @@ def load_bundle(ref: str | os.PathLike | None = None) -> ModelBundle:
                                             None if c.get("hog_alpha_category") is None else float(c["hog_alpha_category"]))
             elif c.get("role") == "selector":
                 pol = CanvasSelector(int(c["num_canvases"]), int(c["hidden"]), bool(c.get("conditioned", True)),
-                                     float(c.get("lam_power", 1.0)))
+                                     float(c.get("lam_power", 1.0)), c.get("costs"))
                 pol.load_state_dict(load_tensors(folder, c["file"], m), strict=True)
                 lams = tuple(float(x) for x in c["lams"])
                 selector = SelectorSpec(pol.eval(), c["model"], lams, float(c.get("default_lam", lams[len(lams) // 2])))

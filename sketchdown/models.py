@@ -121,19 +121,34 @@ class CanvasSelector(nn.Module):
     """RL canvas-size policy: 1-layer GRU over the RDP-simplified stroke-5 sequence -> K logits.
 
     forward(seq: float32 (B, L, 5), lengths: int64 (B,), lam: float32 (B,) or None) -> (B, K) logits.
-    When ``conditioned``, the accuracy-vs-FLOPs weight lambda_F in [0, 1] is an extra input, so one
-    policy serves every setting of the app's knob. It enters as ``lambda_F ** (1 / lam_power)``: the
-    trade-off bites at small lambda_F (R_comp spans 1, R_acc differs by hundredths between canvases),
-    training draws lambda_F = u ** lam_power, and the policy sees u, spread over [0, 1].
+    When ``conditioned``, the accuracy-vs-FLOPs weight lambda_F in [0, 1] is an input, so one policy
+    serves every setting of the app's knob, in one of two ways:
+
+    * ``costs`` None (sessions 1-5): ``lambda_F ** (1 / lam_power)`` is one more input of the linear
+      head. Training draws lambda_F = u ** lam_power, so the policy sees u, spread over [0, 1].
+    * ``costs`` (K,) = the canvases' compute reward R_comp in [-1, 0]: the logits mirror the reward,
+      ``(1 - lambda_F) * head(h) + lambda_F * tau * costs`` with a learned temperature tau. The head
+      only has to learn which canvas the sketch needs; lambda_F trades it against FLOPs exactly as the
+      reward does, so the knob cannot be ignored (the concatenated input was: its single weight lost to
+      the GRU features and the policy saturated onto one canvas for every lambda_F).
     """
 
-    def __init__(self, num_canvases: int, hidden: int = 64, conditioned: bool = True, lam_power: float = 1.0) -> None:
+    def __init__(self, num_canvases: int, hidden: int = 64, conditioned: bool = True, lam_power: float = 1.0,
+                 costs: tuple[float, ...] | list[float] | None = None) -> None:
         super().__init__()
         self.hidden = hidden
         self.conditioned = conditioned
         self.lam_power = float(lam_power)
         self.gru = nn.GRU(5, hidden, num_layers=1, batch_first=True)
-        self.head = nn.Linear(hidden + (1 if conditioned else 0), num_canvases)
+        self.tradeoff = costs is not None
+        if self.tradeoff:
+            if not conditioned or len(costs) != num_canvases:
+                raise ValueError(f"costs need a conditioned selector and one value per canvas ({num_canvases})")
+            self.register_buffer("costs", torch.tensor([float(c) for c in costs]))
+            self.log_tau = nn.Parameter(torch.tensor(3.0))  # tau = e^3 ~ 20 at the start
+            self.head = nn.Linear(hidden, num_canvases)
+        else:
+            self.head = nn.Linear(hidden + (1 if conditioned else 0), num_canvases)
 
     def forward(
         self, seq: torch.Tensor, lengths: torch.Tensor, lam: torch.Tensor | None = None
@@ -146,14 +161,15 @@ class CanvasSelector(nn.Module):
 
     def decide(self, z: torch.Tensor, lam: torch.Tensor | None) -> torch.Tensor:
         """Logits (B, K) from the GRU's last hidden state ``z`` (B, hidden) and lambda_F (B,)."""
-        if self.conditioned:
-            if lam is None:
-                raise ValueError("this selector is conditioned on lambda_F: pass lam")
-            u = lam.view(-1, 1).to(z).clamp(min=0.0)
-            if self.lam_power != 1.0:
-                u = u ** (1.0 / self.lam_power)
-            z = torch.cat([z, u], 1)
-        return self.head(z)
+        if not self.conditioned:
+            return self.head(z)
+        if lam is None:
+            raise ValueError("this selector is conditioned on lambda_F: pass lam")
+        lam = lam.view(-1, 1).to(z).clamp(0.0, 1.0)
+        if self.tradeoff:
+            return (1 - lam) * self.head(z) + lam * self.log_tau.exp() * self.costs
+        u = lam ** (1.0 / self.lam_power) if self.lam_power != 1.0 else lam
+        return self.head(torch.cat([z, u], 1))
 
 
 def gru_flops(input_size: int, hidden: int, steps: int) -> int:

@@ -100,6 +100,7 @@ def smoke_weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
         fit_fusion.main(["--smoke", "--teacher", str(d / "T" / "best.pt"), "--student", f"student={d / 'S' / 'best.pt'}",
                          "--doodle-val", "--out", str(d / "F")])
         train_selector.main(["--smoke", "--student", str(d / "S" / "best.pt"), "--fusion", str(d / "F" / "fusion.json"),
+                             "--policy", "tradeoff",
                              "--out", str(d / "SEL")])
         out = export.main(
             [

@@ -98,6 +98,9 @@ def test_selector_flops_is_gru_plus_head() -> None:
     seq = torch.randn(1, steps, 5)
     counted = count_flops(lambda: sel(seq, torch.tensor([steps]), torch.tensor([0.3])))
     assert counted == selector_flops(sel, steps)
+    trade = CanvasSelector(4, hidden=24, costs=[0.0, -0.1, -0.4, -1.0])  # lambda_F enters by elementwise ops only
+    assert selector_flops(trade, steps) == gru_flops(5, 24, steps) + 2 * 24 * 4
+    assert count_flops(lambda: trade(seq, torch.tensor([steps]), torch.tensor([0.3]))) == selector_flops(trade, steps)
     plain = CanvasSelector(3, hidden=8, conditioned=False)
     assert selector_flops(plain, 5) == gru_flops(5, 8, 5) + 2 * 8 * 3
 

@@ -3,6 +3,8 @@ pruned students; strict weight loading."""
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 from torch import nn
@@ -146,3 +148,27 @@ def test_selector_reads_lambda_through_its_power() -> None:
         torch.testing.assert_close(a(seq, lens, lam), b(seq, lens, lam ** (1 / 3)))
         # negative lambda_F is clamped to 0 (the Retriever validates the range; this keeps pow defined)
         torch.testing.assert_close(a(seq, lens, torch.tensor([-0.1, 0.0])), b(seq, lens, torch.zeros(2)))
+
+
+def test_tradeoff_selector_logits_mirror_the_reward() -> None:
+    """costs set: logits = (1 - lambda_F) * head(h) + lambda_F * tau * costs, by hand from the parts;
+    lambda_F = 1 picks the cheapest canvas and lambda_F = 0 ignores the costs."""
+    from sketchdown.models import CanvasSelector
+
+    torch.manual_seed(0)
+    costs = [0.0, -0.2, -0.5, -1.0]
+    sel = CanvasSelector(4, hidden=8, costs=costs).eval()
+    seq, lens = torch.randn(3, 6, 5), torch.tensor([6, 4, 2])
+    lam = torch.tensor([0.0, 0.3, 1.0])
+    with torch.inference_mode():
+        _, h = sel.gru(torch.nn.utils.rnn.pack_padded_sequence(seq, lens, batch_first=True, enforce_sorted=False))
+        head = h[-1] @ sel.head.weight.T + sel.head.bias
+        want = (1 - lam[:, None]) * head + lam[:, None] * math.exp(3.0) * torch.tensor(costs)
+        got = sel(seq, lens, lam)
+    torch.testing.assert_close(got, want)
+    assert int(got[2].argmax()) == 0
+    torch.testing.assert_close(got[0], head[0])
+    # the cost vector travels in the state dict, so a loader must build the same kind of selector
+    assert "costs" in sel.state_dict() and "log_tau" in sel.state_dict()
+    with pytest.raises(ValueError, match="one value per canvas"):
+        CanvasSelector(3, hidden=8, costs=costs)

@@ -119,6 +119,25 @@ def test_onnx_branch_matches_eager(smoke_weights):
     assert all(math.isclose(p1[k], p2[k], abs_tol=1e-5) for k in p1)
 
 
+@pytest.mark.skipif(not onnx_available(), reason="onnx/onnxruntime not installed")
+@pytest.mark.parametrize("costs", [None, [0.0, -0.3, -1.0]])
+def test_onnx_selector_matches_eager(costs):
+    """Both selector kinds (lambda_F as an input, or as the reward's trade-off) give the same logits in ONNX."""
+    import torch
+
+    from sketchdown.accel import OnnxSelector
+    from sketchdown.models import CanvasSelector
+
+    torch.manual_seed(0)
+    sel = CanvasSelector(3, hidden=16, lam_power=5.0, costs=costs).eval()
+    seq = np.random.default_rng(0).normal(size=(9, 5)).astype(np.float32)
+    fast = OnnxSelector(sel)
+    for lam in (0.0, 0.01, 0.5):
+        with torch.inference_mode():
+            ref = sel(torch.from_numpy(seq)[None], torch.tensor([9]), torch.tensor([lam]))[0].numpy()
+        np.testing.assert_allclose(fast(seq, lam), ref, atol=1e-5)
+
+
 def test_backend_choice(monkeypatch):
     from sketchdown.accel import resolve_backend
 

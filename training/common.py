@@ -350,9 +350,20 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
 
 
 def load_teacher(path: str | Path) -> tuple[torch.nn.Module, torch.nn.Module, dict, list[str]]:
-    """(sketch encoder, photo encoder, teacher config dict, classes) from a teacher checkpoint."""
+    """(sketch encoder, photo encoder, teacher config dict, classes) from a teacher checkpoint, or from a
+    shipped weight-set folder (its full network, photo encoder, recorded teacher config and classes), so
+    later stages can start from ``weights/default`` when the training runs are not at hand."""
     from sketchdown.build import EncoderConfig, build_encoder
 
+    if Path(path).is_dir():
+        from sketchdown.bundle import load_bundle
+        from sketchdown.weights import read_manifest
+
+        b = load_bundle(path)
+        tcfg = read_manifest(path).get("provenance", {}).get("teacher", {}).get("config")
+        if not tcfg:
+            raise SystemExit(f"{path}: the manifest records no teacher config (provenance.teacher.config)")
+        return b.full.encoder, b.photo_encoder, tcfg, list(b.classes)
     ck = load_checkpoint(Path(path))
     cfg = json.loads(ck["config"])
     classes = json.loads(ck["classes"])

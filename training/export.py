@@ -6,6 +6,12 @@ a manifest (architectures, preprocessing, canvas sizes, sha256 of every file, tr
         --selector runs/selector/selector.pt --fusion runs/fusion/fusion.json --out weights/chairv2
 
 Metrics are added afterwards by ``training/make_results.py`` from a real evaluation run.
+
+``--base weights/default --selector runs/sel/selector.pt`` swaps only the selector of an existing set:
+every other file is copied byte for byte (its stored metric rows stay valid), the selector's rows are
+dropped so ``make_results --reuse`` measures them again.
+
+    python -m training.export --base weights/default --selector runs/selector/selector.pt --out weights/default
 """
 
 from __future__ import annotations
@@ -18,9 +24,66 @@ from pathlib import Path
 from sketchdown.bundle import load_bundle
 from sketchdown.photo import PhotoSpec
 from sketchdown.render import RenderSpec
-from sketchdown.weights import save_tensors, write_manifest
+from sketchdown.weights import read_manifest, save_tensors, write_manifest
 
 from .common import git_sha, load_checkpoint
+
+
+def _selector_component(ck: dict, selector_model: str, lams: tuple[float, ...] | None,
+                        default_lam: float | None) -> tuple[dict, dict]:
+    """(manifest component, provenance) for a train_selector checkpoint; the tensors are saved by the caller."""
+    sc = json.loads(ck["config"])
+    canv = json.loads(ck["canvases"])
+    shipped = list(lams or sc["lams"])
+    comp = {"file": "selector.safetensors", "role": "selector", "model": selector_model,
+            "num_canvases": len(canv), "hidden": sc["hidden"], "conditioned": True,
+            "lam_power": float(ck.get("lam_power", 1.0)),
+            "lams": shipped,
+            "default_lam": shipped[len(shipped) // 2] if default_lam is None else default_lam}
+    if "costs" in ck:  # a trade-off selector: its logits carry the canvases' compute reward
+        comp["costs"] = json.loads(ck["costs"])
+    return comp, {"config": sc, "report": json.loads(ck["report"])}
+
+
+def _replace(tmp: Path, out: Path) -> Path:
+    """Move the staged folder ``tmp`` to ``out`` once it loads with the strict loader."""
+    load_bundle(tmp)  # the export must load with the strict loader before it replaces anything
+    if out.exists():
+        old = out.with_name(out.name + ".old")
+        shutil.rmtree(old, ignore_errors=True)
+        out.rename(old)
+        tmp.rename(out)
+        shutil.rmtree(old)
+    else:
+        tmp.rename(out)
+    return out
+
+
+def replace_selector(base: Path, selector: str, out: Path, selector_model: str = "student",
+                     lams: tuple[float, ...] | None = None, default_lam: float | None = None) -> Path:
+    """Copy the weight set ``base`` to ``out`` with the selector checkpoint ``selector`` in place of its
+    selector. Metric rows that used the old selector are removed; all others stay (same files)."""
+    m = read_manifest(base)
+    if selector_model not in m.get("components", {}):
+        raise SystemExit(f"{base}: no sketch branch {selector_model!r} for the selector")
+    tmp = out.with_name(out.name + ".tmp")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    old = m["components"].get("selector", {}).get("file")
+    tmp.mkdir(parents=True)
+    for f in m["files"]:
+        if f != old:
+            shutil.copy2(Path(base) / f, tmp / f)
+    if old:
+        del m["files"][old]
+    ck = load_checkpoint(Path(selector))
+    save_tensors(tmp, "selector.safetensors", ck["policy"], m)
+    m["components"]["selector"], m["provenance"]["selector"] = _selector_component(ck, selector_model, lams, default_lam)
+    m["provenance"]["selector"]["git_sha"] = git_sha()
+    for d in m.get("metrics", {}).values():
+        d["rows"] = [r for r in d.get("rows", []) if "+selector(" not in r["model"]]
+    write_manifest(tmp, m)
+    return _replace(tmp, out)
 
 
 def export(name: str, teacher: str, students: dict[str, str], selector: str | None, out: Path,
@@ -52,16 +115,9 @@ def export(name: str, teacher: str, students: dict[str, str], selector: str | No
         manifest["provenance"][sname] = {"config": scfg, "history": json.loads(ck["history"])[-3:]}
     if selector:
         ck = load_checkpoint(Path(selector))
-        sc = json.loads(ck["config"])
-        canv = json.loads(ck["canvases"])
         save_tensors(tmp, "selector.safetensors", ck["policy"], manifest)
-        shipped = list(lams or sc["lams"])
-        manifest["components"]["selector"] = {"file": "selector.safetensors", "role": "selector", "model": selector_model,
-                                              "num_canvases": len(canv), "hidden": sc["hidden"], "conditioned": True,
-                                              "lam_power": float(ck.get("lam_power", 1.0)),
-                                              "lams": shipped,
-                                              "default_lam": shipped[len(shipped) // 2] if default_lam is None else default_lam}
-        manifest["provenance"]["selector"] = {"config": sc, "report": json.loads(ck["report"])}
+        manifest["components"]["selector"], manifest["provenance"]["selector"] = _selector_component(
+            ck, selector_model, lams, default_lam)
     if fusion:  # fit_fusion's HOG spec (gallery side) and per-branch weights (query side)
         fz = json.loads(Path(fusion).read_text())
         manifest["hog"] = fz["hog"]
@@ -73,22 +129,14 @@ def export(name: str, teacher: str, students: dict[str, str], selector: str | No
                 manifest["components"][bname]["hog_alpha"] = float(alpha)
         manifest["provenance"]["fusion"] = {"val": fz["val"]} | ({"val_category": fz["val_category"]} if "val_category" in fz else {})
     write_manifest(tmp, manifest)
-    load_bundle(tmp)  # the export must load with the strict loader before it replaces anything
-    if out.exists():
-        old = out.with_name(out.name + ".old")
-        shutil.rmtree(old, ignore_errors=True)
-        out.rename(old)
-        tmp.rename(out)
-        shutil.rmtree(old)
-    else:
-        tmp.rename(out)
-    return out
+    return _replace(tmp, out)
 
 
 def main(argv: list[str] | None = None) -> Path:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--name", required=True)
-    p.add_argument("--teacher", required=True)
+    p.add_argument("--base", default=None, help="an existing weight set: swap in --selector, keep everything else")
+    p.add_argument("--name", default=None)
+    p.add_argument("--teacher", default=None)
     p.add_argument("--student", action="append", default=[], help="NAME=checkpoint (repeatable)")
     p.add_argument("--selector", default=None)
     p.add_argument("--selector-model", default="student")
@@ -99,6 +147,14 @@ def main(argv: list[str] | None = None) -> Path:
     a = p.parse_args(argv)
     students = dict(s.split("=", 1) for s in a.student)
     lams = tuple(float(x) for x in a.lams.split(",")) if a.lams else None
+    if a.base:
+        if not a.selector or a.teacher or a.student or a.fusion:
+            p.error("--base swaps the selector only: give --selector (and no --teacher/--student/--fusion)")
+        out = replace_selector(Path(a.base), a.selector, Path(a.out), a.selector_model, lams, a.default_lam)
+        print(f"exported {out} (selector replaced)")
+        return out
+    if not a.name or not a.teacher:
+        p.error("--name and --teacher are required (or --base to swap a selector)")
     out = export(a.name, a.teacher, students, a.selector, Path(a.out), a.selector_model, lams, default_lam=a.default_lam,
                  fusion=a.fusion)
     print(f"exported {out}")

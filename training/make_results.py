@@ -7,8 +7,8 @@ manifest's ``metrics`` (read by the app's teaching panel).
         --recognizer mbv2=runs/recog/mbv2/final.pt --recognizer mbv2-kd=runs/recog/mbv2_kd/final.pt
 
 Every canvas of every branch is evaluated on the first dataset (the plot); the others get the shipped
-rows. ``--reuse`` takes a weight set's rows for a dataset from its manifest when they are there (the
-manifest's sha256 pins the files they were measured with) instead of re-running them.
+rows. ``--reuse`` takes a weight set's rows for a dataset from its manifest where they are there (the
+manifest's sha256 pins the files they were measured with) and evaluates only the rows that are missing.
 """
 
 from __future__ import annotations
@@ -125,6 +125,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     p.add_argument("--dataset", action="append", default=None, help="chairv2, sketchy, gallery, doodles (repeatable; default chairv2)")
     p.add_argument("--data-root", default=None)
     p.add_argument("--split", default="test")
+    p.add_argument("--pairs", default=None, help="CSV of sketch,photo paths for --dataset pairs (your own data)")
     p.add_argument("--prefix-steps", type=int, default=10)
     p.add_argument("--recognizer", action="append", default=[], help="NAME=checkpoint from training.train_recognition")
     p.add_argument("--reuse", action="store_true", help="reuse a manifest's stored rows for a dataset")
@@ -135,20 +136,24 @@ def main(argv: list[str] | None = None) -> list[dict]:
     bundles = [load_bundle(ref) for ref in a.weights]
     sections, all_rows, loaded = [], {}, {}
     for di, dname in enumerate(datasets):
-        data = loaded[dname] = load_dataset(dname, root=a.data_root, split=a.split)
+        data = loaded[dname] = load_dataset(dname, root=a.data_root, split=a.split, pairs=a.pairs)
         rows_d: list[dict] = []
         for ref, b in zip(a.weights, bundles, strict=True):
             m = read_manifest(ref)
-            stored = m.get("metrics", {}).get(data.name, {}).get("rows")
-            if a.reuse and stored:
-                rows = [dict(r, reused=True) for r in stored]
-                say(f"{b.name} on {data.name}: reusing {len(rows)} stored rows")
-            else:
-                # m@A / m@B are on-the-fly FG-SBIR's instance-level metrics: not run on category-level doodles
-                steps = 0 if data.positives is not None else a.prefix_steps
-                rows = evaluate(b, data, default_rows(b, sweep=di == 0, granularity=data.granularity), prefix_steps=steps,
-                                progress=say)
-                m.setdefault("metrics", {})[data.name] = {"rows": rows}
+            specs = default_rows(b, sweep=di == 0, granularity=data.granularity)
+            # --reuse: a stored row stands for the same sha256-pinned files; only rows missing from the
+            # manifest (e.g. the selector rows after `export --base` swapped the selector) are evaluated
+            stored = {r["model"]: r for r in m.get("metrics", {}).get(data.name, {}).get("rows", [])} if a.reuse else {}
+            todo = [s for s in specs if s.label(b.name) not in stored]
+            say(f"{b.name} on {data.name}: reusing {len(specs) - len(todo)} stored rows, evaluating {len(todo)}")
+            # m@A / m@B are on-the-fly FG-SBIR's instance-level metrics: not run on category-level doodles
+            steps = 0 if data.positives is not None else a.prefix_steps
+            fresh = {r["model"]: r for r in (evaluate(b, data, todo, prefix_steps=steps, progress=say) if todo else [])}
+            # (rows evaluate() skips, e.g. the selector's on raster sketches, are left out)
+            rows = [dict(stored[lb], reused=True) if lb in stored else fresh[lb]
+                    for lb in (s.label(b.name) for s in specs) if lb in stored or lb in fresh]
+            if todo:
+                m.setdefault("metrics", {})[data.name] = {"rows": [{k: v for k, v in r.items() if k != "reused"} for r in rows]}
                 write_manifest(ref, m)
             for r in rows:
                 print(json.dumps(r), flush=True)

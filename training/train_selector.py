@@ -18,7 +18,19 @@ training photos rank them too high, which a test gallery (unseen photos only) ne
 shipped session-4 selector uses ``--distractors 0`` (training/README.md). With ``--fusion`` (from
 ``fit_fusion``) the rewards use the fused score the app searches with, cos + alpha * cos(HOG).
 
+Those samples are also the only data the policy is judged on, and with 131 sketches a GRU can learn
+which canvas happened to win for each one (session 5: it beat a fixed 128 px on its own samples at a
+quarter of the FLOPs, then lost 3 Acc@1 to 128 px on test). ``--folds K`` first measures what the
+recipe does on sketches it never saw: K folds over the validation *photos*, a policy trained on the
+other folds picks canvases for each held-out fold, and ``cv.json`` reports the pooled held-out reward,
+Acc@1 of the complete sketches and FLOPs per lambda_F next to every fixed canvas. Recipes (steps,
+hidden size, weight decay, entropy) are compared on that report, never on test.
+
+``--student`` takes a training checkpoint or a shipped weight-set folder (``weights/default``: its
+``--student-branch``, photo encoder and HOG fusion), so a selector can be retrained for shipped weights.
+
     python -m training.train_selector --student runs/student/best.pt --fusion runs/fusion/fusion.json --out runs/selector
+    python -m training.train_selector --student weights/default --folds 4 --out runs/selector_cv
     python -m training.train_selector --smoke --out /tmp/sel
 """
 
@@ -36,11 +48,12 @@ from tqdm import tqdm
 
 from sketchdown.build import EncoderConfig, build_encoder
 from sketchdown.flops import encoder_flops
-from sketchdown.hog import ink_hogs, sketch_hogs
+from sketchdown.hog import HogSpec, ink_hogs, sketch_hogs
 from sketchdown.models import CanvasSelector
 from sketchdown.photo import EdgeCache, PhotoSpec
 from sketchdown.render import RenderSpec
 from sketchdown.sketch import Sketch, stroke_sequence
+from sketchdown.weights import read_manifest
 
 from .augment import augment_vector
 from .common import (
@@ -63,7 +76,8 @@ from .common import (
 @dataclass
 class SelectorConfig:
     out: str = "runs/selector"
-    student: str = "runs/student/best.pt"
+    student: str = "runs/student/best.pt"  # a distill checkpoint, or a weight-set folder (weights/default)
+    student_branch: str = "student"  # which sketch branch of a weight-set folder
     fusion: str | None = None  # fit_fusion's fusion.json: reward on the fused score (HOG spec + alpha)
     fusion_branch: str = "student"  # whose alpha in fusion.json
     distractors: int = 60  # training photos added to the validation gallery
@@ -74,6 +88,20 @@ class SelectorConfig:
     steps: int = 2000
     batch: int = 256
     lr: float = 1e-3
+    # "reinforce": sample a canvas, score it against the policy's expected reward (the paper's estimator);
+    # "expected": the exact gradient of the same objective, sum_k pi_k R_k, which the cached table allows
+    # because every canvas' reward is known (no sampling noise: the reward gaps are ~0.01-0.03)
+    estimator: str = "reinforce"
+    # divide each sample's reward by the spread of rewards expected at its lambda_F,
+    # lambda_F * std(R_comp) + (1 - lambda_F) * mean std(R_acc): without it the samples with larger lambda_F
+    # (reward gaps up to lambda_F, vs ~0.03 for accuracy) own the gradient and the policy collapses onto the
+    # cheapest canvas for every lambda_F before it learns where the trade-off turns
+    reward_norm: bool = False
+    # "tradeoff": logits = (1 - lambda_F) * head(GRU) + lambda_F * tau * R_comp (models.CanvasSelector);
+    # "concat": lambda_F ** (1 / lam_power) as one more head input (the sessions 1-5 selectors)
+    policy: str = "concat"
+    weight_decay: float = 0.0  # AdamW decoupled decay: pulls the policy toward sketch-independent picks
+    folds: int = 0  # > 1: K-fold cross-validation over validation photos first (cv.json), then the final fit
     entropy: float = 0.05  # entropy bonus at the start, annealed linearly to entropy_final: a low
     entropy_final: float = 0.05  # bonus from the start collapses onto the cheapest canvas before lambda_F is learned
     lam_power: float = 3.0  # lambda_F = u ** lam_power, u ~ U(0, 1): most mass where the trade-off bites
@@ -88,10 +116,12 @@ class SelectorConfig:
 @torch.inference_mode()
 def reward_table(student: torch.nn.Module, canvases: tuple[int, ...], sketches: list[Sketch], true: np.ndarray,
                  photo_emb: torch.Tensor, render: RenderSpec, margin: float, triplet_weight: float,
-                 hog_sims: torch.Tensor | None = None, alpha: float = 0.0) -> np.ndarray:
-    """R_acc for every (sample, canvas): (N, K) float32. ``hog_sims`` (N, P): the canvas-independent
-    HOG similarity, fused as (cos + alpha * hog) / (1 + alpha) so the hinge margin keeps its scale."""
+                 hog_sims: torch.Tensor | None = None, alpha: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+    """(R_acc, rank) for every (sample, canvas): (N, K) float32 and (N, K) int32 (1 = true photo first).
+    ``hog_sims`` (N, P): the canvas-independent HOG similarity, fused as (cos + alpha * hog) / (1 + alpha)
+    so the hinge margin keeps its scale."""
     out = np.zeros((len(sketches), len(canvases)), np.float32)
+    ranks = np.zeros((len(sketches), len(canvases)), np.int32)
     for ci, c in enumerate(canvases):
         embs = torch.cat([student(sketch_tensor(sketches[i : i + 128], c, render), ci) for i in range(0, len(sketches), 128)])
         sims = embs @ photo_emb.T
@@ -102,7 +132,8 @@ def reward_table(student: torch.nn.Module, canvases: tuple[int, ...], sketches: 
         hinge = torch.relu(sims - pos[:, None] + margin)
         hinge[torch.arange(len(true)), torch.as_tensor(true)] = 0
         out[:, ci] = (1.0 / rank - triplet_weight * hinge.mean(1)).numpy()
-    return out
+        ranks[:, ci] = rank.int().numpy()
+    return out, ranks
 
 
 def _file_id(path: str | None) -> str:
@@ -121,29 +152,142 @@ def pad_batch(seqs: list[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
     return x, lens
 
 
-def main(argv: list[str] | None = None) -> dict:
-    cfg = parse_config(SelectorConfig, argv, __doc__)
-    if cfg.smoke:
-        cfg = apply_smoke(cfg, steps=20, batch=16, variants=1, prefix_steps=3)
-    set_threads()
-    seed_all(cfg.seed)
-    rng = np.random.default_rng(cfg.seed)
+def load_student(cfg: SelectorConfig) -> tuple[torch.nn.Module, tuple[int, ...], torch.nn.Module, PhotoSpec, int,
+                                                str | None, tuple[HogSpec, float] | None]:
+    """(student, canvases, photo encoder, photo spec, n_val, data root, (HOG spec, alpha) or None) from a
+    distill checkpoint (fusion from ``--fusion``) or a weight-set folder (its own HOG spec and alpha)."""
+    fusion = load_fusion(cfg.fusion, cfg.fusion_branch) if cfg.fusion else None
+    if Path(cfg.student).is_dir():
+        from sketchdown.bundle import load_bundle
+
+        b = load_bundle(cfg.student)
+        if cfg.student_branch not in b.sketch:
+            raise SystemExit(f"{cfg.student}: no sketch branch {cfg.student_branch!r} (has {sorted(b.sketch)})")
+        br = b.sketch[cfg.student_branch]
+        prov = read_manifest(cfg.student).get("provenance", {}).get(cfg.student_branch, {}).get("config", {})
+        if fusion is None and b.hog is not None and br.hog_alpha > 0:
+            fusion = (b.hog, br.hog_alpha)  # instance-level weight: ChairV2 validation is instance-level
+        return (br.encoder, br.canvas_sizes, b.photo_encoder, b.photo_spec, int(prov.get("n_val", 40)),
+                prov.get("data_root"), fusion)
+    ck = load_checkpoint(Path(cfg.student))
+    scfg = json.loads(ck["config"])
+    student = build_encoder(EncoderConfig(**json.loads(ck["encoder"])), weights=ck["student"])
+    _, photo_enc, tcfg, _ = load_teacher(scfg["teacher"])
+    return (student, tuple(scfg["canvases"]), photo_enc, PhotoSpec("hed", tcfg["photo_size"]), scfg["n_val"],
+            scfg.get("data_root"), fusion)
+
+
+def train_policy(cfg: SelectorConfig, seqs: list[np.ndarray], r_acc: np.ndarray, r_comp: np.ndarray, idx: np.ndarray,
+                 rng: np.random.Generator, desc: str = "selector") -> CanvasSelector:
+    """REINFORCE on the samples ``idx`` (rows of the (N, K) reward table); lambda_F drawn per sample."""
+    k = r_acc.shape[1]
+    policy = CanvasSelector(k, cfg.hidden, conditioned=True, lam_power=cfg.lam_power if cfg.lam_feature else 1.0,
+                            costs=r_comp.tolist() if cfg.policy == "tradeoff" else None)
+    opt = torch.optim.AdamW(policy.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    ra, rc = torch.from_numpy(r_acc), torch.from_numpy(r_comp).float()
+    acc_spread = float(r_acc[idx].std(1).mean())  # typical gap between canvases when only accuracy counts
+    comp_spread = float(r_comp.std())
+    for step in tqdm(range(cfg.steps), desc=desc, mininterval=5):
+        ent_w = cfg.entropy + (cfg.entropy_final - cfg.entropy) * step / max(1, cfg.steps - 1)
+        pick = idx[rng.choice(len(idx), size=min(cfg.batch, len(idx)), replace=False)]
+        x, lens = pad_batch([seqs[i] for i in pick])
+        lam = torch.rand(len(pick)) ** cfg.lam_power
+        logits = policy(x, lens, lam)
+        dist = torch.distributions.Categorical(logits=logits)
+        R = lam[:, None] * rc[None] + (1 - lam[:, None]) * ra[pick]  # (B, K) reward of every canvas
+        if cfg.reward_norm:
+            R = R / (lam * comp_spread + (1 - lam) * acc_spread)[:, None]
+        if cfg.estimator == "expected":
+            gain = (dist.probs * R).sum(1).mean()
+        else:
+            a = dist.sample()
+            r = R.gather(1, a[:, None])[:, 0]
+            baseline = (dist.probs * R).sum(1).detach()  # expected reward under the policy
+            gain = ((r - baseline) * dist.log_prob(a)).mean()
+        loss = -gain - ent_w * dist.entropy().mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return policy.eval()
+
+
+@torch.inference_mode()
+def greedy_picks(policy: CanvasSelector, seqs: list[np.ndarray], idx: np.ndarray, lam: float) -> np.ndarray:
+    """The policy's argmax canvas index for the samples ``idx`` at one lambda_F: (len(idx),) int64."""
+    x, lens = pad_batch([seqs[i] for i in idx])
+    return policy(x, lens, torch.full((len(idx),), float(lam))).argmax(-1).numpy()
+
+
+def pick_report(picks: dict[float, np.ndarray], r_acc: np.ndarray, rank: np.ndarray, full: np.ndarray, flops: np.ndarray,
+                canvases: tuple[int, ...]) -> dict:
+    """What each lambda_F's picks (one canvas index per sample, all N samples) buy, next to every fixed
+    canvas: mean R_acc, Acc@1 of the complete sketches (``full`` mask) and of all samples, GFLOPs, histogram."""
+    n = np.arange(len(r_acc))
+
+    def row(pick: np.ndarray) -> dict:
+        top1 = rank[n, pick] == 1
+        return {"gflops": round(float(flops[pick].mean()) / 1e9, 4),
+                "gflops_full": round(float(flops[pick[full]].mean()) / 1e9, 4),
+                "hist": {int(canvases[k]): int((pick == k).sum()) for k in range(len(canvases))},
+                "r_acc": round(float(r_acc[n, pick].mean()), 4),
+                "acc1_full": round(100 * float(top1[full].mean()), 2),
+                "acc1_all": round(100 * float(top1.mean()), 2)}
+
+    report = {str(lam): row(p) for lam, p in picks.items()}
+    for k, c in enumerate(canvases):
+        report[f"fixed@{c}"] = row(np.full(len(r_acc), k))
+    return report
+
+
+def photo_folds(true: np.ndarray, k: int, seed: int) -> np.ndarray:
+    """Fold index in [0, k) of every sample, (N,) int64: the photos are shuffled and dealt round-robin, so
+    all sketches (and prefixes, variants) of one photo share a fold and fold sizes differ by <= 1 photo."""
+    photos = np.unique(true)
+    fold_of = dict(zip(np.random.default_rng(seed).permutation(photos).tolist(), np.arange(len(photos)) % k, strict=True))
+    return np.array([fold_of[int(t)] for t in true], np.int64)
+
+
+def cross_validate(cfg: SelectorConfig, seqs: list[np.ndarray], true: np.ndarray, r_acc: np.ndarray, rank: np.ndarray,
+                   full: np.ndarray, r_comp: np.ndarray, flops: np.ndarray, canvases: tuple[int, ...]) -> dict:
+    """K folds over the validation photos: each fold's samples get the picks of a policy trained on the
+    other folds. Pooled over folds, every sample is judged exactly once, by a policy that never saw it."""
+    photos = np.unique(true)
+    fold = photo_folds(true, cfg.folds, cfg.seed + 1)
+    picks = {float(lam): np.zeros(len(seqs), np.int64) for lam in cfg.lams}
+    for f in range(cfg.folds):
+        held, train = np.flatnonzero(fold == f), np.flatnonzero(fold != f)
+        policy = train_policy(cfg, seqs, r_acc, r_comp, train, np.random.default_rng(cfg.seed + 10 + f), f"cv fold {f}")
+        for lam in picks:
+            picks[lam][held] = greedy_picks(policy, seqs, held, lam)
+    return {"folds": cfg.folds, "photos": len(photos), "samples": len(seqs), "complete_sketches": int(full.sum()),
+            "held_out": pick_report(picks, r_acc, rank, full, flops, canvases)}
+
+
+@dataclass
+class Samples:
+    """The selector's training data: N samples (validation sketches x variants x prefixes), K canvases."""
+
+    seqs: list[np.ndarray]  # RDP-simplified stroke-5 sequence per sample, (L, 5) float32
+    true: np.ndarray  # (N,) the sample's photo
+    full: np.ndarray  # (N,) bool: the complete sketch as drawn
+    r_acc: np.ndarray  # (N, K) float32 accuracy reward
+    rank: np.ndarray  # (N, K) int32 rank of the true photo
+    flops: np.ndarray  # (K,) sketch-branch FLOPs per canvas
+    r_comp: np.ndarray  # (K,) compute reward in [-1, 0]
+    canvases: tuple[int, ...]
+
+
+def prepare(cfg: SelectorConfig, rng: np.random.Generator) -> Samples:
+    """Samples and their reward table (cached in ``cfg.out``) for the student ``cfg.student``."""
     render = RenderSpec()
     out = Path(cfg.out)
-    write_run_info(out, cfg)
-
     if cfg.smoke and cfg.student == SelectorConfig.student:  # smoke without a checkpoint: random tiny nets
         canvases = (32, 48)
         student = build_encoder(EncoderConfig("lite0", 32, len(canvases), 0), weights=None)
         photo_enc = build_encoder(EncoderConfig("lite0", 32, 1, 0), weights=None)
-        pspec, n_val, root = PhotoSpec("hed", 64), 0, None
+        pspec, n_val, root, fusion = PhotoSpec("hed", 64), 0, None, None
     else:
-        ck = load_checkpoint(Path(cfg.student))
-        scfg = json.loads(ck["config"])
-        canvases = tuple(scfg["canvases"])
-        student = build_encoder(EncoderConfig(**json.loads(ck["encoder"])), weights=ck["student"])
-        _, photo_enc, tcfg, _ = load_teacher(scfg["teacher"])
-        pspec, n_val, root = PhotoSpec("hed", tcfg["photo_size"]), scfg["n_val"], scfg.get("data_root")
+        student, canvases, photo_enc, pspec, n_val, root, fusion = load_student(cfg)
     extra: list[np.ndarray] = []  # distractor photos (none in smoke mode)
     if cfg.smoke:
         from .synthetic import synthetic_source
@@ -157,7 +301,7 @@ def main(argv: list[str] | None = None) -> dict:
     photo_emb = encode_photos(photo_enc, inks, pspec, render)
 
     # samples: every validation sketch x prefix lengths x augmented variants
-    sketches, true = [], []
+    sketches, true, full = [], [], []
     for i, it in enumerate(val.data.sketches):
         base = val.sketch(i)
         for v in range(cfg.variants):
@@ -165,66 +309,69 @@ def main(argv: list[str] | None = None) -> dict:
             for f in np.linspace(1.0 / cfg.prefix_steps, 1.0, cfg.prefix_steps):
                 sketches.append(sk.prefix_ink(float(f)))
                 true.append(it.photo)
-    true = np.array(true)
+                full.append(v == 0 and f == 1.0)  # the sketch as drawn: what test Acc@1 is measured on
+    true, full = np.array(true), np.array(full)
     # the reward table is the slow part (every sample x canvas through the student): cached in the run
     # folder under a key of everything it depends on, so re-running REINFORCE settings is quick
-    key = json.dumps([cfg.student, _file_id(cfg.student), cfg.fusion, _file_id(cfg.fusion), cfg.fusion_branch,
+    student_id = _file_id(str(Path(cfg.student) / "manifest.json") if Path(cfg.student).is_dir() else cfg.student)
+    key = json.dumps([2, cfg.student, student_id, cfg.student_branch, cfg.fusion, _file_id(cfg.fusion), cfg.fusion_branch,
                       cfg.distractors, cfg.variants, cfg.prefix_steps, cfg.margin, cfg.triplet_weight, cfg.seed, len(sketches)])
     cache = out / "rewards.npz"
     cached = np.load(cache) if cache.is_file() else None
     if cached is not None and str(cached["key"]) == key:
-        r_acc = cached["r_acc"]
+        r_acc, rank = cached["r_acc"], cached["rank"]
     else:
         hog_sims, alpha = None, 0.0
-        if cfg.fusion:
-            spec, alpha = load_fusion(cfg.fusion, cfg.fusion_branch)
+        if fusion is not None:
+            spec, alpha = fusion
             hog_sims = torch.from_numpy(sketch_hogs(sketches, spec, render) @ ink_hogs(inks, spec, render).T)
-        r_acc = reward_table(student, canvases, sketches, true, photo_emb, render, cfg.margin, cfg.triplet_weight,
-                             hog_sims, alpha)
-        np.savez(cache, r_acc=r_acc, key=np.array(key))
+        r_acc, rank = reward_table(student, canvases, sketches, true, photo_emb, render, cfg.margin, cfg.triplet_weight,
+                                   hog_sims, alpha)
+        np.savez(cache, r_acc=r_acc, rank=rank, key=np.array(key))
     flops = np.array([encoder_flops(student, c, ci) for ci, c in enumerate(canvases)], np.float64)
     r_comp = -(flops - flops.min()) / max(1.0, flops.max() - flops.min())
     seqs = [stroke_sequence(s) for s in sketches]
     print(json.dumps({"samples": len(seqs), "mean_r_acc_per_canvas": r_acc.mean(0).round(3).tolist(),
                       "gflops": (flops / 1e9).round(4).tolist()}), file=sys.stderr)
 
-    policy = CanvasSelector(len(canvases), cfg.hidden, conditioned=True, lam_power=cfg.lam_power if cfg.lam_feature else 1.0)
-    opt = torch.optim.Adam(policy.parameters(), lr=cfg.lr)
-    ra, rc = torch.from_numpy(r_acc), torch.from_numpy(r_comp).float()
-    for step in tqdm(range(cfg.steps), desc="selector", mininterval=5):
-        ent_w = cfg.entropy + (cfg.entropy_final - cfg.entropy) * step / max(1, cfg.steps - 1)
-        idx = rng.choice(len(seqs), size=min(cfg.batch, len(seqs)), replace=False)
-        x, lens = pad_batch([seqs[i] for i in idx])
-        lam = torch.rand(len(idx)) ** cfg.lam_power
-        logits = policy(x, lens, lam)
-        dist = torch.distributions.Categorical(logits=logits)
-        a = dist.sample()
-        R = lam[:, None] * rc[None] + (1 - lam[:, None]) * ra[idx]  # (B, K) reward of every canvas
-        r = R.gather(1, a[:, None])[:, 0]
-        baseline = (dist.probs * R).sum(1).detach()  # expected reward under the policy
-        loss = -((r - baseline) * dist.log_prob(a)).mean() - ent_w * dist.entropy().mean()
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
+    return Samples(seqs, true, full, r_acc, rank, flops, r_comp, tuple(canvases))
 
-    # what each lambda_F buys on these samples (greedy canvas)
-    report = {}
-    with torch.inference_mode():
-        x, lens = pad_batch(seqs)
-        for lam in cfg.lams:
-            pick = policy(x, lens, torch.full((len(seqs),), float(lam))).argmax(-1).numpy()
-            chosen_top1 = (r_acc[np.arange(len(seqs)), pick] > 0.99).mean()  # 1/rank == 1 (minus hinge ~ 0)
-            report[str(lam)] = {
-                "gflops": round(float(flops[pick].mean()) / 1e9, 4),
-                "hist": {int(canvases[k]): int((pick == k).sum()) for k in range(len(canvases))},
-                "r_acc": round(float(r_acc[np.arange(len(seqs)), pick].mean()), 4),
-                "top1_proxy": round(float(chosen_top1), 4),
-            }
-        for k, c in enumerate(canvases):
-            report[f"fixed@{c}"] = {"gflops": round(flops[k] / 1e9, 4), "r_acc": round(float(r_acc[:, k].mean()), 4)}
-    print(json.dumps(report, indent=1), file=sys.stderr)
+
+def main(argv: list[str] | None = None) -> dict:
+    cfg = parse_config(SelectorConfig, argv, __doc__)
+    if cfg.estimator not in ("reinforce", "expected"):
+        raise SystemExit(f"--estimator must be reinforce or expected, not {cfg.estimator!r}")
+    if cfg.policy not in ("concat", "tradeoff"):
+        raise SystemExit(f"--policy must be concat or tradeoff, not {cfg.policy!r}")
+    if cfg.smoke:
+        cfg = apply_smoke(cfg, steps=20, batch=16, variants=1, prefix_steps=3)
+    set_threads()
+    seed_all(cfg.seed)
+    rng = np.random.default_rng(cfg.seed)
+    out = Path(cfg.out)
+    write_run_info(out, cfg)
+
+    smp = prepare(cfg, rng)
+    seqs, true, full, r_acc, rank, flops, r_comp, canvases = (smp.seqs, smp.true, smp.full, smp.r_acc, smp.rank, smp.flops,
+                                                               smp.r_comp, smp.canvases)
+
+    cv = None
+    if cfg.folds > 1:
+        cv = cross_validate(cfg, seqs, true, r_acc, rank, full, r_comp, flops, canvases)
+        (out / "cv.json").write_text(json.dumps(cv, indent=2) + "\n")
+        print(json.dumps({"cv_held_out": cv["held_out"]}, indent=1), file=sys.stderr)
+
+    policy = train_policy(cfg, seqs, r_acc, r_comp, np.arange(len(seqs)), rng)
+    # what each lambda_F buys on its own training samples (optimistic: see --folds for held-out numbers)
+    everything = np.arange(len(seqs))
+    report = pick_report({float(lam): greedy_picks(policy, seqs, everything, lam) for lam in cfg.lams},
+                         r_acc, rank, full, flops, canvases)
+    if cv is not None:
+        report["cv"] = cv
+    print(json.dumps({k: v for k, v in report.items() if k != "cv"}, indent=1), file=sys.stderr)
     save_checkpoint(out / "selector.pt", policy=policy.state_dict(), config=json.dumps(dataclasses.asdict(cfg)),
-                    canvases=json.dumps(list(canvases)), report=json.dumps(report), lam_power=policy.lam_power)
+                    canvases=json.dumps(list(canvases)), report=json.dumps(report), lam_power=policy.lam_power,
+                    **({"costs": json.dumps(r_comp.tolist())} if cfg.policy == "tradeoff" else {}))
     (out / "result.json").write_text(json.dumps(report, indent=2) + "\n")
     return report
 

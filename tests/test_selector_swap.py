@@ -1,0 +1,120 @@
+"""Retraining the selector of a shipped weight set: train_selector on a weight-set folder with K-fold
+cross-validation over photos, ``export --base`` swapping only the selector, and ``make_results --reuse``
+re-measuring only the rows that used it."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from sketchdown.data import PairedDataset, SketchItem
+from training import export, make_results, train_selector
+from training.common import load_teacher
+from training.synthetic import random_shape
+from training.train_selector import photo_folds, pick_report
+
+
+def test_photo_folds_partition_photos() -> None:
+    true = np.repeat(np.arange(10), 7)[np.random.default_rng(0).permutation(70)]  # 10 photos x 7 samples
+    fold = photo_folds(true, 4, seed=3)
+    assert fold.shape == (70,) and set(fold.tolist()) == {0, 1, 2, 3}
+    for p in range(10):  # every sample of a photo in one fold
+        assert len(set(fold[true == p].tolist())) == 1
+    per_fold = [len(np.unique(true[fold == f])) for f in range(4)]
+    assert sorted(per_fold) == [2, 2, 3, 3]  # round-robin: sizes differ by at most one photo
+    assert (photo_folds(true, 4, seed=3) == fold).all()
+
+
+def test_pick_report_matches_hand_count() -> None:
+    r_acc = np.array([[0.5, 1.0], [1.0, 0.2], [0.1, 0.3]], np.float32)
+    rank = np.array([[2, 1], [1, 5], [4, 3]], np.int32)
+    full = np.array([True, True, False])
+    flops = np.array([1e9, 3e9])
+    rep = pick_report({0.0: np.array([1, 0, 1])}, r_acc, rank, full, flops, (32, 64))
+    row = rep["0.0"]
+    assert row["hist"] == {32: 1, 64: 2}
+    assert row["r_acc"] == pytest.approx((1.0 + 1.0 + 0.3) / 3, abs=1e-4)
+    assert row["acc1_full"] == 100.0 and row["acc1_all"] == pytest.approx(200 / 3, abs=0.01)
+    assert row["gflops"] == pytest.approx(7 / 3, abs=1e-4) and row["gflops_full"] == pytest.approx(2.0)
+    assert rep["fixed@32"]["acc1_full"] == 50.0 and rep["fixed@64"]["acc1_full"] == 50.0
+    assert rep["fixed@64"]["r_acc"] == pytest.approx(0.5, abs=1e-4)
+
+
+def test_load_teacher_from_weight_set(smoke_weights: Path) -> None:
+    from sketchdown.bundle import load_bundle
+
+    sk, ph, cfg, classes = load_teacher(smoke_weights)
+    b = load_bundle(smoke_weights)
+    for got, want in ((sk, b.full.encoder), (ph, b.photo_encoder)):
+        ref = want.state_dict()
+        assert all(torch.equal(v, ref[k]) for k, v in got.state_dict().items()) and got.state_dict().keys() == ref.keys()
+    assert cfg["canvas"] == b.full.canvas_sizes[0] and cfg["photo_size"] == b.photo_spec.size
+    assert classes == b.classes
+
+
+def _vector_pairs(root: Path, photo_writer) -> PairedDataset:
+    """6 photo files and 2 vector sketches each (the selector rows need strokes)."""
+    rng = np.random.default_rng(0)
+    photos = [photo_writer(root / f"p{i}.jpg", seed=i) for i in range(6)]
+    items = [SketchItem(f"s{i}_{k}", random_shape(rng), i) for i in range(6) for k in range(2)]
+    return PairedDataset("mine", items, photos, [f"class{i % 3}" for i in range(6)])
+
+
+def test_selector_swap_end_to_end(smoke_weights: Path, tmp_path: Path, photo_writer, isolated_cache: Path,
+                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    w = tmp_path / "w"
+    shutil.copytree(smoke_weights, w)
+    data = _vector_pairs(tmp_path / "data", photo_writer)
+    monkeypatch.setattr(make_results, "load_dataset", lambda name, **kw: data if name == "mine" else None)
+    results = tmp_path / "RESULTS.md"
+    first = make_results.main(["--weights", str(w), "--dataset", "mine", "--prefix-steps", "0",
+                               "--results", str(results)])
+    assert not any(r.get("reused") for r in first) and any("+selector(" in r["model"] for r in first)
+
+    # a selector trained on the weight set itself (its student, photo encoder and HOG), with 2-fold CV
+    rep = train_selector.main(["--smoke", "--student", str(w), "--folds", "2", "--policy", "tradeoff", "--estimator", "expected",
+                               "--out", str(tmp_path / "sel")])
+    cv = json.loads((tmp_path / "sel" / "cv.json").read_text())
+    assert cv["folds"] == 2 and json.loads(json.dumps(rep["cv"])) == cv
+    n = cv["samples"]
+    for lam in train_selector.SelectorConfig.lams:
+        assert sum(cv["held_out"][str(lam)]["hist"].values()) == n  # every sample judged once, held out
+    cached = np.load(tmp_path / "sel" / "rewards.npz")
+    for k, c in enumerate((32, 48)):  # fixed canvases: the report against the cached rank table
+        assert cv["held_out"][f"fixed@{c}"]["acc1_all"] == pytest.approx(100 * float((cached["rank"][:, k] == 1).mean()), abs=0.01)
+
+    before = json.loads((w / "manifest.json").read_text())
+    export.main(["--base", str(w), "--selector", str(tmp_path / "sel" / "selector.pt"), "--lams", "0,0.05",
+                 "--default-lam", "0.05", "--out", str(w)])
+    after = json.loads((w / "manifest.json").read_text())
+    assert after["files"]["selector.safetensors"] != before["files"]["selector.safetensors"]
+    for f in before["files"]:
+        if f != "selector.safetensors":  # everything else byte-identical
+            assert after["files"][f] == before["files"][f]
+    assert len(after["components"]["selector"]["costs"]) == 2  # a trade-off selector: its R_comp per canvas
+    assert after["components"]["selector"]["lams"] == [0.0, 0.05] and after["components"]["selector"]["default_lam"] == 0.05
+    kept = [r["model"] for r in after["metrics"]["mine"]["rows"]]
+    assert kept and not any("+selector(" in m for m in kept)
+    assert len(kept) == len([r for r in before["metrics"]["mine"]["rows"] if "+selector(" not in r["model"]])
+
+    second = make_results.main(["--weights", str(w), "--dataset", "mine", "--prefix-steps", "0",
+                                "--reuse", "--results", str(results)])
+    by_first = {r["model"]: r for r in first}
+    for r in second:
+        if "+selector(" in r["model"]:
+            assert not r.get("reused")  # measured again with the new selector
+            assert "(lambda_F=0)" in r["model"] or "(lambda_F=0.05)" in r["model"]  # the new set's lambdas
+        else:
+            assert r["reused"] and r["acc@1"] == by_first[r["model"]]["acc@1"]
+    stored = json.loads((w / "manifest.json").read_text())["metrics"]["mine"]["rows"]
+    assert [r["model"] for r in stored] == [r["model"] for r in second] and not any("reused" in r for r in stored)
+
+
+def test_export_base_needs_a_selector(smoke_weights: Path, tmp_path: Path) -> None:
+    with pytest.raises(SystemExit):
+        export.main(["--base", str(smoke_weights), "--out", str(tmp_path / "w")])
