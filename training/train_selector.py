@@ -9,7 +9,13 @@ are small: lambda_F is drawn as u ** 3 (u uniform), putting most samples where t
 Because the student is frozen, R for every (sample, canvas) is computed once up front, on held-out
 validation sketches (the student never trained on them) at 10 prefix lengths x a few augmented
 variants; REINFORCE then samples canvases from the policy, with the policy's expected reward as
-baseline. lambda_F is drawn uniformly per sample, so one policy serves the app's whole knob.
+baseline. lambda_F is drawn per sample, so one policy serves the app's whole knob.
+
+How the policy reads lambda_F (``--policy``): "concat" (sessions 1-5) feeds it as one more input of the
+linear head; the large-lambda_F samples, whose reward gaps are up to lambda_F against ~0.03 for
+accuracy, then own the gradient and the policy saturates onto the cheapest canvases for every lambda_F.
+"tradeoff" (shipped since session 6) builds the reward's own trade-off into the logits,
+(1 - lambda_F) * head(GRU) + lambda_F * tau * R_comp, so the head only learns what the sketch needs.
 
 The ranks are taken in a gallery of the validation photos plus ``distractors`` training photos (100
 in all, the test split's size): among the 40 validation photos alone small canvases ranked well
@@ -92,11 +98,6 @@ class SelectorConfig:
     # "expected": the exact gradient of the same objective, sum_k pi_k R_k, which the cached table allows
     # because every canvas' reward is known (no sampling noise: the reward gaps are ~0.01-0.03)
     estimator: str = "reinforce"
-    # divide each sample's reward by the spread of rewards expected at its lambda_F,
-    # lambda_F * std(R_comp) + (1 - lambda_F) * mean std(R_acc): without it the samples with larger lambda_F
-    # (reward gaps up to lambda_F, vs ~0.03 for accuracy) own the gradient and the policy collapses onto the
-    # cheapest canvas for every lambda_F before it learns where the trade-off turns
-    reward_norm: bool = False
     # "tradeoff": logits = (1 - lambda_F) * head(GRU) + lambda_F * tau * R_comp (models.CanvasSelector);
     # "concat": lambda_F ** (1 / lam_power) as one more head input (the sessions 1-5 selectors)
     policy: str = "concat"
@@ -185,8 +186,6 @@ def train_policy(cfg: SelectorConfig, seqs: list[np.ndarray], r_acc: np.ndarray,
                             costs=r_comp.tolist() if cfg.policy == "tradeoff" else None)
     opt = torch.optim.AdamW(policy.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     ra, rc = torch.from_numpy(r_acc), torch.from_numpy(r_comp).float()
-    acc_spread = float(r_acc[idx].std(1).mean())  # typical gap between canvases when only accuracy counts
-    comp_spread = float(r_comp.std())
     for step in tqdm(range(cfg.steps), desc=desc, mininterval=5):
         ent_w = cfg.entropy + (cfg.entropy_final - cfg.entropy) * step / max(1, cfg.steps - 1)
         pick = idx[rng.choice(len(idx), size=min(cfg.batch, len(idx)), replace=False)]
@@ -195,8 +194,6 @@ def train_policy(cfg: SelectorConfig, seqs: list[np.ndarray], r_acc: np.ndarray,
         logits = policy(x, lens, lam)
         dist = torch.distributions.Categorical(logits=logits)
         R = lam[:, None] * rc[None] + (1 - lam[:, None]) * ra[pick]  # (B, K) reward of every canvas
-        if cfg.reward_norm:
-            R = R / (lam * comp_spread + (1 - lam) * acc_spread)[:, None]
         if cfg.estimator == "expected":
             gain = (dist.probs * R).sum(1).mean()
         else:
