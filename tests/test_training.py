@@ -163,3 +163,24 @@ def test_fit_fusion_fits_a_category_alpha_on_doodle_validation(tmp_path):
     r = fit_fusion.main(["--smoke", "--doodle-val", "--out", str(tmp_path / "F")])
     assert r["alpha_category"] == {"teacher": 0.5} and r["alpha"] == {"teacher": 1.0}
     assert r["val_category"]["chosen"] and all("acc@5" in row for row in r["grid_category"])
+
+
+def test_git_sha_marks_uncommitted_changes(tmp_path, monkeypatch):
+    """Every run records the code it ran: HEAD's SHA, and "-dirty" when tracked files differ from HEAD."""
+    from training import common
+
+    def git(*args):
+        subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *args], cwd=tmp_path, check=True,
+                       capture_output=True)
+
+    git("init", "-q")
+    (tmp_path / "a.py").write_text("x = 1\n")
+    git("add", "a.py")
+    git("commit", "-q", "-m", "one")
+    monkeypatch.setattr(common, "REPO", tmp_path)
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=tmp_path, capture_output=True, text=True).stdout.strip()
+    assert common.git_sha() == head
+    (tmp_path / "new.txt").write_text("untracked files do not count\n")
+    assert common.git_sha() == head
+    (tmp_path / "a.py").write_text("x = 2\n")
+    assert common.git_sha() == head + "-dirty"

@@ -30,10 +30,12 @@ REPO = Path(__file__).resolve().parent.parent
 
 # ---- environment ---------------------------------------------------------------------------
 def git_sha() -> str:
+    """HEAD's SHA, with "-dirty" when tracked files differ from it (the run's code is not that commit)."""
     try:
-        return subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True, check=True
-        ).stdout.strip()
+        def git(*args: str) -> str:
+            return subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True, check=True).stdout.strip()
+
+        return git("rev-parse", "HEAD") + ("-dirty" if git("status", "--porcelain", "--untracked-files=no") else "")
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
 
