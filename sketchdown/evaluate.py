@@ -35,8 +35,16 @@ class Row:
     def label(self, weights: str) -> str:
         tail = "+HOG" if self.hog else ""
         if self.canvas is None:
-            return f"{weights}/{self.model}+selector(lambda_F={self.lam:g}){tail}"
+            return f"{weights}/{self.model}{SELECTOR_TAG}lambda_F={self.lam:g}){tail}"
         return f"{weights}/{self.model}@{self.canvas}{tail}"
+
+
+SELECTOR_TAG = "+selector("  # in a row label: the row's canvases were picked by the selector
+
+
+def uses_selector(label: str) -> bool:
+    """Whether a result row (by its ``Row.label``) measured the weight set's selector."""
+    return SELECTOR_TAG in label
 
 
 def default_rows(bundle: ModelBundle, sweep: bool = False, granularity: str = "instance") -> list[Row]:

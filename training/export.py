@@ -22,6 +22,7 @@ import shutil
 from pathlib import Path
 
 from sketchdown.bundle import load_bundle
+from sketchdown.evaluate import uses_selector
 from sketchdown.photo import PhotoSpec
 from sketchdown.render import RenderSpec
 from sketchdown.weights import read_manifest, save_tensors, write_manifest
@@ -81,7 +82,7 @@ def replace_selector(base: Path, selector: str, out: Path, selector_model: str =
     m["components"]["selector"], m["provenance"]["selector"] = _selector_component(ck, selector_model, lams, default_lam)
     m["provenance"]["selector"]["git_sha"] = git_sha()
     for d in m.get("metrics", {}).values():
-        d["rows"] = [r for r in d.get("rows", []) if "+selector(" not in r["model"]]
+        d["rows"] = [r for r in d.get("rows", []) if not uses_selector(r["model"])]
     write_manifest(tmp, m)
     return _replace(tmp, out)
 

@@ -141,17 +141,17 @@ def main(argv: list[str] | None = None) -> list[dict]:
         for ref, b in zip(a.weights, bundles, strict=True):
             m = read_manifest(ref)
             specs = default_rows(b, sweep=di == 0, granularity=data.granularity)
+            labels = [s.label(b.name) for s in specs]
             # --reuse: a stored row stands for the same sha256-pinned files; only rows missing from the
             # manifest (e.g. the selector rows after `export --base` swapped the selector) are evaluated
             stored = {r["model"]: r for r in m.get("metrics", {}).get(data.name, {}).get("rows", [])} if a.reuse else {}
-            todo = [s for s in specs if s.label(b.name) not in stored]
+            todo = [s for s, lb in zip(specs, labels, strict=True) if lb not in stored]
             say(f"{b.name} on {data.name}: reusing {len(specs) - len(todo)} stored rows, evaluating {len(todo)}")
             # m@A / m@B are on-the-fly FG-SBIR's instance-level metrics: not run on category-level doodles
             steps = 0 if data.positives is not None else a.prefix_steps
             fresh = {r["model"]: r for r in (evaluate(b, data, todo, prefix_steps=steps, progress=say) if todo else [])}
             # (rows evaluate() skips, e.g. the selector's on raster sketches, are left out)
-            rows = [dict(stored[lb], reused=True) if lb in stored else fresh[lb]
-                    for lb in (s.label(b.name) for s in specs) if lb in stored or lb in fresh]
+            rows = [dict(stored[lb], reused=True) if lb in stored else fresh[lb] for lb in labels if lb in stored or lb in fresh]
             if todo:
                 m.setdefault("metrics", {})[data.name] = {"rows": [{k: v for k, v in r.items() if k != "reused"} for r in rows]}
                 write_manifest(ref, m)

@@ -248,7 +248,6 @@ def cross_validate(cfg: SelectorConfig, seqs: list[np.ndarray], true: np.ndarray
                    full: np.ndarray, r_comp: np.ndarray, flops: np.ndarray, canvases: tuple[int, ...]) -> dict:
     """K folds over the validation photos: each fold's samples get the picks of a policy trained on the
     other folds. Pooled over folds, every sample is judged exactly once, by a policy that never saw it."""
-    photos = np.unique(true)
     fold = photo_folds(true, cfg.folds, cfg.seed + 1)
     picks = {float(lam): np.zeros(len(seqs), np.int64) for lam in cfg.lams}
     for f in range(cfg.folds):
@@ -256,7 +255,7 @@ def cross_validate(cfg: SelectorConfig, seqs: list[np.ndarray], true: np.ndarray
         policy = train_policy(cfg, seqs, r_acc, r_comp, train, np.random.default_rng(cfg.seed + 10 + f), f"cv fold {f}")
         for lam in picks:
             picks[lam][held] = greedy_picks(policy, seqs, held, lam)
-    return {"folds": cfg.folds, "photos": len(photos), "samples": len(seqs), "complete_sketches": int(full.sum()),
+    return {"folds": cfg.folds, "photos": len(np.unique(true)), "samples": len(seqs), "complete_sketches": int(full.sum()),
             "held_out": pick_report(picks, r_acc, rank, full, flops, canvases)}
 
 
