@@ -138,8 +138,11 @@ class EdgeCache:
         from .imageio import open_image
 
         e = hed_edges(self.hed, np.asarray(open_image(path), np.uint8))
+        q = np.round(e * 255).astype(np.uint8)
         k.parent.mkdir(parents=True, exist_ok=True)
         tmp = k.with_suffix(".tmp.png")
-        cv2.imwrite(str(tmp), np.round(e * 255).astype(np.uint8))
+        cv2.imwrite(str(tmp), q)
         tmp.replace(k)
-        return e
+        # the 8-bit map, as every later (cached) call returns it: a cold and a warm cache must give the
+        # same input (returning the float map here made first evaluations differ from later ones)
+        return q.astype(np.float32) / 255.0

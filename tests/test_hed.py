@@ -226,3 +226,21 @@ def test_max_pool_matches_tf_same() -> None:
     padded = F.pad(x, (0, 1, 0, 1), value=float("-inf"))
     ref = F.max_pool2d(padded, 2, 2)
     torch.testing.assert_close(F.max_pool2d(x, 2, 2, ceil_mode=True), ref)
+
+
+def test_edge_cache_cold_equals_warm(tmp_path: Path) -> None:
+    """The first call (computes and caches the edge map) returns exactly what later cached calls return:
+    evaluations must not depend on whether the cache was warm."""
+    from PIL import Image
+
+    from sketchdown.photo import EdgeCache
+
+    torch.manual_seed(0)
+    rgb = (np.random.default_rng(0).random((40, 56, 3)) * 255).astype(np.uint8)
+    Image.fromarray(rgb).save(tmp_path / "p.png")
+    cache = EdgeCache(tmp_path / "cache", hed=HED().eval())
+    cold = cache.get(tmp_path / "p.png")
+    warm = cache.get(tmp_path / "p.png")
+    assert cold.dtype == warm.dtype == np.float32 and cold.shape == warm.shape
+    assert np.array_equal(cold, warm)
+    assert np.array_equal(np.round(cold * 255), cold * 255)  # on the 8-bit grid the cache stores

@@ -16,7 +16,7 @@ from sketchdown.data import PairedDataset, SketchItem
 from training import export, make_results, train_selector
 from training.common import load_teacher
 from training.synthetic import random_shape
-from training.train_selector import photo_folds, pick_report
+from training.train_selector import photo_folds, pick_report, reward_table, train_policy
 
 
 def test_photo_folds_partition_photos() -> None:
@@ -45,6 +45,70 @@ def test_pick_report_matches_hand_count() -> None:
     assert rep["fixed@64"]["r_acc"] == pytest.approx(0.5, abs=1e-4)
 
 
+class _FixedEncoder(torch.nn.Module):
+    """A 'student' whose embedding of sample i at canvas index c is a fixed table row (no rendering math)."""
+
+    def __init__(self, table: torch.Tensor) -> None:  # (K, N, D)
+        super().__init__()
+        self.table, self.seen = table, 0
+
+    def forward(self, x: torch.Tensor, canvas_index: int) -> torch.Tensor:
+        i = self.seen
+        self.seen = (self.seen + len(x)) % self.table.shape[1]
+        return self.table[canvas_index, i : i + len(x)]
+
+
+@pytest.mark.parametrize("category", [False, True])
+def test_reward_table_ranks_match_metrics(category: bool) -> None:
+    """The selector's rewards rank like the evaluation does (metrics.rank_of_true), for photo indices and
+    for category-level masks (any right photo counts), with and without a fused HOG similarity."""
+    from sketchdown.metrics import rank_of_true
+    from sketchdown.render import RenderSpec
+    from sketchdown.sketch import from_strokes
+
+    rng = np.random.default_rng(0)
+    n, p, d, k = 12, 7, 8, 2
+    emb = torch.nn.functional.normalize(torch.from_numpy(rng.normal(size=(k, n, d))).float(), dim=-1)
+    photos = torch.nn.functional.normalize(torch.from_numpy(rng.normal(size=(p, d))).float(), dim=-1)
+    if category:
+        true = np.zeros((n, p), bool)
+        true[np.arange(n), rng.integers(0, p, n)] = True
+        true[np.arange(n), rng.integers(0, p, n)] = True  # one or two right photos per sample
+    else:
+        true = rng.integers(0, p, n)
+    hog = torch.from_numpy(rng.normal(size=(n, p))).float()
+    sketches = [from_strokes([[[0.0, 0.0], [1.0, 1.0]]])] * n
+    for alpha in (0.0, 2.0):
+        r_acc, rank = reward_table(_FixedEncoder(emb), (32, 64), sketches, true, photos, RenderSpec(), 0.2, 0.5, hog, alpha)
+        for ci in range(k):
+            sims = (emb[ci] @ photos.T + alpha * hog) / (1 + alpha)
+            want = rank_of_true(sims.numpy(), true)
+            assert (rank[:, ci] == want).all()
+            assert (r_acc[:, ci] <= 1.0 / want + 1e-6).all()  # 1/rank minus a non-negative hinge
+
+
+def test_train_policy_weighs_sources_equally() -> None:
+    """Two sources, one 9x larger, wanting opposite canvases with equal total reward (90 x 1 vs 10 x 9):
+    unweighted, the full-batch gradient is zero (the policy stays at its start); with each source weighing the
+    same, the small source's 9x larger per-sample reward wins."""
+    cfg = train_selector.SelectorConfig(steps=60, batch=100, lr=5e-2, estimator="expected", policy="tradeoff",
+                                        entropy=0.0, entropy_final=0.0, hidden=4)
+    seqs = [np.zeros((2, 5), np.float32)] * 100  # identical inputs: the policy can only learn a prior
+    r_acc = np.zeros((100, 2), np.float32)
+    r_acc[:90, 0] = 1.0  # big source wants canvas 0 ...
+    r_acc[90:, 1] = 9.0  # ... the small one wants canvas 1, 9x as much per sample
+    source = np.array([0] * 90 + [1] * 10)
+    r_comp = np.zeros(2)
+    idx = np.arange(100)
+    unweighted = train_policy(cfg, seqs, r_acc, r_comp, idx, np.random.default_rng(0))
+    weighted = train_policy(cfg, seqs, r_acc, r_comp, idx, np.random.default_rng(0), source=source)
+    x, lens = torch.zeros(1, 2, 5), torch.tensor([2])
+    with torch.inference_mode():
+        p_un = torch.softmax(unweighted(x, lens, torch.zeros(1)), -1)[0, 1].item()
+        p_w = torch.softmax(weighted(x, lens, torch.zeros(1)), -1)[0, 1].item()
+    assert p_w > 0.9 and 0.2 < p_un < 0.8
+
+
 def test_load_teacher_from_weight_set(smoke_weights: Path) -> None:
     from sketchdown.bundle import load_bundle
 
@@ -71,22 +135,28 @@ def test_selector_swap_end_to_end(smoke_weights: Path, tmp_path: Path, photo_wri
     shutil.copytree(smoke_weights, w)
     data = _vector_pairs(tmp_path / "data", photo_writer)
     monkeypatch.setattr(make_results, "load_dataset", lambda name, **kw: data if name == "mine" else None)
+    monkeypatch.setattr(make_results, "library_version", lambda: "tree-under-test")  # clean, whatever the checkout
     results = tmp_path / "RESULTS.md"
     first = make_results.main(["--weights", str(w), "--dataset", "mine", "--prefix-steps", "0",
                                "--results", str(results)])
     assert not any(r.get("reused") for r in first) and any("+selector(" in r["model"] for r in first)
 
-    # a selector trained on the weight set itself (its student, photo encoder and HOG), with 2-fold CV
+    # a selector trained on the weight set itself (its student, photo encoder and HOG), with 2-fold CV,
+    # on validation sketches plus category-level doodles (smoke: synthetic ones)
     rep = train_selector.main(["--smoke", "--student", str(w), "--folds", "2", "--policy", "tradeoff", "--estimator", "expected",
-                               "--out", str(tmp_path / "sel")])
+                               "--doodle-variants", "1", "--out", str(tmp_path / "sel")])
     cv = json.loads((tmp_path / "sel" / "cv.json").read_text())
     assert cv["folds"] == 2 and json.loads(json.dumps(rep["cv"])) == cv
     n = cv["samples"]
-    for lam in train_selector.SelectorConfig.lams:
-        assert sum(cv["held_out"][str(lam)]["hist"].values()) == n  # every sample judged once, held out
     cached = np.load(tmp_path / "sel" / "rewards.npz")
-    for k, c in enumerate((32, 48)):  # fixed canvases: the report against the cached rank table
-        assert cv["held_out"][f"fixed@{c}"]["acc1_all"] == pytest.approx(100 * float((cached["rank"][:, k] == 1).mean()), abs=0.01)
+    n_doodles = len(cached["rank"]) - n
+    assert n_doodles > 0 and set(rep) >= {"doodles", "fixed@32"}
+    for key, rows in (("held_out", slice(0, n)), ("held_out_doodles", slice(n, None))):
+        for lam in train_selector.SelectorConfig.lams:  # every sample judged once, held out
+            assert sum(cv[key][str(lam)]["hist"].values()) == len(cached["rank"][rows])
+        for k, c in enumerate((32, 48)):  # fixed canvases: the report against the cached rank table
+            want = 100 * float((cached["rank"][rows, k] == 1).mean())
+            assert cv[key][f"fixed@{c}"]["acc1_all"] == pytest.approx(want, abs=0.01)
 
     before = json.loads((w / "manifest.json").read_text())
     export.main(["--base", str(w), "--selector", str(tmp_path / "sel" / "selector.pt"), "--lams", "0,0.05",
@@ -113,6 +183,38 @@ def test_selector_swap_end_to_end(smoke_weights: Path, tmp_path: Path, photo_wri
             assert r["reused"] and r["acc@1"] == by_first[r["model"]]["acc@1"]
     stored = json.loads((w / "manifest.json").read_text())["metrics"]["mine"]["rows"]
     assert [r["model"] for r in stored] == [r["model"] for r in second] and not any("reused" in r for r in stored)
+
+
+def test_reuse_needs_the_same_conditions(smoke_weights: Path, tmp_path: Path, photo_writer, isolated_cache: Path,
+                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """--reuse keeps a stored row only if it was measured with the same library code and dataset inputs."""
+    from dataclasses import replace
+
+    from sketchdown.weights import read_manifest, write_manifest
+
+    w = tmp_path / "w"
+    shutil.copytree(smoke_weights, w)
+    data = _vector_pairs(tmp_path / "data", photo_writer)
+    fp = make_results.data_fingerprint(data)
+    assert fp == make_results.data_fingerprint(data)  # deterministic
+    moved = replace(data, sketches=[replace(data.sketches[0], photo=1), *data.sketches[1:]])
+    assert make_results.data_fingerprint(moved) != fp  # a different pairing is a different dataset
+    monkeypatch.setattr(make_results, "load_dataset", lambda name, **kw: data)
+    monkeypatch.setattr(make_results, "library_version", lambda: "tree-under-test")
+    args = ["--weights", str(w), "--dataset", "mine", "--prefix-steps", "0", "--results", str(tmp_path / "R.md")]
+    first = make_results.main(args)
+    assert {r["measured_with"]["data"] for r in first} == {fp}
+    m = read_manifest(w)
+    stale = m["metrics"]["mine"]["rows"][0]
+    stale["measured_with"] = stale["measured_with"] | {"library": "another-tree"}
+    write_manifest(w, m)
+    second = make_results.main([*args, "--reuse"])
+    assert [r["model"] for r in second] == [r["model"] for r in first]
+    assert not second[0].get("reused") and all(r.get("reused") for r in second[1:])
+    assert read_manifest(w)["metrics"]["mine"]["rows"][0]["measured_with"] == first[0]["measured_with"]
+    monkeypatch.setattr(make_results, "library_version", lambda: "tree-under-test-dirty")
+    third = make_results.main([*args, "--reuse"])  # uncommitted code: nothing is reused
+    assert not any(r.get("reused") for r in third)
 
 
 def test_export_base_needs_a_selector(smoke_weights: Path, tmp_path: Path) -> None:

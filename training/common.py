@@ -40,6 +40,19 @@ def git_sha() -> str:
         return "unknown"
 
 
+def library_version() -> str:
+    """Git tree hash of ``sketchdown/`` (the code every measurement runs through), "-dirty" when it has
+    uncommitted changes, "unknown" outside a git checkout. Unlike ``git_sha`` it stays the same across
+    commits that only touch training scripts, docs or weights."""
+    try:
+        def git(*args: str) -> str:
+            return subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True, check=True).stdout.strip()
+
+        return git("rev-parse", "HEAD:sketchdown") + ("-dirty" if git("status", "--porcelain", "--", "sketchdown") else "")
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
 def pick_device(name: str = "auto") -> torch.device:
     """``auto``: CUDA when present, else CPU; or an explicit torch device string."""
     if name == "auto":

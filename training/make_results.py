@@ -7,26 +7,35 @@ manifest's ``metrics`` (read by the app's teaching panel).
         --recognizer mbv2=runs/recog/mbv2/final.pt --recognizer mbv2-kd=runs/recog/mbv2_kd/final.pt
 
 Every canvas of every branch is evaluated on the first dataset (the plot); the others get the shipped
-rows. ``--reuse`` takes a weight set's rows for a dataset from its manifest where they are there (the
-manifest's sha256 pins the files they were measured with) and evaluates only the rows that are missing.
+rows. ``--reuse`` takes a weight set's rows for a dataset from its manifest where they were measured
+under the same conditions and evaluates the others: the manifest's sha256 pins the weight files, and
+each row records ``measured_with`` = the library's code (git tree of ``sketchdown/``) and a fingerprint
+of the dataset as evaluated (its sketches and its photos' cached edge maps). Session 7 found rows
+carried over from session 5 off by up to 1.2 Acc@1 from a fresh measurement of the same files (the
+test photos' edge maps had been recomputed on another machine, and the library had changed), so a row
+measured under other conditions is measured again.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import re
 import sys
 from pathlib import Path
 
+import numpy as np
+
 from sketchdown.build import EncoderConfig, build_encoder
 from sketchdown.bundle import load_bundle
-from sketchdown.data import load_dataset, merge_datasets
+from sketchdown.data import PairedDataset, load_dataset, merge_datasets
 from sketchdown.evaluate import default_rows, evaluate, evaluate_recognition
 from sketchdown.flops import encoder_flops, param_count
+from sketchdown.photo import EdgeCache
 from sketchdown.weights import MANIFEST, read_manifest, write_manifest
 
-from .common import load_checkpoint
+from .common import library_version, load_checkpoint
 
 # published ChairV2 numbers (Acc@1, Acc@10, m@A, m@B, GFLOPs of the sketch branch)
 PUBLISHED = [
@@ -119,6 +128,16 @@ def recognition_table(rows: list[dict]) -> str:
         f"{r['precision']:.2f} | {r['recall']:.2f} | {r['f1']:.2f} |\n" for r in rows)
 
 
+def data_fingerprint(data: PairedDataset, edges: EdgeCache | None = None) -> str:
+    """sha256 (16 hex) of what an evaluation of ``data`` reads: its name, each sketch's name and photo,
+    and every photo's edge map as the cache holds it (the photo branch's input)."""
+    h = hashlib.sha256(json.dumps([data.name, [[it.name, it.photo] for it in data.sketches]]).encode())
+    edges = edges or EdgeCache()
+    for p in data.photos:
+        h.update(np.ascontiguousarray(edges.get(p)).tobytes())
+    return h.hexdigest()[:16]
+
+
 def main(argv: list[str] | None = None) -> list[dict]:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--weights", action="append", required=True)
@@ -135,21 +154,27 @@ def main(argv: list[str] | None = None) -> list[dict]:
     say = lambda s: print(s, file=sys.stderr, flush=True)  # noqa: E731
     bundles = [load_bundle(ref) for ref in a.weights]
     sections, all_rows, loaded = [], {}, {}
+    lib = library_version()
     for di, dname in enumerate(datasets):
         data = loaded[dname] = load_dataset(dname, root=a.data_root, split=a.split, pairs=a.pairs)
+        conditions = {"library": lib, "data": data_fingerprint(data)}
         rows_d: list[dict] = []
         for ref, b in zip(a.weights, bundles, strict=True):
             m = read_manifest(ref)
             specs = default_rows(b, sweep=di == 0, granularity=data.granularity)
             labels = [s.label(b.name) for s in specs]
-            # --reuse: a stored row stands for the same sha256-pinned files; only rows missing from the
-            # manifest (e.g. the selector rows after `export --base` swapped the selector) are evaluated
-            stored = {r["model"]: r for r in m.get("metrics", {}).get(data.name, {}).get("rows", [])} if a.reuse else {}
+            # --reuse: a stored row stands for the same sha256-pinned files measured under the same
+            # conditions; the others (e.g. the selector rows after `export --base` swapped the selector,
+            # or every row after a library change) are evaluated
+            # (uncommitted library code has no identity to match: nothing is reused then)
+            stored = {r["model"]: r for r in m.get("metrics", {}).get(data.name, {}).get("rows", [])
+                      if r.get("measured_with") == conditions} if a.reuse and not lib.endswith("-dirty") else {}
             todo = [s for s, lb in zip(specs, labels, strict=True) if lb not in stored]
             say(f"{b.name} on {data.name}: reusing {len(specs) - len(todo)} stored rows, evaluating {len(todo)}")
             # m@A / m@B are on-the-fly FG-SBIR's instance-level metrics: not run on category-level doodles
             steps = 0 if data.positives is not None else a.prefix_steps
-            fresh = {r["model"]: r for r in (evaluate(b, data, todo, prefix_steps=steps, progress=say) if todo else [])}
+            fresh = {r["model"]: r | {"measured_with": conditions}
+                     for r in (evaluate(b, data, todo, prefix_steps=steps, progress=say) if todo else [])}
             # (rows evaluate() skips, e.g. the selector's on raster sketches, are left out)
             rows = [dict(stored[lb], reused=True) if lb in stored else fresh[lb] for lb in labels if lb in stored or lb in fresh]
             if todo:

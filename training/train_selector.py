@@ -32,11 +32,21 @@ other folds picks canvases for each held-out fold, and ``cv.json`` reports the p
 Acc@1 of the complete sketches and FLOPs per lambda_F next to every fixed canvas. Recipes (steps,
 hidden size, weight decay, entropy) are compared on that report, never on test.
 
+``--doodle-variants N`` adds the held-out doodle validation split (Quick, Draw! doodles 64..79 of each
+kind: the student selected on them, never trained on them) as category-level samples, ranked among the
+default gallery's training photos with the weight set's category-level HOG weight: any photo of the
+doodle's kind counts. ChairV2 validation (131 sketches of one kind) teaches the policy nothing about
+the abstract drawings the app's gallery mostly gets, and those need larger canvases (session 7,
+weights/default with its category-level HOG weight: doodle validation Acc@5 30 at 32 px, 40 at 96 px).
+The two sources weigh equally in the loss; folds split the doodles by kind, and ``cv.json`` reports
+each source on its own.
+
 ``--student`` takes a training checkpoint or a shipped weight-set folder (``weights/default``: its
 ``--student-branch``, photo encoder and HOG fusion), so a selector can be retrained for shipped weights.
 
     python -m training.train_selector --student runs/student/best.pt --fusion runs/fusion/fusion.json --out runs/selector
     python -m training.train_selector --student weights/default --folds 4 --out runs/selector_cv
+    python -m training.train_selector --student weights/default --doodle-variants 1 --folds 4 --out runs/selector_dd
     python -m training.train_selector --smoke --out /tmp/sel
 """
 
@@ -53,6 +63,7 @@ import torch
 from tqdm import tqdm
 
 from sketchdown.build import EncoderConfig, build_encoder
+from sketchdown.data import load_doodles
 from sketchdown.flops import encoder_flops
 from sketchdown.hog import HogSpec, ink_hogs, sketch_hogs
 from sketchdown.models import CanvasSelector
@@ -70,6 +81,7 @@ from .common import (
     load_fusion,
     load_sources,
     load_teacher,
+    make_source,
     parse_config,
     save_checkpoint,
     seed_all,
@@ -87,6 +99,7 @@ class SelectorConfig:
     fusion: str | None = None  # fit_fusion's fusion.json: reward on the fused score (HOG spec + alpha)
     fusion_branch: str = "student"  # whose alpha in fusion.json
     distractors: int = 60  # training photos added to the validation gallery
+    doodle_variants: int = 0  # > 0: also the doodle validation split (category-level) x this many variants
     data_root: str | None = None
     hidden: int = 64
     variants: int = 3  # augmented copies of every validation sketch
@@ -119,19 +132,23 @@ def reward_table(student: torch.nn.Module, canvases: tuple[int, ...], sketches: 
                  photo_emb: torch.Tensor, render: RenderSpec, margin: float, triplet_weight: float,
                  hog_sims: torch.Tensor | None = None, alpha: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
     """(R_acc, rank) for every (sample, canvas): (N, K) float32 and (N, K) int32 (1 = true photo first).
-    ``hog_sims`` (N, P): the canvas-independent HOG similarity, fused as (cos + alpha * hog) / (1 + alpha)
-    so the hinge margin keeps its scale."""
+    ``true``: (N,) photo index, or a (N, P) bool mask of right photos (category-level: the best-scoring
+    right photo is the positive, ranks as ``metrics.rank_of_true``). ``hog_sims`` (N, P): the
+    canvas-independent HOG similarity, fused as (cos + alpha * hog) / (1 + alpha) so the hinge margin
+    keeps its scale."""
     out = np.zeros((len(sketches), len(canvases)), np.float32)
     ranks = np.zeros((len(sketches), len(canvases)), np.int32)
+    n = len(sketches)
+    mask = torch.as_tensor(true) if np.ndim(true) == 2 else torch.nn.functional.one_hot(
+        torch.as_tensor(true), photo_emb.shape[0]).bool()
     for ci, c in enumerate(canvases):
-        embs = torch.cat([student(sketch_tensor(sketches[i : i + 128], c, render), ci) for i in range(0, len(sketches), 128)])
+        embs = torch.cat([student(sketch_tensor(sketches[i : i + 128], c, render), ci) for i in range(0, n, 128)])
         sims = embs @ photo_emb.T
         if hog_sims is not None and alpha > 0:
             sims = (sims + alpha * hog_sims) / (1 + alpha)
-        pos = sims[torch.arange(len(true)), torch.as_tensor(true)]
-        rank = (sims >= pos[:, None]).sum(1).float()
-        hinge = torch.relu(sims - pos[:, None] + margin)
-        hinge[torch.arange(len(true)), torch.as_tensor(true)] = 0
+        pos = sims.masked_fill(~mask, float("-inf")).max(1).values
+        rank = ((sims >= pos[:, None]) & ~mask).sum(1).float() + 1
+        hinge = torch.relu(sims - pos[:, None] + margin).masked_fill(mask, 0.0)
         out[:, ci] = (1.0 / rank - triplet_weight * hinge.mean(1)).numpy()
         ranks[:, ci] = rank.int().numpy()
     return out, ranks
@@ -154,10 +171,15 @@ def pad_batch(seqs: list[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def load_student(cfg: SelectorConfig) -> tuple[torch.nn.Module, tuple[int, ...], torch.nn.Module, PhotoSpec, int,
-                                                str | None, tuple[HogSpec, float] | None]:
-    """(student, canvases, photo encoder, photo spec, n_val, data root, (HOG spec, alpha) or None) from a
-    distill checkpoint (fusion from ``--fusion``) or a weight-set folder (its own HOG spec and alpha)."""
-    fusion = load_fusion(cfg.fusion, cfg.fusion_branch) if cfg.fusion else None
+                                                str | None, tuple[HogSpec, float, float] | None]:
+    """(student, canvases, photo encoder, photo spec, n_val, data root, fusion) from a distill checkpoint
+    (fusion from ``--fusion``) or a weight-set folder (its own HOG spec and weights). fusion: None or
+    (HOG spec, instance-level alpha, category-level alpha)."""
+    fusion = None
+    if cfg.fusion:
+        spec, alpha = load_fusion(cfg.fusion, cfg.fusion_branch)
+        cat = json.loads(Path(cfg.fusion).read_text()).get("alpha_category", {}).get(cfg.fusion_branch, alpha)
+        fusion = (spec, alpha, float(cat))
     if Path(cfg.student).is_dir():
         from sketchdown.bundle import load_bundle
 
@@ -167,7 +189,7 @@ def load_student(cfg: SelectorConfig) -> tuple[torch.nn.Module, tuple[int, ...],
         br = b.sketch[cfg.student_branch]
         prov = read_manifest(cfg.student).get("provenance", {}).get(cfg.student_branch, {}).get("config", {})
         if fusion is None and b.hog is not None and br.hog_alpha > 0:
-            fusion = (b.hog, br.hog_alpha)  # instance-level weight: ChairV2 validation is instance-level
+            fusion = (b.hog, br.alpha_for("instance"), br.alpha_for("category"))
         return (br.encoder, br.canvas_sizes, b.photo_encoder, b.photo_spec, int(prov.get("n_val", 40)),
                 prov.get("data_root"), fusion)
     ck = load_checkpoint(Path(cfg.student))
@@ -179,13 +201,19 @@ def load_student(cfg: SelectorConfig) -> tuple[torch.nn.Module, tuple[int, ...],
 
 
 def train_policy(cfg: SelectorConfig, seqs: list[np.ndarray], r_acc: np.ndarray, r_comp: np.ndarray, idx: np.ndarray,
-                 rng: np.random.Generator, desc: str = "selector") -> CanvasSelector:
-    """REINFORCE on the samples ``idx`` (rows of the (N, K) reward table); lambda_F drawn per sample."""
+                 rng: np.random.Generator, desc: str = "selector", source: np.ndarray | None = None) -> CanvasSelector:
+    """REINFORCE on the samples ``idx`` (rows of the (N, K) reward table); lambda_F drawn per sample.
+    ``source`` (N,): each source's samples weigh 1 / (its count in ``idx``), so every source counts equally."""
     k = r_acc.shape[1]
     policy = CanvasSelector(k, cfg.hidden, conditioned=True, lam_power=cfg.lam_power if cfg.lam_feature else 1.0,
                             costs=r_comp.tolist() if cfg.policy == "tradeoff" else None)
     opt = torch.optim.AdamW(policy.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     ra, rc = torch.from_numpy(r_acc), torch.from_numpy(r_comp).float()
+    weight = torch.ones(len(r_acc))
+    if source is not None:
+        counts = np.bincount(source[idx], minlength=int(source.max()) + 1)
+        w = len(idx) / (np.count_nonzero(counts) * np.maximum(counts, 1))
+        weight = torch.from_numpy(w[source]).float()
     for step in tqdm(range(cfg.steps), desc=desc, mininterval=5):
         ent_w = cfg.entropy + (cfg.entropy_final - cfg.entropy) * step / max(1, cfg.steps - 1)
         pick = idx[rng.choice(len(idx), size=min(cfg.batch, len(idx)), replace=False)]
@@ -194,14 +222,15 @@ def train_policy(cfg: SelectorConfig, seqs: list[np.ndarray], r_acc: np.ndarray,
         logits = policy(x, lens, lam)
         dist = torch.distributions.Categorical(logits=logits)
         R = lam[:, None] * rc[None] + (1 - lam[:, None]) * ra[pick]  # (B, K) reward of every canvas
+        w = weight[pick]
         if cfg.estimator == "expected":
-            gain = (dist.probs * R).sum(1).mean()
+            gain = ((dist.probs * R).sum(1) * w).mean()
         else:
             a = dist.sample()
             r = R.gather(1, a[:, None])[:, 0]
             baseline = (dist.probs * R).sum(1).detach()  # expected reward under the policy
-            gain = ((r - baseline) * dist.log_prob(a)).mean()
-        loss = -gain - ent_w * dist.entropy().mean()
+            gain = ((r - baseline) * dist.log_prob(a) * w).mean()
+        loss = -gain - ent_w * (dist.entropy() * w).mean()
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -228,6 +257,7 @@ def pick_report(picks: dict[float, np.ndarray], r_acc: np.ndarray, rank: np.ndar
                 "hist": {int(canvases[k]): int((pick == k).sum()) for k in range(len(canvases))},
                 "r_acc": round(float(r_acc[n, pick].mean()), 4),
                 "acc1_full": round(100 * float(top1[full].mean()), 2),
+                "acc5_full": round(100 * float((rank[n, pick] <= 5)[full].mean()), 2),
                 "acc1_all": round(100 * float(top1.mean()), 2)}
 
     report = {str(lam): row(p) for lam, p in picks.items()}
@@ -244,19 +274,33 @@ def photo_folds(true: np.ndarray, k: int, seed: int) -> np.ndarray:
     return np.array([fold_of[int(t)] for t in true], np.int64)
 
 
-def cross_validate(cfg: SelectorConfig, seqs: list[np.ndarray], true: np.ndarray, r_acc: np.ndarray, rank: np.ndarray,
-                   full: np.ndarray, r_comp: np.ndarray, flops: np.ndarray, canvases: tuple[int, ...]) -> dict:
-    """K folds over the validation photos: each fold's samples get the picks of a policy trained on the
-    other folds. Pooled over folds, every sample is judged exactly once, by a policy that never saw it."""
-    fold = photo_folds(true, cfg.folds, cfg.seed + 1)
-    picks = {float(lam): np.zeros(len(seqs), np.int64) for lam in cfg.lams}
+def cross_validate(cfg: SelectorConfig, smp: Samples) -> dict:
+    """K folds over the validation photos (and doodle kinds): each fold's samples get the picks of a policy
+    trained on the other folds. Pooled over folds, every sample is judged exactly once, by a policy that
+    never saw it (nor any sketch of its photo or kind). ``held_out``: ChairV2; ``held_out_<source>``: others."""
+    fold = photo_folds(smp.group, cfg.folds, cfg.seed + 1)
+    picks = {float(lam): np.zeros(len(smp.seqs), np.int64) for lam in cfg.lams}
     for f in range(cfg.folds):
         held, train = np.flatnonzero(fold == f), np.flatnonzero(fold != f)
-        policy = train_policy(cfg, seqs, r_acc, r_comp, train, np.random.default_rng(cfg.seed + 10 + f), f"cv fold {f}")
+        policy = train_policy(cfg, smp.seqs, smp.r_acc, smp.r_comp, train, np.random.default_rng(cfg.seed + 10 + f),
+                              f"cv fold {f}", smp.source)
         for lam in picks:
-            picks[lam][held] = greedy_picks(policy, seqs, held, lam)
-    return {"folds": cfg.folds, "photos": len(np.unique(true)), "samples": len(seqs), "complete_sketches": int(full.sum()),
-            "held_out": pick_report(picks, r_acc, rank, full, flops, canvases)}
+            picks[lam][held] = greedy_picks(policy, smp.seqs, held, lam)
+    first = smp.source == 0
+    out = {"folds": cfg.folds, "photos": len(np.unique(smp.group[first])), "samples": int(first.sum()),
+           "complete_sketches": int(smp.full[first].sum())}
+    out.update(source_reports(smp, picks))
+    return out
+
+
+def source_reports(smp: Samples, picks: dict[float, np.ndarray], prefix: str = "held_out") -> dict:
+    """pick_report per source: ``prefix`` for the first (ChairV2), ``<prefix>_<source>`` for the others."""
+    out = {}
+    for si, name in enumerate(smp.sources):
+        m = smp.source == si
+        out[prefix if si == 0 else f"{prefix}_{name}"] = pick_report(
+            {lam: p[m] for lam, p in picks.items()}, smp.r_acc[m], smp.rank[m], smp.full[m], smp.flops, smp.canvases)
+    return out
 
 
 @dataclass
@@ -264,13 +308,48 @@ class Samples:
     """The selector's training data: N samples (validation sketches x variants x prefixes), K canvases."""
 
     seqs: list[np.ndarray]  # RDP-simplified stroke-5 sequence per sample, (L, 5) float32
-    true: np.ndarray  # (N,) the sample's photo
+    group: np.ndarray  # (N,) int64: what folds split by (a ChairV2 photo; a doodle's kind, offset by 10**6)
     full: np.ndarray  # (N,) bool: the complete sketch as drawn
     r_acc: np.ndarray  # (N, K) float32 accuracy reward
     rank: np.ndarray  # (N, K) int32 rank of the true photo
     flops: np.ndarray  # (K,) sketch-branch FLOPs per canvas
     r_comp: np.ndarray  # (K,) compute reward in [-1, 0]
     canvases: tuple[int, ...]
+    source: np.ndarray  # (N,) int64 index into ``sources``
+    sources: tuple[str, ...] = ("chairv2",)
+
+
+@dataclass
+class _Part:
+    source: str
+    sketches: list[Sketch]
+    true: np.ndarray  # (n,) photo index or (n, P) bool mask of right photos
+    full: np.ndarray  # (n,) bool
+    group: np.ndarray  # (n,) int64
+    inks: list[np.ndarray]  # the P photos' edge maps
+
+
+def _samples(source: str, src, inks: list[np.ndarray], variants: int, prefix_steps: int,
+             rng: np.random.Generator) -> _Part:
+    """Every sketch of ``src`` x ``variants`` (the first as drawn, the others augmented) x prefix lengths,
+    ranked among ``inks`` (the source's photos first, then any distractors)."""
+    cat = src.data.positives is not None
+    kinds = {pos: k for k, pos in enumerate(sorted({tuple(sorted(p)) for p in src.data.positives}))} if cat else {}
+    sketches, true, full, group = [], [], [], []
+    for i, it in enumerate(src.data.sketches):
+        base = src.sketch(i)
+        if cat:
+            pos = tuple(sorted(src.data.positives[i]))
+            row = np.zeros(len(inks), bool)
+            row[list(pos)] = True
+        for v in range(variants):
+            sk = base if v == 0 else augment_vector(base, rng, p_prefix=0.0)
+            for f in np.linspace(1.0 / prefix_steps, 1.0, prefix_steps):
+                sketches.append(sk.prefix_ink(float(f)))
+                true.append(row if cat else it.photo)
+                full.append(v == 0 and f == 1.0)  # the sketch as drawn: what test Acc@1 is measured on
+                group.append(10**6 + kinds[pos] if cat else it.photo)
+    return _Part(source, sketches, np.array(true), np.array(full), np.array(group, np.int64), inks)
 
 
 def prepare(cfg: SelectorConfig, rng: np.random.Generator) -> Samples:
@@ -293,44 +372,47 @@ def prepare(cfg: SelectorConfig, rng: np.random.Generator) -> Samples:
         train, val = load_sources(cfg.data_root or root, False, n_val, EdgeCache())
         extra = distractor_inks(train[0], cfg.distractors, rng)
     student.eval()
-    inks = list(val.photo_ink) + extra
-    photo_emb = encode_photos(photo_enc, inks, pspec, render)
+    parts = [_samples("chairv2", val, list(val.photo_ink) + extra, cfg.variants, cfg.prefix_steps, rng)]
+    if cfg.doodle_variants > 0:
+        if cfg.smoke:
+            from .synthetic import category_level, synthetic_source
 
-    # samples: every validation sketch x prefix lengths x augmented variants
-    sketches, true, full = [], [], []
-    for i, it in enumerate(val.data.sketches):
-        base = val.sketch(i)
-        for v in range(cfg.variants):
-            sk = base if v == 0 else augment_vector(base, rng, p_prefix=0.0)
-            for f in np.linspace(1.0 / cfg.prefix_steps, 1.0, cfg.prefix_steps):
-                sketches.append(sk.prefix_ink(float(f)))
-                true.append(it.photo)
-                full.append(v == 0 and f == 1.0)  # the sketch as drawn: what test Acc@1 is measured on
-    true, full = np.array(true), np.array(full)
+            dv = category_level(synthetic_source(6, seed=4, name="doodles-val"))
+        else:
+            dv = make_source("doodles-val", load_doodles("val"), EdgeCache())
+        parts.append(_samples("doodles", dv, list(dv.photo_ink), cfg.doodle_variants, cfg.prefix_steps, rng))
     # the reward table is the slow part (every sample x canvas through the student): cached in the run
     # folder under a key of everything it depends on, so re-running REINFORCE settings is quick
     student_id = _file_id(str(Path(cfg.student) / "manifest.json") if Path(cfg.student).is_dir() else cfg.student)
-    key = json.dumps([2, cfg.student, student_id, cfg.student_branch, cfg.fusion, _file_id(cfg.fusion), cfg.fusion_branch,
-                      cfg.distractors, cfg.variants, cfg.prefix_steps, cfg.margin, cfg.triplet_weight, cfg.seed, len(sketches)])
+    key = json.dumps([3, cfg.student, student_id, cfg.student_branch, cfg.fusion, _file_id(cfg.fusion), cfg.fusion_branch,
+                      cfg.distractors, cfg.variants, cfg.doodle_variants, cfg.prefix_steps, cfg.margin,
+                      cfg.triplet_weight, cfg.seed, [len(pt.sketches) for pt in parts]])
     cache = out / "rewards.npz"
     cached = np.load(cache) if cache.is_file() else None
     if cached is not None and str(cached["key"]) == key:
         r_acc, rank = cached["r_acc"], cached["rank"]
     else:
-        hog_sims, alpha = None, 0.0
-        if fusion is not None:
-            spec, alpha = fusion
-            hog_sims = torch.from_numpy(sketch_hogs(sketches, spec, render) @ ink_hogs(inks, spec, render).T)
-        r_acc, rank = reward_table(student, canvases, sketches, true, photo_emb, render, cfg.margin, cfg.triplet_weight,
-                                   hog_sims, alpha)
+        tables = []
+        for pt in parts:
+            hog_sims, alpha = None, 0.0
+            if fusion is not None:
+                spec, alpha = fusion[0], fusion[1] if pt.source == "chairv2" else fusion[2]
+                hog_sims = torch.from_numpy(sketch_hogs(pt.sketches, spec, render) @ ink_hogs(pt.inks, spec, render).T)
+            photo_emb = encode_photos(photo_enc, pt.inks, pspec, render)
+            tables.append(reward_table(student, canvases, pt.sketches, pt.true, photo_emb, render, cfg.margin,
+                                       cfg.triplet_weight, hog_sims, alpha))
+        r_acc, rank = np.concatenate([t[0] for t in tables]), np.concatenate([t[1] for t in tables])
         np.savez(cache, r_acc=r_acc, rank=rank, key=np.array(key))
     flops = np.array([encoder_flops(student, c, ci) for ci, c in enumerate(canvases)], np.float64)
     r_comp = -(flops - flops.min()) / max(1.0, flops.max() - flops.min())
-    seqs = [stroke_sequence(s) for s in sketches]
+    seqs = [stroke_sequence(sk) for pt in parts for sk in pt.sketches]
+    group = np.concatenate([pt.group for pt in parts])
+    source = np.concatenate([np.full(len(pt.sketches), i, np.int64) for i, pt in enumerate(parts)])
     print(json.dumps({"samples": len(seqs), "mean_r_acc_per_canvas": r_acc.mean(0).round(3).tolist(),
                       "gflops": (flops / 1e9).round(4).tolist()}), file=sys.stderr)
 
-    return Samples(seqs, true, full, r_acc, rank, flops, r_comp, tuple(canvases))
+    return Samples(seqs, group, np.concatenate([pt.full for pt in parts]), r_acc, rank, flops, r_comp, tuple(canvases),
+                   source, tuple(pt.source for pt in parts))
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -348,20 +430,20 @@ def main(argv: list[str] | None = None) -> dict:
     write_run_info(out, cfg)
 
     smp = prepare(cfg, rng)
-    seqs, true, full, r_acc, rank, flops, r_comp, canvases = (smp.seqs, smp.true, smp.full, smp.r_acc, smp.rank, smp.flops,
-                                                               smp.r_comp, smp.canvases)
+    seqs, r_comp, canvases = smp.seqs, smp.r_comp, smp.canvases
 
     cv = None
     if cfg.folds > 1:
-        cv = cross_validate(cfg, seqs, true, r_acc, rank, full, r_comp, flops, canvases)
+        cv = cross_validate(cfg, smp)
         (out / "cv.json").write_text(json.dumps(cv, indent=2) + "\n")
-        print(json.dumps({"cv_held_out": cv["held_out"]}, indent=1), file=sys.stderr)
+        print(json.dumps({k: v for k, v in cv.items() if k.startswith("held_out")}, indent=1), file=sys.stderr)
 
-    policy = train_policy(cfg, seqs, r_acc, r_comp, np.arange(len(seqs)), rng)
-    # what each lambda_F buys on its own training samples (optimistic: see --folds for held-out numbers)
     everything = np.arange(len(seqs))
-    report = pick_report({float(lam): greedy_picks(policy, seqs, everything, lam) for lam in cfg.lams},
-                         r_acc, rank, full, flops, canvases)
+    policy = train_policy(cfg, seqs, smp.r_acc, r_comp, everything, rng, source=smp.source)
+    # what each lambda_F buys on its own training samples (optimistic: see --folds for held-out numbers);
+    # ChairV2's report at the top level (as before doodles), other sources under their name
+    rep = source_reports(smp, {float(lam): greedy_picks(policy, seqs, everything, lam) for lam in cfg.lams}, "own")
+    report = rep.pop("own") | {k.removeprefix("own_"): v for k, v in rep.items()}
     if cv is not None:
         report["cv"] = cv
     print(json.dumps({k: v for k, v in report.items() if k != "cv"}, indent=1), file=sys.stderr)
