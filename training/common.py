@@ -29,28 +29,28 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 # ---- environment ---------------------------------------------------------------------------
-def git_sha() -> str:
-    """HEAD's SHA, with "-dirty" when tracked files differ from it (the run's code is not that commit)."""
+def _git_version(rev: str, *status_args: str) -> str:
+    """``git rev-parse rev`` + "-dirty" when ``git status --porcelain *status_args`` lists changes;
+    "unknown" outside a git checkout."""
     try:
         def git(*args: str) -> str:
             return subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True, check=True).stdout.strip()
 
-        return git("rev-parse", "HEAD") + ("-dirty" if git("status", "--porcelain", "--untracked-files=no") else "")
+        return git("rev-parse", rev) + ("-dirty" if git("status", "--porcelain", *status_args) else "")
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
+
+
+def git_sha() -> str:
+    """HEAD's SHA, with "-dirty" when tracked files differ from it (the run's code is not that commit)."""
+    return _git_version("HEAD", "--untracked-files=no")
 
 
 def library_version() -> str:
     """Git tree hash of ``sketchdown/`` (the code every measurement runs through), "-dirty" when it has
-    uncommitted changes, "unknown" outside a git checkout. Unlike ``git_sha`` it stays the same across
-    commits that only touch training scripts, docs or weights."""
-    try:
-        def git(*args: str) -> str:
-            return subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True, check=True).stdout.strip()
-
-        return git("rev-parse", "HEAD:sketchdown") + ("-dirty" if git("status", "--porcelain", "--", "sketchdown") else "")
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
+    uncommitted changes. Unlike ``git_sha`` it stays the same across commits that only touch training
+    scripts, docs or weights."""
+    return _git_version("HEAD:sketchdown", "--", "sketchdown")
 
 
 def pick_device(name: str = "auto") -> torch.device:

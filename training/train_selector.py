@@ -74,6 +74,7 @@ from sketchdown.weights import read_manifest
 
 from .augment import augment_vector
 from .common import (
+    Source,
     apply_smoke,
     distractor_inks,
     encode_photos,
@@ -267,8 +268,9 @@ def pick_report(picks: dict[float, np.ndarray], r_acc: np.ndarray, rank: np.ndar
 
 
 def photo_folds(true: np.ndarray, k: int, seed: int) -> np.ndarray:
-    """Fold index in [0, k) of every sample, (N,) int64: the photos are shuffled and dealt round-robin, so
-    all sketches (and prefixes, variants) of one photo share a fold and fold sizes differ by <= 1 photo."""
+    """Fold index in [0, k) of every sample, (N,) int64, from ``true`` = each sample's group (its photo;
+    for doodles, its kind): the groups are shuffled and dealt round-robin, so all sketches (and prefixes,
+    variants) of one photo share a fold and fold sizes differ by <= 1 group."""
     photos = np.unique(true)
     fold_of = dict(zip(np.random.default_rng(seed).permutation(photos).tolist(), np.arange(len(photos)) % k, strict=True))
     return np.array([fold_of[int(t)] for t in true], np.int64)
@@ -329,7 +331,7 @@ class _Part:
     inks: list[np.ndarray]  # the P photos' edge maps
 
 
-def _samples(source: str, src, inks: list[np.ndarray], variants: int, prefix_steps: int,
+def _samples(source: str, src: Source, inks: list[np.ndarray], variants: int, prefix_steps: int,
              rng: np.random.Generator) -> _Part:
     """Every sketch of ``src`` x ``variants`` (the first as drawn, the others augmented) x prefix lengths,
     ranked among ``inks`` (the source's photos first, then any distractors)."""
