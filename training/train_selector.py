@@ -335,22 +335,22 @@ def _samples(source: str, src: Source, inks: list[np.ndarray], variants: int, pr
              rng: np.random.Generator) -> _Part:
     """Every sketch of ``src`` x ``variants`` (the first as drawn, the others augmented) x prefix lengths,
     ranked among ``inks`` (the source's photos first, then any distractors)."""
-    cat = src.data.positives is not None
+    truth = src.data.true()  # (n,) photo index, or (n, photos) mask for category-level pairs
+    cat = truth.ndim == 2
+    if cat and len(inks) != truth.shape[1]:
+        raise ValueError("category-level samples are ranked among their own photos only (no distractors)")
     kinds = {pos: k for k, pos in enumerate(sorted({tuple(sorted(p)) for p in src.data.positives}))} if cat else {}
     sketches, true, full, group = [], [], [], []
-    for i, it in enumerate(src.data.sketches):
+    for i in range(len(src.data.sketches)):
         base = src.sketch(i)
-        if cat:
-            pos = tuple(sorted(src.data.positives[i]))
-            row = np.zeros(len(inks), bool)
-            row[list(pos)] = True
+        g = 10**6 + kinds[tuple(sorted(src.data.positives[i]))] if cat else int(truth[i])
         for v in range(variants):
             sk = base if v == 0 else augment_vector(base, rng, p_prefix=0.0)
             for f in np.linspace(1.0 / prefix_steps, 1.0, prefix_steps):
                 sketches.append(sk.prefix_ink(float(f)))
-                true.append(row if cat else it.photo)
+                true.append(truth[i])
                 full.append(v == 0 and f == 1.0)  # the sketch as drawn: what test Acc@1 is measured on
-                group.append(10**6 + kinds[pos] if cat else it.photo)
+                group.append(g)
     return _Part(source, sketches, np.array(true), np.array(full), np.array(group, np.int64), inks)
 
 
@@ -398,7 +398,8 @@ def prepare(cfg: SelectorConfig, rng: np.random.Generator) -> Samples:
         for pt in parts:
             hog_sims, alpha = None, 0.0
             if fusion is not None:
-                spec, alpha = fusion[0], fusion[1] if pt.source == "chairv2" else fusion[2]
+                spec, instance_alpha, category_alpha = fusion
+                alpha = category_alpha if pt.true.ndim == 2 else instance_alpha
                 hog_sims = torch.from_numpy(sketch_hogs(pt.sketches, spec, render) @ ink_hogs(pt.inks, spec, render).T)
             photo_emb = encode_photos(photo_enc, pt.inks, pspec, render)
             tables.append(reward_table(student, canvases, pt.sketches, pt.true, photo_emb, render, cfg.margin,
