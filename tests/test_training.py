@@ -157,6 +157,68 @@ def test_distill_on_the_fused_score_trains_and_records_its_fusion(tmp_path):
         distill.main(["--smoke", "--fusion", str(fz), "--fusion-sources", "nowhere", "--out", str(tmp_path / "SX")])
 
 
+def test_distill_fine_tunes_a_shipped_weight_set(smoke_weights, tmp_path):
+    """--teacher, --init and --fusion all accept a weight-set folder: the student starts from the set's
+    sketch branch (a zero learning rate leaves its convolutions exactly as shipped) and trains against
+    the set's own HOG spec and alpha."""
+    from sketchdown.bundle import load_bundle
+    from training.common import load_fusion, load_student_state
+
+    b = load_bundle(smoke_weights)
+    ref = b.sketch["student"].encoder.state_dict()
+    got = load_student_state(smoke_weights)
+    assert got.keys() == ref.keys() and all(torch.equal(v, ref[k]) for k, v in got.items())
+    spec, alpha = load_fusion(smoke_weights, "student")
+    assert b.hog is not None and spec == b.hog and alpha == b.sketch["student"].hog_alpha > 0
+    with pytest.raises(SystemExit, match="no sketch branch"):
+        load_student_state(smoke_weights, "nobody")
+
+    out = tmp_path / "S"
+    r = distill.main(["--smoke", "--teacher", str(smoke_weights), "--init", str(smoke_weights), "--fusion", str(smoke_weights),
+                      "--lr", "0", "--out", str(out)])
+    assert r["steps"] == 3
+    trained = load_checkpoint(out / "last.pt")["student"]
+    convs = [k for k, v in ref.items() if k.endswith("weight") and v.ndim == 4]
+    assert convs and all(torch.equal(trained[k], ref[k]) for k in convs)
+    assert json.loads((out / "run.json").read_text())["config"]["init"] == str(smoke_weights)
+
+    # ... and exports beside the set's own teacher and photo encoder, read from the folder
+    w = export.main(["--name", "ft", "--teacher", str(smoke_weights), "--student", f"student={out / 'last.pt'}",
+                     "--out", str(tmp_path / "w")])
+    nb = load_bundle(w)
+    for got, want in ((nb.photo_encoder, b.photo_encoder), (nb.full.encoder, b.full.encoder)):
+        ref_sd = want.state_dict()
+        assert all(torch.equal(v, ref_sd[k]) for k, v in got.state_dict().items())
+    assert nb.classes == b.classes and nb.photo_spec == b.photo_spec
+    assert json.loads((w / "manifest.json").read_text())["provenance"]["teacher"]["config"] == \
+        json.loads((smoke_weights / "manifest.json").read_text())["provenance"]["teacher"]["config"]
+
+
+def test_fit_heads_against_a_shipped_teacher(smoke_weights, tmp_path):
+    """With a weight-set folder as teacher, fit_heads keeps that teacher's head (no teacher.pt) and uses
+    its logits as soft targets: the reported teacher accuracy equals the shipped teacher's own predictions."""
+    from sketchdown.bundle import load_bundle
+    from training import fit_heads
+    from training.common import sketch_tensor
+    from training.synthetic import synthetic_source
+
+    s = distill.main(["--smoke", "--teacher", str(smoke_weights), "--init", str(smoke_weights), "--out", str(tmp_path / "S")])
+    assert s["steps"] == 3
+    ck = tmp_path / "S" / "last.pt"
+    r = fit_heads.main(["--smoke", "--teacher", str(smoke_weights), "--distilled", str(ck), "--out", str(tmp_path / "H")])
+    assert not (tmp_path / "H" / "teacher.pt").exists()
+    b = load_bundle(smoke_weights)
+    src = synthetic_source(12, seed=1)
+    sk = [src.sketch(i) for i in range(len(src.data.sketches))]
+    y = torch.tensor([b.classes.index(src.data.photo_labels[it.photo]) for it in src.data.sketches])
+    with torch.no_grad():
+        _, logits = b.full.encoder.eval().forward_with_logits(sketch_tensor(sk, b.full.canvas_sizes[0], b.render))
+    assert r["teacher_train_acc"] == pytest.approx(float((logits.argmax(-1) == y).float().mean()), abs=1e-6)
+    head = load_checkpoint(tmp_path / "H" / "S.pt")
+    assert json.loads(head["classes"]) == b.classes and json.loads(head["heads"]) == {"refit": "fit_heads", "kd": True}
+    assert head["student"]["classifier.weight"].shape[0] == len(b.classes)
+
+
 def test_fit_fusion_fits_a_category_alpha_on_doodle_validation(tmp_path):
     from training import fit_fusion
 

@@ -188,9 +188,30 @@ def distractor_inks(src: Source, n: int, rng: np.random.Generator) -> list[np.nd
 
 
 def load_fusion(path: str | Path, branch: str) -> tuple[HogSpec, float]:
-    """fit_fusion's ``fusion.json`` -> (HOG spec, ``branch``'s alpha; 0 when the branch has none)."""
+    """fit_fusion's ``fusion.json``, or a shipped weight-set folder (its HOG spec and the branch's
+    instance-level ``hog_alpha``) -> (HOG spec, ``branch``'s alpha; 0 when the branch has none)."""
+    if Path(path).is_dir():
+        from sketchdown.weights import read_manifest
+
+        m = read_manifest(path)
+        if m.get("hog") is None:
+            raise SystemExit(f"{path}: the weight set has no HOG fusion to train against")
+        return HogSpec(**m["hog"]), float(m.get("components", {}).get(branch, {}).get("hog_alpha", 0.0))
     fz = json.loads(Path(path).read_text())
     return HogSpec(**fz["hog"]), float(fz["alpha"].get(branch, 0.0))
+
+
+def load_student_state(path: str | Path, branch: str = "student") -> dict[str, torch.Tensor]:
+    """A student's weights (state dict, float32) from a distill checkpoint, or from a shipped weight-set
+    folder's sketch branch ``branch`` (sha256-checked), so fine-tuning can start from ``weights/default``."""
+    if Path(path).is_dir():
+        from sketchdown.bundle import load_bundle
+
+        b = load_bundle(path)
+        if branch not in b.sketch:
+            raise SystemExit(f"{path}: no sketch branch {branch!r} (has {sorted(b.sketch)})")
+        return b.sketch[branch].encoder.state_dict()
+    return load_checkpoint(Path(path))["student"]
 
 
 def source_classes(sources: list[Source]) -> list[str]:

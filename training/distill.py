@@ -56,6 +56,7 @@ from .common import (
     init_distributed,
     load_checkpoint,
     load_fusion,
+    load_student_state,
     load_sources,
     load_teacher,
     make_source,
@@ -98,12 +99,13 @@ class DistillConfig:
     mix: tuple[float, ...] = (0.6, 0.4, 0.0, 0.0)  # batch share per source: chairv2, sketchy10, gallery, doodles
     cls_weight: float = 0.3  # category head (0: none)
     hinton_t: float = 4.0  # soft-target temperature (used when kd_weight > 0)
-    fusion: str = ""  # fit_fusion's fusion.json: train and select on cos + alpha * cos(HOG)
+    fusion: str = ""  # fit_fusion's fusion.json or a weight-set folder: train and select on cos + alpha * cos(HOG)
     fusion_branch: str = "student"  # whose alpha in fusion.json
     fusion_sources: str = ""  # comma-separated source names that get the HOG bias (empty: all)
     doodle_val: bool = False  # hold doodles 64..79 out of training and select on them too
     doodle_val_per_class: int = 8  # doodles per kind in that validation split (speed)
-    init: str = ""  # start from this student checkpoint (same arch and canvases; new head rows fresh)
+    init: str = ""  # start from this student checkpoint or weight-set folder (same arch and canvases; head fresh)
+    init_branch: str = "student"  # the sketch branch to start from when --init is a weight-set folder
     seed: int = 0
     device: str = "auto"
     smoke: bool = False
@@ -167,8 +169,7 @@ def main(argv: list[str] | None = None) -> dict:
     enc_cfg = EncoderConfig(cfg.arch, int(t_ph.proj.out_features), len(cfg.canvases), n_cls)
     student = build_encoder(enc_cfg, weights=None if cfg.init else w)
     if cfg.init:
-        ck = load_checkpoint(Path(cfg.init))
-        sd = {k: v for k, v in ck["student"].items() if not k.startswith("classifier.")}
+        sd = {k: v for k, v in load_student_state(cfg.init, cfg.init_branch).items() if not k.startswith("classifier.")}
         missing, unexpected = student.load_state_dict(sd, strict=False)
         if unexpected or any(not k.startswith("classifier.") for k in missing):
             raise ValueError(f"{cfg.init}: not a matching student (missing {missing}, unexpected {unexpected})")

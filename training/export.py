@@ -25,7 +25,7 @@ from sketchdown.bundle import load_bundle
 from sketchdown.evaluate import uses_selector
 from sketchdown.photo import PhotoSpec
 from sketchdown.render import RenderSpec
-from sketchdown.weights import read_manifest, save_tensors, write_manifest
+from sketchdown.weights import load_tensors, read_manifest, save_tensors, write_manifest
 
 from .common import git_sha, load_checkpoint
 
@@ -87,10 +87,26 @@ def replace_selector(base: Path, selector: str, out: Path, selector_model: str =
     return _replace(tmp, out)
 
 
+def _teacher_state(teacher: str) -> dict:
+    """A train_teacher checkpoint, or a shipped set's full network + photo encoder in the same layout
+    (``config``/``classes``/``history`` as JSON strings), so a set can be re-exported with new students
+    without the teacher's training run at hand."""
+    if not Path(teacher).is_dir():
+        return load_checkpoint(Path(teacher))
+    m = read_manifest(teacher)
+    comps, prov = m.get("components", {}), m.get("provenance", {}).get("teacher", {})
+    full = [c for c in comps.values() if c.get("role") == "sketch" and c.get("full")]
+    if len(full) != 1 or "photo" not in comps or not prov.get("config"):
+        raise SystemExit(f"{teacher}: needs one full sketch branch, a photo encoder and provenance.teacher.config")
+    return {"config": json.dumps(prov["config"]), "classes": json.dumps(m.get("classes", [])),
+            "history": json.dumps(prov.get("history", [])),
+            "photo": load_tensors(teacher, comps["photo"]["file"], m), "sketch": load_tensors(teacher, full[0]["file"], m)}
+
+
 def export(name: str, teacher: str, students: dict[str, str], selector: str | None, out: Path,
            selector_model: str = "student", lams: tuple[float, ...] | None = None, classes: list[str] | None = None,
            default_lam: float | None = None, fusion: str | None = None) -> Path:
-    tck = load_checkpoint(Path(teacher))
+    tck = _teacher_state(teacher)
     tcfg = json.loads(tck["config"])
     classes = classes or json.loads(tck.get("classes", "[]"))  # the category heads' classes
     tmp = out.with_name(out.name + ".tmp")
@@ -137,7 +153,7 @@ def main(argv: list[str] | None = None) -> Path:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--base", default=None, help="an existing weight set: swap in --selector, keep everything else")
     p.add_argument("--name", default=None)
-    p.add_argument("--teacher", default=None)
+    p.add_argument("--teacher", default=None, help="train_teacher checkpoint, or a weight set (its full network + photo encoder)")
     p.add_argument("--student", action="append", default=[], help="NAME=checkpoint (repeatable)")
     p.add_argument("--selector", default=None)
     p.add_argument("--selector-model", default="student")

@@ -12,6 +12,9 @@ the teacher and ``--direct`` students with cross-entropy, ``--distilled`` studen
 
     python -m training.fit_heads --teacher runs/teacher_default/last.pt \
         --distilled runs/student_default/best.pt --direct runs/student_nokd_default/best.pt --out runs/heads
+
+``--teacher weights/default`` (a shipped set) keeps that teacher's head as it is and refits only the
+students' heads against it (no ``teacher.pt`` is written: export reads the teacher from the folder).
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from sketchdown.photo import EdgeCache
 from sketchdown.render import RenderSpec
 
 from .common import git_sha, load_checkpoint, load_sources, load_teacher, save_checkpoint, set_threads, sketch_tensor
+from .synthetic import synthetic_source
 
 
 @torch.no_grad()  # not inference_mode: the heads are trained on these tensors afterwards
@@ -65,13 +69,17 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--data-root", default=None)
     p.add_argument("--max-per-source", type=int, default=1000)
     p.add_argument("--use-doodles", action="store_true", help="also fit on Quick, Draw! doodles of the gallery's kinds")
+    p.add_argument("--smoke", action="store_true", help="synthetic sketches (classes class0..2), for the tests")
     p.add_argument("--seed", type=int, default=0)
     a = p.parse_args(argv)
     set_threads()
     torch.manual_seed(a.seed)
     out = Path(a.out)
     t_sk, _, tcfg, classes = load_teacher(a.teacher)
-    sources, _ = load_sources(a.data_root, True, 40, EdgeCache(), use_gallery=True, use_doodles=a.use_doodles)
+    if a.smoke:
+        sources = [synthetic_source(12, seed=1)]
+    else:
+        sources, _ = load_sources(a.data_root, True, 40, EdgeCache(), use_gallery=True, use_doodles=a.use_doodles)
     rng = np.random.default_rng(a.seed)
     index = {c: i for i, c in enumerate(classes)}
     sketches, labels = [], []
@@ -88,13 +96,21 @@ def main(argv: list[str] | None = None) -> dict:
     else:
         ft = features(t_sk, sketches, tcfg["canvas"])
         save_checkpoint(cache, features=ft, n=len(y), teacher=a.teacher)
-    head = fit_linear(ft, y, len(classes))
-    with torch.no_grad():
-        t_logits = head(ft)
+    if Path(a.teacher).is_dir():
+        # a shipped set's teacher keeps its (already refit) head: its logits are the students' soft targets,
+        # and export takes the teacher from the same folder, byte for byte
+        if t_sk.classifier is None:
+            raise SystemExit(f"{a.teacher}: the full network has no category head")
+        with torch.no_grad():
+            t_logits = t_sk.classifier(ft)
+    else:
+        head = fit_linear(ft, y, len(classes))
+        with torch.no_grad():
+            t_logits = head(ft)
+        tck = load_checkpoint(Path(a.teacher))
+        tck["sketch"] = {**tck["sketch"], "classifier.weight": head.weight.detach().clone(), "classifier.bias": head.bias.detach().clone()}
+        save_checkpoint(out / "teacher.pt", **tck)
     report["teacher_train_acc"] = float((t_logits.argmax(-1) == y).float().mean())
-    tck = load_checkpoint(Path(a.teacher))
-    tck["sketch"] = {**tck["sketch"], "classifier.weight": head.weight.detach().clone(), "classifier.bias": head.bias.detach().clone()}
-    save_checkpoint(out / "teacher.pt", **tck)
     for path, kd in [(q, True) for q in a.distilled] + [(q, False) for q in a.direct]:
         ck = load_checkpoint(Path(path))
         cfg = json.loads(ck["config"])
