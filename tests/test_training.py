@@ -190,6 +190,8 @@ def test_distill_fine_tunes_a_shipped_weight_set(smoke_weights, tmp_path):
         ref_sd = want.state_dict()
         assert all(torch.equal(v, ref_sd[k]) for k, v in got.state_dict().items())
     assert nb.classes == b.classes and nb.photo_spec == b.photo_spec
+    for f in ("photo.safetensors", "teacher.safetensors"):  # copied, not re-encoded
+        assert (w / f).read_bytes() == (smoke_weights / f).read_bytes()
     assert json.loads((w / "manifest.json").read_text())["provenance"]["teacher"]["config"] == \
         json.loads((smoke_weights / "manifest.json").read_text())["provenance"]["teacher"]["config"]
 

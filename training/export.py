@@ -98,9 +98,23 @@ def _teacher_state(teacher: str) -> dict:
     full = [c for c in comps.values() if c.get("role") == "sketch" and c.get("full")]
     if len(full) != 1 or "photo" not in comps or not prov.get("config"):
         raise SystemExit(f"{teacher}: needs one full sketch branch, a photo encoder and provenance.teacher.config")
+    # the files themselves are copied (sha256-checked by load_tensors first): same bytes, same sha256, so
+    # the two sets' teacher rows and gallery indexes describe one network
     return {"config": json.dumps(prov["config"]), "classes": json.dumps(m.get("classes", [])),
             "history": json.dumps(prov.get("history", [])),
-            "photo": load_tensors(teacher, comps["photo"]["file"], m), "sketch": load_tensors(teacher, full[0]["file"], m)}
+            "photo": load_tensors(teacher, comps["photo"]["file"], m), "sketch": load_tensors(teacher, full[0]["file"], m),
+            "copy": {"photo.safetensors": (Path(teacher) / comps["photo"]["file"], m["files"][comps["photo"]["file"]]),
+                     "teacher.safetensors": (Path(teacher) / full[0]["file"], m["files"][full[0]["file"]])}}
+
+
+def _save(tmp: Path, file: str, tensors: dict, manifest: dict, copy: dict) -> None:
+    """Write ``file`` from ``tensors``, or copy it byte for byte when ``copy`` names a source (path, sha256)."""
+    if file in copy:
+        tmp.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(copy[file][0], tmp / file)
+        manifest.setdefault("files", {})[file] = copy[file][1]
+    else:
+        save_tensors(tmp, file, tensors, manifest)
 
 
 def export(name: str, teacher: str, students: dict[str, str], selector: str | None, out: Path,
@@ -115,10 +129,10 @@ def export(name: str, teacher: str, students: dict[str, str], selector: str | No
     manifest: dict = {"name": name, "render": vars(RenderSpec()), "classes": classes or [], "components": {}, "files": {},
                       "provenance": {"git_sha": git_sha(), "teacher": {"config": tcfg, "history": json.loads(tck["history"])[-3:]}}}
     enc = {"arch": tcfg["arch"], "embed_dim": tcfg["embed_dim"], "num_canvases": 1}
-    save_tensors(tmp, "photo.safetensors", tck["photo"], manifest)
+    _save(tmp, "photo.safetensors", tck["photo"], manifest, tck.get("copy", {}))
     manifest["components"]["photo"] = {"file": "photo.safetensors", "encoder": dict(enc, num_classes=0),
                                        "photo": vars(PhotoSpec("hed", tcfg["photo_size"]))}
-    save_tensors(tmp, "teacher.safetensors", tck["sketch"], manifest)
+    _save(tmp, "teacher.safetensors", tck["sketch"], manifest, tck.get("copy", {}))
     n_cls = len(json.loads(tck["classes"]))
     manifest["components"]["teacher"] = {"file": "teacher.safetensors", "role": "sketch", "full": True,
                                          "encoder": dict(enc, num_classes=n_cls), "canvas_sizes": [tcfg["canvas"]]}
