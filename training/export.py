@@ -5,6 +5,9 @@ a manifest (architectures, preprocessing, canvas sizes, sha256 of every file, tr
         --student student=runs/student/best.pt --student student-nokd=runs/student_nokd/best.pt \
         --selector runs/selector/selector.pt --fusion runs/fusion/fusion.json --out weights/chairv2
 
+``--teacher`` may also be a shipped set (``--teacher weights/default``): its full network and photo
+encoder are copied byte for byte, so new students can be exported beside them without the teacher's run.
+
 Metrics are added afterwards by ``training/make_results.py`` from a real evaluation run.
 
 ``--base weights/default --selector runs/sel/selector.pt`` swaps only the selector of an existing set:
