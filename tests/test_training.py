@@ -168,7 +168,7 @@ def test_distill_fine_tunes_a_shipped_weight_set(smoke_weights, tmp_path):
     ref = b.sketch["student"].encoder.state_dict()
     got = load_student_state(smoke_weights)
     assert got.keys() == ref.keys() and all(torch.equal(v, ref[k]) for k, v in got.items())
-    spec, alpha = load_fusion(smoke_weights, "student")
+    spec, alpha, _ = load_fusion(smoke_weights, "student")
     assert b.hog is not None and spec == b.hog and alpha == b.sketch["student"].hog_alpha > 0
     with pytest.raises(SystemExit, match="no sketch branch"):
         load_student_state(smoke_weights, "nobody")

@@ -187,18 +187,23 @@ def distractor_inks(src: Source, n: int, rng: np.random.Generator) -> list[np.nd
     return [src.photo_ink[i] for i in sorted(pick.tolist())]
 
 
-def load_fusion(path: str | Path, branch: str) -> tuple[HogSpec, float]:
+def load_fusion(path: str | Path, branch: str) -> tuple[HogSpec, float, float]:
     """fit_fusion's ``fusion.json``, or a shipped weight-set folder (its HOG spec and the branch's
-    instance-level ``hog_alpha``) -> (HOG spec, ``branch``'s alpha; 0 when the branch has none)."""
+    ``hog_alpha`` / ``hog_alpha_category``) -> (HOG spec, ``branch``'s instance-level alpha, its
+    category-level alpha). An alpha is 0 when the branch has none; the category-level one falls back to
+    the instance-level one where none was fitted."""
     if Path(path).is_dir():
         from sketchdown.weights import read_manifest
 
         m = read_manifest(path)
         if m.get("hog") is None:
             raise SystemExit(f"{path}: the weight set has no HOG fusion to train against")
-        return HogSpec(**m["hog"]), float(m.get("components", {}).get(branch, {}).get("hog_alpha", 0.0))
+        c = m.get("components", {}).get(branch, {})
+        alpha = float(c.get("hog_alpha", 0.0))
+        return HogSpec(**m["hog"]), alpha, float(c.get("hog_alpha_category", alpha))
     fz = json.loads(Path(path).read_text())
-    return HogSpec(**fz["hog"]), float(fz["alpha"].get(branch, 0.0))
+    alpha = float(fz["alpha"].get(branch, 0.0))
+    return HogSpec(**fz["hog"]), alpha, float(fz.get("alpha_category", {}).get(branch, alpha))
 
 
 def load_student_state(path: str | Path, branch: str = "student") -> dict[str, torch.Tensor]:

@@ -56,8 +56,8 @@ from .common import (
     init_distributed,
     load_checkpoint,
     load_fusion,
-    load_student_state,
     load_sources,
+    load_student_state,
     load_teacher,
     make_source,
     parse_config,
@@ -147,7 +147,7 @@ def main(argv: list[str] | None = None) -> dict:
         write_run_info(out, cfg)
 
     # fused training: the HOG spec and this branch's alpha; a batch's sketch HOGs per step (~2 ms each)
-    hog_spec, alpha = load_fusion(cfg.fusion, cfg.fusion_branch) if cfg.fusion else (None, 0.0)
+    hog_spec, alpha, _ = load_fusion(cfg.fusion, cfg.fusion_branch) if cfg.fusion else (None, 0.0, 0.0)
     fused = {s.name for s in sources} if not cfg.fusion_sources else set(cfg.fusion_sources.split(","))
     if hog_spec is not None and not fused & {s.name for s in sources}:
         raise ValueError(f"--fusion-sources {cfg.fusion_sources!r} names none of {[s.name for s in sources]}")

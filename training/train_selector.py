@@ -176,11 +176,7 @@ def load_student(cfg: SelectorConfig) -> tuple[torch.nn.Module, tuple[int, ...],
     """(student, canvases, photo encoder, photo spec, n_val, data root, fusion) from a distill checkpoint
     (fusion from ``--fusion``) or a weight-set folder (its own HOG spec and weights). fusion: None or
     (HOG spec, instance-level alpha, category-level alpha)."""
-    fusion = None
-    if cfg.fusion:
-        spec, alpha = load_fusion(cfg.fusion, cfg.fusion_branch)
-        cat = json.loads(Path(cfg.fusion).read_text()).get("alpha_category", {}).get(cfg.fusion_branch, alpha)
-        fusion = (spec, alpha, float(cat))
+    fusion = load_fusion(cfg.fusion, cfg.fusion_branch) if cfg.fusion else None
     if Path(cfg.student).is_dir():
         from sketchdown.bundle import load_bundle
 
