@@ -166,6 +166,15 @@ def export(name: str, teacher: str, students: dict[str, str], selector: str | No
     return _replace(tmp, out)
 
 
+def lam_within(cv: dict, lams: tuple[float, ...], tol: float) -> float:
+    """The largest of ``lams`` whose held-out Acc@1 (train_selector's ``cv.json``, complete sketches) is within
+    ``tol`` points of lambda_F = 0's: the rule that picks a set's default lambda_F before test is looked at."""
+    held = cv["held_out"]
+    ref = held[str(float(min(lams)))]["acc1_full"]
+    ok = [lam for lam in lams if held[str(float(lam))]["acc1_full"] >= ref - tol]
+    return max(ok)
+
+
 def main(argv: list[str] | None = None) -> Path:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--base", default=None, help="an existing weight set: swap in --selector, keep everything else")
@@ -176,11 +185,21 @@ def main(argv: list[str] | None = None) -> Path:
     p.add_argument("--selector-model", default="student")
     p.add_argument("--lams", default=None, help="comma-separated lambda_F values the app offers")
     p.add_argument("--default-lam", type=float, default=None, help="the app's starting lambda_F (default: the middle one)")
+    p.add_argument("--default-lam-tol", type=float, default=None,
+                   help="instead: the largest of --lams within this many held-out Acc@1 of the smallest (cv.json beside --selector)")
     p.add_argument("--fusion", default=None, help="fit_fusion's fusion.json: fuse HOG into the branches it names")
     p.add_argument("--out", required=True)
     a = p.parse_args(argv)
     students = dict(s.split("=", 1) for s in a.student)
     lams = tuple(float(x) for x in a.lams.split(",")) if a.lams else None
+    if a.default_lam_tol is not None:
+        if a.default_lam is not None or not a.selector or not lams:
+            p.error("--default-lam-tol needs --selector and --lams, and no --default-lam")
+        cv_path = Path(a.selector).with_name("cv.json")
+        if not cv_path.is_file():
+            p.error(f"--default-lam-tol: {cv_path} not found (train the selector with --folds > 1)")
+        a.default_lam = lam_within(json.loads(cv_path.read_text()), lams, a.default_lam_tol)
+        print(f"default lambda_F {a.default_lam:g} (held-out Acc@1 within {a.default_lam_tol:g} of lambda_F = {min(lams):g})")
     if a.base:
         if not a.selector or a.teacher or a.student or a.fusion:
             p.error("--base swaps the selector only: give --selector (and no --teacher/--student/--fusion)")
