@@ -248,3 +248,38 @@ def test_git_sha_marks_uncommitted_changes(tmp_path, monkeypatch):
     assert common.git_sha() == head
     (tmp_path / "a.py").write_text("x = 2\n")
     assert common.git_sha() == head + "-dirty"
+
+
+def test_default_lam_rule_against_a_hand_made_cv_table():
+    held = {"0.0": 64.1, "0.05": 63.4, "0.1": 61.8, "0.2": 62.3}
+    cv = {"held_out": {k: {"acc1_full": v} for k, v in held.items()}}
+    # within 2 of 64.1: 0, 0.05 and 0.2 (62.3 >= 62.1), not 0.1 (61.8); the rule takes the largest
+    assert export.lam_within(cv, (0.0, 0.05, 0.1, 0.2), 2.0) == 0.2
+    assert export.lam_within(cv, (0.0, 0.05, 0.1, 0.2), 1.0) == 0.05
+    assert export.lam_within(cv, (0.0, 0.05, 0.1), 0.0) == 0.0
+
+
+def test_reproduce_script_runs_every_stage_and_resumes(tmp_path):
+    from sketchdown.bundle import load_bundle
+
+    r = tmp_path / "repro"
+    env = dict(os.environ, SMOKE="1")
+    run = lambda: subprocess.run(["bash", "training/reproduce.sh", str(r)], cwd=REPO, env=env,  # noqa: E731
+                                 capture_output=True, text=True, timeout=600)
+    p = run()
+    assert p.returncode == 0, p.stderr[-3000:]
+    stages = ["teacher", "fusion_teacher", "student", "student_nokd", "fusion", "selector", "export"]
+    assert all((r / f"{s}.done").is_file() for s in stages)
+    b = load_bundle(r / "weights")
+    assert set(b.sketch) == {"teacher", "student", "student-nokd"} and b.selector is not None
+    m = json.loads((r / "weights" / "manifest.json").read_text())
+    cv = json.loads((r / "selector" / "cv.json").read_text())
+    lams = m["components"]["selector"]["lams"]
+    assert m["components"]["selector"]["default_lam"] == export.lam_within(cv, tuple(lams), 2.0)
+    # the students trained on the teacher's fused score: the run config names that fusion file
+    assert json.loads((r / "student" / "run.json").read_text())["config"]["fusion"].endswith("fusion_teacher/fusion.json")
+    before = (r / "weights" / "manifest.json").read_bytes()
+    p2 = run()  # a second run skips every finished stage and changes nothing
+    assert p2.returncode == 0, p2.stderr[-3000:]
+    assert p2.stderr.count("skipped") == len(stages)
+    assert (r / "weights" / "manifest.json").read_bytes() == before

@@ -5,7 +5,8 @@
 # -> ChairV2 test table. Every stage is resumable: a finished stage leaves STAGE.done and is skipped,
 # an interrupted training run resumes from its last.pt. Stage times go to OUT/times.log.
 #
-#   bash training/reproduce.sh [RUN_DIR] [WEIGHTS_DIR]     # default runs/repro, RUN_DIR/weights
+#   bash training/reproduce.sh [RUN_DIR] [WEIGHTS_DIR] [NAME]   # default runs/repro, RUN_DIR/weights, repro
+#   bash training/reproduce.sh runs/repro weights/chairv2 chairv2   # the shipped weights/chairv2
 #   SMOKE=1 bash training/reproduce.sh /tmp/r              # every stage in --smoke mode (seconds; tests)
 #
 # Data: SKETCHDOWN_DATA (default ../shared/data). HED edge maps are cached in ~/.cache/sketchdown/edges
@@ -13,6 +14,7 @@
 set -euo pipefail
 R=${1:-runs/repro}
 W=${2:-$R/weights}
+N=${3:-repro}
 S=()
 steps() { echo --steps "$1"; }  # run lengths; smoke mode keeps each script's own few steps
 if [ "${SMOKE:-0}" = 1 ]; then S=(--smoke); steps() { :; }; fi
@@ -50,7 +52,7 @@ stage selector python -m training.train_selector "${S[@]}" --student "$R/student
   --fusion "$R/fusion/fusion.json" --distractors 0 --policy tradeoff --entropy 0.05 --entropy-final 0.001 \
   $(steps 2000) --lr 1e-3 --lam-power 5 --lams $LAMS --folds 4 --out "$R/selector"
 # 6. export; default lambda_F = the largest whose held-out Acc@1 is within 2 points of lambda_F = 0
-stage export python -m training.export --name repro --teacher "$T" --student "student=$R/student/best.pt" \
+stage export python -m training.export --name "$N" --teacher "$T" --student "student=$R/student/best.pt" \
   --student "student-nokd=$R/student_nokd/best.pt" --selector "$R/selector/selector.pt" \
   --fusion "$R/fusion/fusion.json" --lams $LAMS --default-lam-tol 2 --out "$W"
 # 7. the ChairV2 test table (the only stage that reads the test split)
