@@ -168,7 +168,7 @@ def export(name: str, teacher: str, students: dict[str, str], selector: str | No
 
 def lam_within(cv: dict, lams: tuple[float, ...], tol: float) -> float:
     """The largest of ``lams`` whose held-out Acc@1 (train_selector's ``cv.json``, complete sketches) is within
-    ``tol`` points of lambda_F = 0's: the rule that picks a set's default lambda_F before test is looked at."""
+    ``tol`` points of the smallest one's (lambda_F = 0): the rule that picks a set's default lambda_F before test is looked at."""
     held = cv["held_out"]
     ref = held[str(float(min(lams)))]["acc1_full"]
     ok = [lam for lam in lams if held[str(float(lam))]["acc1_full"] >= ref - tol]

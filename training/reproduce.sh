@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# One from-scratch recipe for a ChairV2 weight set, collapsed from the staged history in README.md:
+# One from-scratch recipe for a ChairV2 weight set, collapsed from the staged history in training/README.md:
 # ImageNet Lite2 teacher -> one KD student and its no-KD pair (ImageNet Lite0, trained on the fused
 # score from step 0) -> HOG weights -> RL selector (4-fold CV picks the default lambda_F) -> export
 # -> ChairV2 test table. Every stage is resumable: a finished stage leaves STAGE.done and is skipped,
-# an interrupted training run resumes from its last.pt. Stage times go to OUT/times.log.
+# an interrupted training run resumes from its last.pt. Stage times go to RUN_DIR/times.log.
 #
 #   bash training/reproduce.sh [RUN_DIR] [WEIGHTS_DIR] [NAME]   # default runs/repro, RUN_DIR/weights, repro
 #   bash training/reproduce.sh runs/repro weights/chairv2 chairv2   # the shipped weights/chairv2
@@ -59,4 +59,4 @@ stage export python -m training.export --name "$N" --teacher "$T" --student "stu
 if [ "${SMOKE:-0}" != 1 ]; then
   stage results python -m training.make_results --weights "$W" --dataset chairv2 --results "$R/RESULTS.md"
 fi
-log "total: $(cat "$R"/*.done | paste -sd+ | bc) s of stages"
+log "total: $(($(cat "$R"/*.done | paste -sd+))) s of stages"
