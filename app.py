@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import functools
 import io
 import json
 import logging
@@ -311,8 +312,31 @@ def flops_html(res: RetrievalResult, s: Session) -> str:
     )
 
 
+@functools.lru_cache(maxsize=16)
+def photo_credits(photo_dir: str) -> dict[str, str]:
+    """Photo file name -> "author, licence" for the photos whose ``metadata.json`` (beside the folder or
+    in it) names an author: the default gallery's GCompris photos, whose CC-BY licences ask for credit
+    where the photo is shown. Empty for folders without such a file."""
+    root = Path(photo_dir)
+    for meta in (root / "metadata.json", root.parent / "metadata.json"):
+        if not meta.is_file():
+            continue
+        try:
+            items = json.loads(meta.read_text("utf-8")).get("items", [])
+        except (OSError, ValueError, AttributeError):
+            return {}  # someone else's metadata.json: no credits rather than no results
+        return {Path(str(it["file"])).name: f"{it['author']}, {it.get('license') or 'licence unknown'}"
+                for it in items if isinstance(it, dict) and it.get("author") and it.get("file")}
+    return {}
+
+
 def gallery_items(res: RetrievalResult) -> list[tuple[str, str]]:
-    return [(h.path, f"#{h.rank} {h.label or Path(h.path).stem} · {h.score:.2f}") for h in res.hits]
+    out = []
+    for h in res.hits:
+        p = Path(h.path)
+        credit = photo_credits(str(p.parent)).get(p.name)
+        out.append((h.path, f"#{h.rank} {h.label or p.stem} · {h.score:.2f}" + (f" · © {credit}" if credit else "")))
+    return out
 
 
 def metric_rows(metrics: dict[str, Any] | None) -> tuple[str, list[dict]]:

@@ -233,6 +233,20 @@ def test_weights_and_address_defaults(app, monkeypatch):
     assert app.server_address(app.parse_args(["--host", "::1", "--port", "7000"])) == ("::1", 7000)
 
 
+def test_result_captions_credit_photographers(app, tmp_path):
+    from types import SimpleNamespace
+
+    credits = app.photo_credits(str(REPO / "gallery" / "photos"))
+    assert credits["gcompris-kitten.jpg"] == "GalgenTX, CC-BY-2.0"  # a CC-BY photo shows its author
+    assert "animals-clownfish.jpg" not in credits  # Tux Paint stamps: one GPL notice in ATTRIBUTION.md
+    hits = [SimpleNamespace(path=str(REPO / "gallery" / "photos" / f), rank=i + 1, label="x", score=0.5)
+            for i, f in enumerate(["gcompris-kitten.jpg", "animals-clownfish.jpg"])]
+    caps = [c for _, c in app.gallery_items(SimpleNamespace(hits=hits))]
+    assert caps == ["#1 x · 0.50 · © GalgenTX, CC-BY-2.0", "#2 x · 0.50"]
+    (tmp_path / "metadata.json").write_text("[1, 2]")  # a user's own, unrelated metadata.json
+    assert app.photo_credits(str(tmp_path)) == {}
+
+
 def test_examples_are_valid_sketches():
     from sketchdown.sketch import from_json
 

@@ -77,7 +77,7 @@ def stamps(tmp_path: Path) -> Path:
 
 def _run(stamps: Path, out: Path, review: Path) -> dict:
     assert (
-        bg.main(["--stamps", str(stamps), "--out", str(out), "--review", str(review)])
+        bg.main(["--stamps", str(stamps), "--out", str(out), "--review", str(review), "--no-extra"])
         == 0
     )
     return json.loads((out / "metadata.json").read_text("utf-8"))
@@ -95,11 +95,11 @@ def test_end_to_end(stamps: Path, tmp_path: Path) -> None:
     out = tmp_path / "gallery"
     meta = _run(stamps, out, tmp_path / "no_review.json")
 
-    assert meta["source"] == {
+    assert meta["sources"] == [{
         "package": bg.PACKAGE,
         "version": VERSION,
         "license": "GPL-2.0",
-    }
+    }]
     items = meta["items"]
     assert [it["id"] for it in items] == ["animals-crow", "food-red-apple"]
     crow, apple = items
@@ -111,6 +111,7 @@ def test_end_to_end(stamps: Path, tmp_path: Path) -> None:
         "subcategory": "birds",
         "source_file": "animals/birds/crow.png",
         "license": "GPL-2.0",
+        "package": bg.PACKAGE,
     }
     assert apple["label"] == "Red Apple"  # no .txt: the stem
     assert apple["subcategory"] == "fruit"

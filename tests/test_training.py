@@ -268,7 +268,7 @@ def test_reproduce_script_runs_every_stage_and_resumes(tmp_path):
                                  capture_output=True, text=True, timeout=600)
     p = run()
     assert p.returncode == 0, p.stderr[-3000:]
-    stages = ["teacher", "fusion_teacher", "student", "student_nokd", "fusion", "selector", "export"]
+    stages = ["teacher", "fusion_teacher", "student", "student_nokd", "fusion", "selector", "heads", "export"]
     assert all((r / f"{s}.done").is_file() for s in stages)
     b = load_bundle(r / "weights")
     assert set(b.sketch) == {"teacher", "student", "student-nokd"} and b.selector is not None
@@ -278,6 +278,10 @@ def test_reproduce_script_runs_every_stage_and_resumes(tmp_path):
     assert m["components"]["selector"]["default_lam"] == export.lam_within(cv, tuple(lams), 2.0)
     # the students trained on the teacher's fused score: the run config names that fusion file
     assert json.loads((r / "student" / "run.json").read_text())["config"]["fusion"].endswith("fusion_teacher/fusion.json")
+    # the shipped heads are the refit ones (fit_heads' report names every model it refit)
+    assert {"teacher_train_acc", "student_train_acc", "student_nokd_train_acc"} <= set(json.loads((r / "heads" / "report.json").read_text()))
+    refit = load_checkpoint(r / "heads" / "student.pt")["student"]["classifier.weight"]
+    torch.testing.assert_close(b.sketch["student"].encoder.classifier.weight.float(), refit.float(), atol=2e-3, rtol=1e-2)
     before = (r / "weights" / "manifest.json").read_bytes()
     p2 = run()  # a second run skips every finished stage and changes nothing
     assert p2.returncode == 0, p2.stderr[-3000:]

@@ -19,6 +19,14 @@ Get the stamps without installing the package::
     dpkg -x /tmp/tuxpaint-stamps-default_*.deb /tmp/tuxstamps
     python training/build_gallery.py   # from the repository root
 
+It then adds the reviewed photographs of ``training/gallery_extra.json`` from Debian's
+``gcompris-qt-data`` (animals Tux Paint lacks, a house cat first among them; see
+``training/gcompris.py``): full-frame photos, cropped to a square, each with its own author,
+licence and source URL in the metadata and in ``ATTRIBUTION.md``::
+
+    (cd /tmp && apt-get download gcompris-qt-data)
+    dpkg -x /tmp/gcompris-qt-data_*.deb /tmp/gcompris
+
 The output is deterministic: the same input gives byte-identical files.
 """
 
@@ -41,6 +49,12 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
+
+try:  # run as a script (python training/build_gallery.py) or as a module (tests)
+    from training import gcompris
+except ImportError:  # pragma: no cover
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from training import gcompris
 
 PACKAGE = "tuxpaint-stamps-default"
 LICENSE = "GPL-2.0"
@@ -326,14 +340,15 @@ def jpeg_bytes(im: Image.Image, quality: int) -> bytes:
 
 
 # --- package facts and output files -----------------------------------------------------
-def package_version(stamps_dir: Path, deb: Path | None = None) -> str:
-    """The package's version: from ``--deb`` (dpkg-deb -f), the extracted changelog, or dpkg."""
+def package_version(stamps_dir: Path, deb: Path | None = None, package: str = PACKAGE) -> str:
+    """The package's version: from ``--deb`` (dpkg-deb -f), the extracted changelog (``usr/share/doc``
+    two levels above ``stamps_dir``), or dpkg."""
     if deb is not None:
         cmd = ["dpkg-deb", "-f", str(deb), "Version"]
         out = subprocess.run(cmd, check=False, capture_output=True, text=True)
         if out.returncode == 0 and out.stdout.strip():
             return out.stdout.strip()
-    changelog = stamps_dir.parent.parent / "doc" / PACKAGE / "changelog.Debian.gz"
+    changelog = stamps_dir.parent.parent / "doc" / package / "changelog.Debian.gz"
     if changelog.is_file():
         with gzip.open(changelog, "rt", encoding="utf-8", errors="replace") as f:
             m = re.match(r"\S+ \(([^)]+)\)", f.readline())
@@ -341,7 +356,7 @@ def package_version(stamps_dir: Path, deb: Path | None = None) -> str:
             return m.group(1)
     if shutil.which("dpkg-query"):
         out = subprocess.run(
-            ["dpkg-query", "-W", "-f=${Version}", PACKAGE],
+            ["dpkg-query", "-W", "-f=${Version}", package],
             check=False,
             capture_output=True,
             text=True,
@@ -360,7 +375,56 @@ def item_record(stamp: Stamp, item_id: str) -> dict[str, str | None]:
         "subcategory": stamp.subcategory,
         "source_file": stamp.rel,
         "license": LICENSE,
+        "package": PACKAGE,
     }
+
+
+def extra_item_record(photo: gcompris.ExtraPhoto, credit: gcompris.Credit) -> dict[str, str | None]:
+    return {
+        "id": photo.id,
+        "file": f"photos/{photo.id}.jpg",
+        "label": photo.label,
+        "category": photo.category,
+        "subcategory": photo.subcategory,
+        "source_file": f"{photo.rcc}:{photo.resource}",
+        "license": credit.license,
+        "package": gcompris.PACKAGE,
+        "author": credit.author,
+        "url": credit.url,
+    }
+
+
+def extra_attribution_text(version: str, items: Sequence[dict[str, str | None]]) -> str:
+    """The second section of ATTRIBUTION.md: one line per GCompris photograph."""
+    lines = [
+        "",
+        f"## Photographs from `{gcompris.PACKAGE}` (version `{version}`)",
+        "",
+        f"{len(items)} photographs (ids `gcompris-*`) come from the Debian package `{gcompris.PACKAGE}`",
+        "(GCompris, <https://gcompris.net/>; its activities' images are Wikimedia Commons photographs,",
+        "each credited in the `README` beside it inside the package's Qt resource files). Each keeps",
+        "its own licence, listed below with its author and source; changes: cropped to a square,",
+        "resized, saved as JPEG. The thumbnails of CC-BY-SA-4.0 photographs are shared under",
+        "CC-BY-SA-4.0 (<https://creativecommons.org/licenses/by-sa/4.0/>); CC-BY licences:",
+        "<https://creativecommons.org/licenses/>; CC0-1.0 and public-domain photos carry no conditions.",
+        "",
+        "| photo | label | author | licence | source |",
+        "|---|---|---|---|---|",
+    ]
+    for it in items:
+        lines.append(f"| `{it['id']}` | {it['label']} | {it['author']} | {it['license']} | <{it['url']}> |")
+    lines += [
+        "",
+        "Rebuild (adds these to the Tux Paint photographs; the list is `training/gallery_extra.json`):",
+        "",
+        "```sh",
+        f"(cd /tmp && apt-get download {gcompris.PACKAGE})",
+        f"dpkg -x /tmp/{gcompris.PACKAGE}_*.deb /tmp/gcompris",
+        "python training/build_gallery.py --gcompris /tmp/gcompris/usr/share/gcompris-qt/rcc",
+        "```",
+        "",
+    ]
+    return "\n".join(lines)
 
 
 def attribution_text(version: str, n_items: int, with_copying: bool) -> str:
@@ -421,8 +485,11 @@ def build(
     size: int = 256,
     quality: int = 85,
     deb: Path | None = None,
+    extra: Sequence[gcompris.ExtraPhoto] = (),
+    rcc_dir: Path | None = None,
 ) -> tuple[list[Decision], list[dict[str, str | None]]]:
-    """Decide, render and write the gallery; returns the decisions and the metadata items."""
+    """Decide, render and write the gallery (the stamps, then the ``extra`` photos read from
+    ``rcc_dir``); returns the decisions on the stamps and every metadata item."""
     stamps = find_stamps(stamps_dir)
     decisions = decide(stamps, review)
     ids = make_ids(s for s in stamps if s.kind == "png")
@@ -438,6 +505,19 @@ def build(
             out / item["file"], jpeg_bytes(render_thumbnail(s.path, size), quality)
         )
         items.append(item)
+    n_stamps = len(items)
+    extra_items: list[dict[str, str | None]] = []
+    if extra:
+        if rcc_dir is None:
+            raise FileNotFoundError(f"{gcompris.PACKAGE}: no rcc folder given for {len(extra)} reviewed photos")
+        for photo, data, credit in gcompris.collect(rcc_dir, list(extra)):
+            item = extra_item_record(photo, credit)
+            write_if_changed(out / str(item["file"]), jpeg_bytes(gcompris.render_photo(data, size, photo.crop), quality))
+            extra_items.append(item)
+    clash = sorted({str(it["id"]) for it in items} & {str(it["id"]) for it in extra_items})
+    if clash:
+        raise ValueError(f"ids used by both sources: {clash}")
+    items += extra_items
     items.sort(key=lambda it: it["id"] or "")
     wanted = {Path(it["file"]).name for it in items}
     for old in sorted(photos.glob("*.jpg")):
@@ -445,16 +525,21 @@ def build(
             old.unlink()
 
     version = package_version(stamps_dir, deb)
-    meta = {
-        "source": {"package": PACKAGE, "version": version, "license": LICENSE},
-        "items": items,
-    }
+    sources = [{"package": PACKAGE, "version": version, "license": LICENSE}]
+    extra_version = ""
+    if extra_items:
+        assert rcc_dir is not None
+        extra_version = package_version(rcc_dir, None, gcompris.PACKAGE)
+        sources.append({"package": gcompris.PACKAGE, "version": extra_version, "license": "per photo (items)"})
+    meta = {"sources": sources, "items": items}
     text = json.dumps(meta, indent=1, ensure_ascii=False, sort_keys=False) + "\n"
     write_if_changed(out / "metadata.json", text.encode("utf-8"))
     with_copying = GPL2_TEXT.is_file()
     if with_copying:
         write_if_changed(out / "COPYING", GPL2_TEXT.read_bytes())
-    attribution = attribution_text(version, len(items), with_copying)
+    attribution = attribution_text(version, n_stamps, with_copying)
+    if extra_items:
+        attribution += extra_attribution_text(extra_version, sorted(extra_items, key=lambda it: str(it["id"])))
     write_if_changed(out / "ATTRIBUTION.md", attribution.encode("utf-8"))
     return decisions, items
 
@@ -468,6 +553,7 @@ def summary(
         d.reason.split(":")[0] for d in decisions if not d.keep and d.by == "rule"
     )
     per_cat = Counter(str(it["category"]) for it in items)
+    per_pkg = Counter(str(it.get("package")) for it in items)
     size = sum(p.stat().st_size for p in (out / "photos").glob("*.jpg"))
     lines = [
         f"stamps: {len(decisions)}  kept: {len(items)} (rule {kept_by['rule']}, "
@@ -475,6 +561,7 @@ def summary(
         f"dropped by rule: {dropped_by['rule']}  dropped by review: {dropped_by['review']}",
         "rule drops: " + ", ".join(f"{k} {v}" for k, v in sorted(rule_reasons.items())),
         "per category: " + ", ".join(f"{k} {v}" for k, v in sorted(per_cat.items())),
+        "per package: " + ", ".join(f"{k} {v}" for k, v in sorted(per_pkg.items())),
         f"photos: {size / 1e6:.2f} MB in {out / 'photos'}",
     ]
     return "\n".join(lines)
@@ -507,12 +594,36 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="the .deb, to read the version with dpkg-deb -f (default: changelog)",
     )
+    ap.add_argument(
+        "--extra",
+        type=Path,
+        default=REPO / "training" / "gallery_extra.json",
+        help=f"reviewed photographs from {gcompris.PACKAGE} to add (JSON)",
+    )
+    ap.add_argument(
+        "--gcompris",
+        type=Path,
+        default=None,
+        help="extracted usr/share/gcompris-qt/rcc (default: "
+        + " or ".join(str(d) for d in gcompris.DEFAULT_RCC_DIRS)
+        + ")",
+    )
+    ap.add_argument(
+        "--no-extra", action="store_true", help="the Tux Paint photographs only"
+    )
     args = ap.parse_args(argv)
 
     stamps_dir = args.stamps or default_stamps_dir()
     if stamps_dir is None or not stamps_dir.is_dir():
         ap.error(
             f"stamps folder not found: {stamps_dir or ' / '.join(map(str, DEFAULT_STAMP_DIRS))}"
+        )
+    extra = [] if args.no_extra else gcompris.load_extra(args.extra)
+    rcc_dir = args.gcompris or gcompris.default_rcc_dir()
+    if extra and (rcc_dir is None or not rcc_dir.is_dir()):
+        ap.error(
+            f"{gcompris.PACKAGE} rcc folder not found: {rcc_dir or ' / '.join(map(str, gcompris.DEFAULT_RCC_DIRS))}"
+            + f" (extract the package, see training/gcompris.py, or pass --no-extra)"
         )
     decisions, items = build(
         stamps_dir,
@@ -521,6 +632,8 @@ def main(argv: list[str] | None = None) -> int:
         args.size,
         args.quality,
         args.deb,
+        extra,
+        rcc_dir,
     )
     print(summary(decisions, items, args.out))
     return 0

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -82,13 +83,20 @@ def main(argv: list[str] | None = None) -> dict:
         sources, _ = load_sources(a.data_root, True, 40, EdgeCache(), use_gallery=True, use_doodles=a.use_doodles)
     rng = np.random.default_rng(a.seed)
     index = {c: i for i, c in enumerate(classes)}
-    sketches, labels = [], []
+    sketches, labels, unknown = [], [], Counter()
     for s in sources:
         for i in np.sort(rng.permutation(len(s.data.sketches))[: a.max_per_source]):
+            label = s.data.photo_labels[s.data.sketches[int(i)].photo]
+            if label not in index:  # a source of kinds this head was never given (e.g. the gallery for chairv2)
+                unknown[s.name] += 1
+                continue
             sketches.append(s.sketch(int(i)))
-            labels.append(index[s.data.photo_labels[s.data.sketches[int(i)].photo]])
+            labels.append(index[label])
+    if not labels:
+        raise SystemExit(f"{a.teacher}: none of the training sketches has one of its classes {classes}")
     y = torch.tensor(labels)
-    report: dict = {"sketches": len(y), "sources": [s.name for s in sources], "git_sha": git_sha()}
+    report: dict = {"sketches": len(y), "sources": [s.name for s in sources], "skipped_unknown_class": dict(unknown),
+                    "git_sha": git_sha()}
     cache = out / "teacher_features.pt"  # the teacher pass is the slow part (minutes at 224 px)
     cached = load_checkpoint(cache) if cache.is_file() else {}
     if cached.get("n") == len(y):
