@@ -175,8 +175,10 @@ def test_shipped_category_map_names_real_gallery_photos() -> None:
     assert named and set(named) <= ids
     resolved = doodle_classes()
     assert set(resolved) == set(rules)  # every reviewed category maps to at least one photo
+    # the folder rule takes the GCompris photos filed in the Tux Paint folder of their kind
     assert {meta[i]["id"] for i in resolved["cat"]} == {"animals-lion-2", "animals-mammals-cats-lion", "animals-tiger",
-                                                         "animals-tiger-sumatran"}
+                                                         "animals-tiger-sumatran", "gcompris-cheetah", "gcompris-farm-cat",
+                                                         "gcompris-kitten"}
 
 
 def test_doodle_fit_and_val_split_the_training_doodles(fake_gallery) -> None:
