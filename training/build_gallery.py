@@ -340,15 +340,15 @@ def jpeg_bytes(im: Image.Image, quality: int) -> bytes:
 
 
 # --- package facts and output files -----------------------------------------------------
-def package_version(stamps_dir: Path, deb: Path | None = None, package: str = PACKAGE) -> str:
+def package_version(data_dir: Path, deb: Path | None = None, package: str = PACKAGE) -> str:
     """The package's version: from ``--deb`` (dpkg-deb -f), the extracted changelog (``usr/share/doc``
-    two levels above ``stamps_dir``), or dpkg."""
+    two levels above ``data_dir``, e.g. ``usr/share/tuxpaint/stamps``), or dpkg."""
     if deb is not None:
         cmd = ["dpkg-deb", "-f", str(deb), "Version"]
         out = subprocess.run(cmd, check=False, capture_output=True, text=True)
         if out.returncode == 0 and out.stdout.strip():
             return out.stdout.strip()
-    changelog = stamps_dir.parent.parent / "doc" / package / "changelog.Debian.gz"
+    changelog = data_dir.parent.parent / "doc" / package / "changelog.Debian.gz"
     if changelog.is_file():
         with gzip.open(changelog, "rt", encoding="utf-8", errors="replace") as f:
             m = re.match(r"\S+ \(([^)]+)\)", f.readline())
