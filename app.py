@@ -335,7 +335,9 @@ def gallery_items(res: RetrievalResult) -> list[tuple[str, str]]:
     for h in res.hits:
         p = Path(h.path)
         credit = photo_credits(str(p.parent)).get(p.name)
-        out.append((h.path, f"#{h.rank} {h.label or p.stem} · {h.score:.2f}" + (f" · © {credit}" if credit else "")))
+        if credit and not credit.startswith("©"):  # some authors already write "© 2014 ..."
+            credit = "© " + credit
+        out.append((h.path, f"#{h.rank} {h.label or p.stem} · {h.score:.2f}" + (f" · {credit}" if credit else "")))
     return out
 
 

@@ -240,9 +240,10 @@ def test_result_captions_credit_photographers(app, tmp_path):
     assert credits["gcompris-kitten.jpg"] == "GalgenTX, CC-BY-2.0"  # a CC-BY photo shows its author
     assert "animals-clownfish.jpg" not in credits  # Tux Paint stamps: one GPL notice in ATTRIBUTION.md
     hits = [SimpleNamespace(path=str(REPO / "gallery" / "photos" / f), rank=i + 1, label="x", score=0.5)
-            for i, f in enumerate(["gcompris-kitten.jpg", "animals-clownfish.jpg"])]
+            for i, f in enumerate(["gcompris-kitten.jpg", "animals-clownfish.jpg", "gcompris-butterfly.jpg"])]
     caps = [c for _, c in app.gallery_items(SimpleNamespace(hits=hits))]
-    assert caps == ["#1 x · 0.50 · © GalgenTX, CC-BY-2.0", "#2 x · 0.50"]
+    assert caps == ["#1 x · 0.50 · © GalgenTX, CC-BY-2.0", "#2 x · 0.50",
+                    "#3 x · 0.50 · © 2014 Jee & Rani Nature Photography, CC-BY-SA-4.0"]  # its author writes the ©
     (tmp_path / "metadata.json").write_text("[1, 2]")  # a user's own, unrelated metadata.json
     assert app.photo_credits(str(tmp_path)) == {}
 
