@@ -317,17 +317,20 @@ def photo_credits(photo_dir: str) -> dict[str, str]:
     """Photo file name -> "author, licence" for the photos whose ``metadata.json`` (beside the folder or
     in it) names an author: the default gallery's GCompris photos, whose CC-BY licences ask for credit
     where the photo is shown. Empty for folders without such a file."""
+    # which metadata.json belongs to a folder follows sketchdown.gallery._labels_for (labels, categories);
+    # credits are looked up here rather than stored in the index so the index format stays as measured
     root = Path(photo_dir)
-    for meta in (root / "metadata.json", root.parent / "metadata.json"):
-        if not meta.is_file():
-            continue
-        try:
-            items = json.loads(meta.read_text("utf-8")).get("items", [])
-        except (OSError, ValueError, AttributeError):
-            return {}  # someone else's metadata.json: no credits rather than no results
-        return {Path(str(it["file"])).name: f"{it['author']}, {it.get('license') or 'licence unknown'}"
-                for it in items if isinstance(it, dict) and it.get("author") and it.get("file")}
-    return {}
+    meta = root / "metadata.json"
+    if not meta.is_file() and root.name == "photos":  # the default gallery's layout: gallery/{photos/,metadata.json}
+        meta = root.parent / "metadata.json"
+    if not meta.is_file():
+        return {}
+    try:
+        items = json.loads(meta.read_text("utf-8")).get("items", [])
+    except (OSError, ValueError, AttributeError):
+        return {}  # someone else's metadata.json: no credits rather than no results
+    return {Path(str(it["file"])).name: f"{it['author']}, {it.get('license') or 'licence unknown'}"
+            for it in items if isinstance(it, dict) and it.get("author") and it.get("file")}
 
 
 def gallery_items(res: RetrievalResult) -> list[tuple[str, str]]:

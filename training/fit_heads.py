@@ -85,17 +85,16 @@ def main(argv: list[str] | None = None) -> dict:
     index = {c: i for i, c in enumerate(classes)}
     sketches, labels, unknown = [], [], Counter()
     for s in sources:
-        for i in np.sort(rng.permutation(len(s.data.sketches))[: a.max_per_source]):
-            label = s.data.photo_labels[s.data.sketches[int(i)].photo]
-            if label not in index:  # a source of kinds this head was never given (e.g. the gallery for chairv2)
-                unknown[s.name] += 1
-                continue
+        # only sketches of kinds this head has (the gallery's are not among chairv2's 11), then the sample
+        known = np.array([i for i, it in enumerate(s.data.sketches) if s.data.photo_labels[it.photo] in index], np.int64)
+        unknown[s.name] = len(s.data.sketches) - len(known)
+        for i in np.sort(known[rng.permutation(len(known))[: a.max_per_source]]):
             sketches.append(s.sketch(int(i)))
-            labels.append(index[label])
+            labels.append(index[s.data.photo_labels[s.data.sketches[int(i)].photo]])
     if not labels:
         raise SystemExit(f"{a.teacher}: none of the training sketches has one of its classes {classes}")
     y = torch.tensor(labels)
-    report: dict = {"sketches": len(y), "sources": [s.name for s in sources], "skipped_unknown_class": dict(unknown),
+    report: dict = {"sketches": len(y), "sources": [s.name for s in sources], "skipped_unknown_class": {k: v for k, v in unknown.items() if v},
                     "git_sha": git_sha()}
     cache = out / "teacher_features.pt"  # the teacher pass is the slow part (minutes at 224 px)
     cached = load_checkpoint(cache) if cache.is_file() else {}
