@@ -31,12 +31,13 @@ def main(argv: list[str] | None = None) -> dict:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--weights", default=str(REPO / "weights" / "default"))
     p.add_argument("--gallery", default=str(REPO / "gallery" / "photos"))
+    p.add_argument("--index", default=None, help="the gallery index folder (default: the one per folder and weights)")
     p.add_argument("--kinds", default="fish,cat,guitar")
     p.add_argument("--k", type=int, default=5)
     p.add_argument("--no-hog", action="store_true", help="rank by the network alone")
     a = p.parse_args(argv)
     bundle = load_bundle(a.weights)
-    r = Retriever.from_folder(bundle, a.gallery, rebuild="never")
+    r = Retriever.from_folder(bundle, a.gallery, a.index, rebuild="never")
     kinds = [k.strip() for k in a.kinds.split(",") if k.strip()]
     doodles = load_doodles("heldout", Path(a.gallery).parent)
     assert doodles.positives is not None  # category-level pairs

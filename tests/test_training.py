@@ -257,6 +257,11 @@ def test_default_lam_rule_against_a_hand_made_cv_table():
     assert export.lam_within(cv, (0.0, 0.05, 0.1, 0.2), 2.0) == 0.2
     assert export.lam_within(cv, (0.0, 0.05, 0.1, 0.2), 1.0) == 0.05
     assert export.lam_within(cv, (0.0, 0.05, 0.1), 0.0) == 0.0
+    # a CV that also held out doodles: their Acc@5 must stay within the tolerance as well
+    doodles = {"0.0": 48.5, "0.05": 49.2, "0.1": 48.5, "0.2": 45.9}
+    cv["held_out_doodles"] = {k: {"acc5_full": v} for k, v in doodles.items()}
+    assert export.lam_within(cv, (0.0, 0.05, 0.1, 0.2), 2.0) == 0.05  # 0.2 now fails on doodles (45.9 < 46.5)
+    assert export.lam_within(cv, (0.0, 0.05, 0.1, 0.2), 3.0) == 0.2
 
 
 def test_reproduce_script_runs_every_stage_and_resumes(tmp_path):
@@ -287,3 +292,21 @@ def test_reproduce_script_runs_every_stage_and_resumes(tmp_path):
     assert p2.returncode == 0, p2.stderr[-3000:]
     assert p2.stderr.count("skipped") == len(stages)
     assert (r / "weights" / "manifest.json").read_bytes() == before
+
+
+def test_teacher_rows_survive_a_student_swap_only_when_the_teacher_is_unchanged():
+    def manifest(teacher_sha: str = "t1", alpha: float = 2.0, hog_cells: int = 16) -> dict:
+        rows = [{"model": "default/teacher@224", "acc@1": 30.0}, {"model": "default/teacher@224+HOG", "acc@1": 50.0},
+                {"model": "default/student@128", "acc@1": 17.0}]
+        return {"name": "default", "render": {"line_width": 3.0}, "hog": {"cells": [hog_cells]},
+                "files": {"teacher.safetensors": teacher_sha, "photo.safetensors": "p1", "student.safetensors": "s1"},
+                "components": {"teacher": {"file": "teacher.safetensors", "hog_alpha": alpha, "hog_alpha_category": alpha,
+                                           "encoder": {"arch": "lite2"}, "canvas_sizes": [224]},
+                               "photo": {"file": "photo.safetensors"}},
+                "metrics": {"chairv2-test": {"rows": rows}, "doodles-heldout": {"rows": rows[2:]}}}
+
+    kept = export.teacher_rows(manifest(), manifest() | {"metrics": {}})
+    assert kept == {"chairv2-test": {"rows": manifest()["metrics"]["chairv2-test"]["rows"][:2]}}
+    # any change to what the teacher's rows measured drops them all
+    for changed in (manifest(teacher_sha="t2"), manifest(alpha=1.5), manifest(hog_cells=32), manifest() | {"name": "other"}):
+        assert export.teacher_rows(manifest(), changed) == {}

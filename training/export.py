@@ -162,16 +162,39 @@ def export(name: str, teacher: str, students: dict[str, str], selector: str | No
             if bname in manifest["components"]:
                 manifest["components"][bname]["hog_alpha"] = float(alpha)
         manifest["provenance"]["fusion"] = {"val": fz["val"]} | ({"val_category": fz["val_category"]} if "val_category" in fz else {})
+    if Path(teacher).is_dir():
+        manifest["metrics"] = teacher_rows(read_manifest(teacher), manifest)
     write_manifest(tmp, manifest)
     return _replace(tmp, out)
 
 
+def teacher_rows(src: dict, new: dict) -> dict:
+    """The metric rows of ``src``'s full network that still describe ``new``'s: same set name, same teacher and
+    photo files (sha256), same HOG spec and teacher HOG weights, same rendering. A student swap then re-measures
+    only the students' rows (``make_results --reuse``), not the teacher's, which are the slowest."""
+    def teacher_view(m: dict) -> tuple:
+        t, ph = m["components"]["teacher"], m["components"]["photo"]
+        return (m["name"], m["files"].get(t["file"]), m["files"].get(ph["file"]), json.dumps(m.get("hog"), sort_keys=True),
+                t.get("hog_alpha"), t.get("hog_alpha_category"), json.dumps(m.get("render"), sort_keys=True),
+                json.dumps(t["encoder"], sort_keys=True), t["canvas_sizes"])
+    if "teacher" not in src.get("components", {}) or teacher_view(src) != teacher_view(new):
+        return {}
+    prefix = f"{new['name']}/teacher@"
+    kept = {d: {"rows": [r for r in v.get("rows", []) if r["model"].startswith(prefix)]} for d, v in src.get("metrics", {}).items()}
+    return {d: v for d, v in kept.items() if v["rows"]}
+
+
 def lam_within(cv: dict, lams: tuple[float, ...], tol: float) -> float:
     """The largest of ``lams`` whose held-out Acc@1 (train_selector's ``cv.json``, complete sketches) is within
-    ``tol`` points of the smallest one's (lambda_F = 0): the rule that picks a set's default lambda_F before test is looked at."""
-    held = cv["held_out"]
-    ref = held[str(float(min(lams)))]["acc1_full"]
-    ok = [lam for lam in lams if held[str(float(lam))]["acc1_full"] >= ref - tol]
+    ``tol`` points of the smallest one's (lambda_F = 0): the rule that picks a set's default lambda_F before test is looked at.
+    Where the CV also held out doodles (``--doodle-variants``), their Acc@5 must stay within ``tol`` too
+    (session 7 applied this by hand to ``weights/default``)."""
+    key = str(float(min(lams)))
+    checks = [(cv["held_out"], "acc1_full")]
+    if "held_out_doodles" in cv:
+        checks.append((cv["held_out_doodles"], "acc5_full"))
+    ok = [lam for lam in lams
+          if all(held[str(float(lam))][m] >= held[key][m] - tol for held, m in checks)]
     return max(ok)
 
 
@@ -186,7 +209,8 @@ def main(argv: list[str] | None = None) -> Path:
     p.add_argument("--lams", default=None, help="comma-separated lambda_F values the app offers")
     p.add_argument("--default-lam", type=float, default=None, help="the app's starting lambda_F (default: the middle one)")
     p.add_argument("--default-lam-tol", type=float, default=None,
-                   help="instead: the largest of --lams within this many held-out Acc@1 of the smallest (cv.json beside --selector)")
+                   help="instead: the largest of --lams within this many held-out Acc@1 (and doodle Acc@5, where the CV "
+                        "held doodles out) of the smallest (cv.json beside --selector)")
     p.add_argument("--fusion", default=None, help="fit_fusion's fusion.json: fuse HOG into the branches it names")
     p.add_argument("--out", required=True)
     a = p.parse_args(argv)
@@ -199,7 +223,8 @@ def main(argv: list[str] | None = None) -> Path:
         if not cv_path.is_file():
             p.error(f"--default-lam-tol: {cv_path} not found (train the selector with --folds > 1)")
         a.default_lam = lam_within(json.loads(cv_path.read_text()), lams, a.default_lam_tol)
-        print(f"default lambda_F {a.default_lam:g} (held-out Acc@1 within {a.default_lam_tol:g} of lambda_F = {min(lams):g})")
+        print(f"default lambda_F {a.default_lam:g} (held-out Acc@1, and doodle Acc@5 where held out, within "
+              f"{a.default_lam_tol:g} of lambda_F = {min(lams):g})")
     if a.base:
         if not a.selector or a.teacher or a.student or a.fusion:
             p.error("--base swaps the selector only: give --selector (and no --teacher/--student/--fusion)")
