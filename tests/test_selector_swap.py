@@ -222,3 +222,28 @@ def test_reuse_needs_the_same_conditions(smoke_weights: Path, tmp_path: Path, ph
 def test_export_base_needs_a_selector(smoke_weights: Path, tmp_path: Path) -> None:
     with pytest.raises(SystemExit):
         export.main(["--base", str(smoke_weights), "--out", str(tmp_path / "w")])
+
+
+def test_reuse_on_raster_sketches_leaves_the_manifest_alone(smoke_weights: Path, tmp_path: Path, photo_writer,
+                                                            isolated_cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The selector has no rows on raster sketches (no strokes): a --reuse run finds nothing missing and
+    does not rewrite the manifest (it used to, every time, reordering its JSON)."""
+    from sketchdown.render import render_sketch
+    from sketchdown.sketch import from_raster
+
+    w = tmp_path / "w"
+    shutil.copytree(smoke_weights, w)
+    vec = _vector_pairs(tmp_path / "data", photo_writer)
+    items = [SketchItem(it.name, from_raster((255 * render_sketch(it.sketch, 48)).astype(np.uint8)), it.photo)
+             for it in vec.sketches]
+    data = PairedDataset("mine", items, vec.photos, vec.photo_labels)
+    monkeypatch.setattr(make_results, "load_dataset", lambda name, **kw: data)
+    monkeypatch.setattr(make_results, "library_version", lambda: "tree-under-test")
+    args = ["--weights", str(w), "--dataset", "mine", "--prefix-steps", "0", "--results", str(tmp_path / "R.md")]
+    first = make_results.main(args)
+    assert first and not any("+selector(" in r["model"] for r in first)
+    before = (w / "manifest.json").read_bytes()
+    mtime = (w / "manifest.json").stat().st_mtime_ns
+    second = make_results.main([*args, "--reuse"])
+    assert all(r.get("reused") for r in second) and [r["model"] for r in second] == [r["model"] for r in first]
+    assert (w / "manifest.json").stat().st_mtime_ns == mtime and (w / "manifest.json").read_bytes() == before
