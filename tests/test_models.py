@@ -172,3 +172,27 @@ def test_tradeoff_selector_logits_mirror_the_reward() -> None:
     assert "costs" in sel.state_dict() and "log_tau" in sel.state_dict()
     with pytest.raises(ValueError, match="one value per canvas"):
         CanvasSelector(3, hidden=8, costs=costs)
+
+
+def test_vgg16_trunk_is_heds_and_takes_the_library_input() -> None:
+    """The VGG-16 backbone loads HED's trunk by name and, fed the library's [-1, 1] RGB, computes exactly what
+    HED's own trunk computes on HED's Caffe-style input (BGR, 0..255, mean removed) of the same image."""
+    import numpy as np
+
+    from sketchdown.hed import hed_preprocess
+    from sketchdown.photo import load_hed
+
+    enc = build_encoder(EncoderConfig("vgg16", embed_dim=8), weights="imagenet")
+    hed = load_hed()
+    for i in range(1, 6):
+        for a, b in zip(getattr(enc.backbone, f"block{i}").state_dict().values(),
+                        getattr(hed, f"block{i}").state_dict().values(), strict=True):
+            assert torch.equal(a, b)
+    img = np.random.default_rng(0).integers(0, 256, (40, 40, 3), dtype=np.uint8)
+    ours = torch.from_numpy(img.astype(np.float32) / 127.5 - 1).permute(2, 0, 1)[None]
+    with torch.inference_mode():
+        x = hed_preprocess(img)
+        ref = hed.block5(hed.block4(hed.block3(hed.block2(hed.block1(x)))))
+        got = enc.backbone(ours)
+    assert got.shape == (1, 512, 3, 3)
+    torch.testing.assert_close(got, ref, rtol=1e-4, atol=1e-3)

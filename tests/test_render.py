@@ -133,3 +133,21 @@ def test_rgb_to_tensor() -> None:
     assert t.shape == (1, 3, 4, 5)
     assert t[0, 0, 0, 0] == 1.0 and t[0, 1, 0, 0] == -1.0
     np.testing.assert_allclose(t[0, :, 1, 2].numpy(), [-1.0, 128 / 127.5 - 1, 1.0], atol=1e-6)
+
+
+def test_render_sketch_sizes_equals_render_sketch() -> None:
+    """Drawing once and downsampling gives exactly the per-size renders (vector, above the reference size,
+    and raster sketches)."""
+    from sketchdown.render import render_sketch_sizes
+
+    rng = np.random.default_rng(3)
+    vec = Sketch(tuple(rng.uniform(0, 200, (int(n), 2)).astype(np.float32) for n in (5, 1, 9)))
+    ras = Sketch((), raster=(rng.random((90, 70)) > 0.97).astype(np.uint8) * 255)
+    sizes = (32, 64, 96, 128, 256, 300)
+    for sk in (vec, ras):
+        got = render_sketch_sizes(sk, sizes)
+        assert list(got) == list(sizes)
+        for s in sizes:
+            np.testing.assert_array_equal(got[s], render_sketch(sk, s))
+    with pytest.raises(ValueError, match="canvas size"):
+        render_sketch_sizes(vec, (32, 4))

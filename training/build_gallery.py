@@ -623,7 +623,7 @@ def main(argv: list[str] | None = None) -> int:
     if extra and (rcc_dir is None or not rcc_dir.is_dir()):
         ap.error(
             f"{gcompris.PACKAGE} rcc folder not found: {rcc_dir or ' / '.join(map(str, gcompris.DEFAULT_RCC_DIRS))}"
-            + f" (extract the package, see training/gcompris.py, or pass --no-extra)"
+            + " (extract the package, see training/gcompris.py, or pass --no-extra)"
         )
     decisions, items = build(
         stamps_dir,

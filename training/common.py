@@ -20,7 +20,7 @@ from sketchdown.data import PairedDataset, get_sketch, load_chairv2, load_doodle
 from sketchdown.hog import HogSpec
 from sketchdown.metrics import rank_of_true
 from sketchdown.photo import EdgeCache, PhotoSpec, photo_canvas
-from sketchdown.render import RenderSpec, ink_to_tensor, render_sketch
+from sketchdown.render import RenderSpec, ink_to_tensor, render_sketch, render_sketch_sizes
 from sketchdown.sketch import Sketch
 
 from .augment import augment_ink, augment_sketch
@@ -90,21 +90,54 @@ def allreduce_grads(params: list[torch.nn.Parameter], world: int) -> None:
 
 
 def freeze_early(encoder: torch.nn.Module, n_blocks: int) -> list[torch.nn.Module]:
-    """Freeze the stem and the first ``n_blocks`` blocks of a Lite backbone (weights and BN stats).
+    """Freeze the early layers of a backbone (weights and BN stats): a Lite backbone's stem and first
+    ``n_blocks`` blocks, or VGG-16's first ``n_blocks`` blocks (the backbone's ``early_modules``).
 
     The high-resolution early layers hold generic edge features and cost most of the backward
     pass; freezing them buys ~2x training speed on a CPU and guards 300 photos against overfitting.
     Returns the frozen modules (callers put them back in eval mode after ``.train()``).
     """
     bb = encoder.backbone
-    if n_blocks <= 0 or not hasattr(bb, "blocks"):
+    if n_blocks <= 0 or not hasattr(bb, "early_modules"):
         return []
-    mods = [bb.conv_stem, bb.bn0, *list(bb.blocks)[:n_blocks]]
+    mods = bb.early_modules(n_blocks)
     for m in mods:
         for p in m.parameters():
             p.requires_grad_(False)
         m.eval()
     return mods
+
+
+def autocast(device: torch.device, enabled: bool = True) -> torch.autocast:
+    """bf16 autocast on CUDA (VGG-16's convolutions run ~2x faster than in TF32); a no-op on the CPU."""
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=enabled and device.type == "cuda")
+
+
+def configure_device(device: torch.device) -> None:
+    """Fixed input sizes: let cuDNN pick its fastest algorithms; TF32 where fp32 remains."""
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+
+
+class Budget:
+    """Training progress in [0, 1] by steps or wall-clock, whichever is further: ``max(step / steps,
+    elapsed / seconds)``. With ``seconds`` 0 it is the step count alone. A run given a time budget
+    still finishes its learning-rate schedule (and validates at the end) when the machine is slower
+    than planned, instead of being killed mid-schedule."""
+
+    def __init__(self, steps: int, seconds: float = 0.0) -> None:
+        self.steps, self.seconds, self.t0 = steps, seconds, time.time()
+
+    def progress(self, step: int) -> float:
+        p = step / max(1, self.steps)
+        if self.seconds > 0:
+            p = max(p, (time.time() - self.t0) / self.seconds)
+        return min(1.0, p)
+
+    def done(self, step: int) -> bool:
+        return self.progress(step) >= 1.0
 
 
 def seed_all(seed: int) -> None:
@@ -287,6 +320,19 @@ def sketch_tensor(sketches: list[Sketch], size: int, render: RenderSpec, flips: 
     return ink_to_tensor(sketch_canvases(sketches, size, render, flips))
 
 
+def sketch_tensors(sketches: list[Sketch], sizes: tuple[int, ...], render: RenderSpec,
+                   flips: np.ndarray | None = None) -> dict[int, torch.Tensor]:
+    """``sketch_tensor`` at every size in ``sizes`` (float32 (B, 3, S, S) each), each sketch drawn once."""
+    per = [render_sketch_sizes(s, sizes, render) for s in sketches]
+    out = {}
+    for size in sizes:
+        canv = [p[size] for p in per]
+        if flips is not None:
+            canv = [c[:, ::-1] if f else c for c, f in zip(canv, flips, strict=True)]
+        out[size] = ink_to_tensor(np.stack(canv))
+    return out
+
+
 def photo_tensor(inks: list[np.ndarray], spec: PhotoSpec, render: RenderSpec, flips: np.ndarray | None = None) -> torch.Tensor:
     canv = [photo_canvas(i, spec, render) for i in inks]
     if flips is not None:
@@ -298,7 +344,8 @@ def photo_tensor(inks: list[np.ndarray], spec: PhotoSpec, render: RenderSpec, fl
 def encode_photos(encoder: torch.nn.Module, inks: list[np.ndarray], spec: PhotoSpec, render: RenderSpec, bs: int = 32) -> torch.Tensor:
     was = encoder.training
     encoder.eval()
-    out = [encoder(photo_tensor(inks[i : i + bs], spec, render)) for i in range(0, len(inks), bs)]
+    dev = next(encoder.parameters()).device
+    out = [encoder(photo_tensor(inks[i : i + bs], spec, render).to(dev)).float().cpu() for i in range(0, len(inks), bs)]
     encoder.train(was)
     return torch.cat(out)
 
@@ -313,7 +360,9 @@ def evaluate_ranks(
     was = sketch_encoder.training
     sketch_encoder.eval()
     sks = [src.sketch(i) for i in range(len(src.data.sketches))]
-    embs = [sketch_encoder(sketch_tensor(sks[i : i + bs], size, render), canvas_index) for i in range(0, len(sks), bs)]
+    dev = next(sketch_encoder.parameters()).device
+    embs = [sketch_encoder(sketch_tensor(sks[i : i + bs], size, render).to(dev), canvas_index).float().cpu()
+            for i in range(0, len(sks), bs)]
     sketch_encoder.train(was)
     sims = (torch.cat(embs) @ photo_emb.T).numpy()
     if bias is not None:
@@ -419,8 +468,12 @@ def write_run_info(out: Path, config: Any) -> None:
     (out / "run.json").write_text(json.dumps(info, indent=2) + "\n")
 
 
-def cosine_lr(step: int, total: int, base: float, warmup: int) -> float:
+def cosine_lr(step: int, total: int, base: float, warmup: int, progress: float | None = None) -> float:
+    """Linear warm-up over ``warmup`` steps, then a cosine from ``base`` to 0 at step ``total``, or at
+    ``progress`` 1 when a :class:`Budget`'s progress is given (it may run ahead of the steps)."""
     if step < warmup:
         return float(base * (step + 1) / warmup)
     t = (step - warmup) / max(1, total - warmup)
+    if progress is not None:
+        t = max(t, progress)
     return float(base * 0.5 * (1 + np.cos(np.pi * min(1.0, t))))

@@ -46,9 +46,12 @@ from sketchdown.photo import EdgeCache, PhotoSpec
 from sketchdown.render import RenderSpec
 
 from .common import (
+    Budget,
     allreduce_grads,
     apply_smoke,
+    autocast,
     checkpoint_step,
+    configure_device,
     cosine_lr,
     encode_photos,
     evaluate_ranks,
@@ -67,9 +70,10 @@ from .common import (
     seed_all,
     set_threads,
     sketch_canvases,
-    sketch_tensor,
+    sketch_tensors,
     write_run_info,
 )
+from .loader import batches, default_workers
 from .synthetic import category_level, synthetic_source
 
 
@@ -106,6 +110,8 @@ class DistillConfig:
     doodle_val_per_class: int = 8  # doodles per kind in that validation split (speed)
     init: str = ""  # start from this student checkpoint or weight-set folder (same arch and canvases; head fresh)
     init_branch: str = "student"  # the sketch branch to start from when --init is a weight-set folder
+    workers: int = -1  # batch-rendering processes (-1: 0 on CPU, up to 6 on a GPU)
+    time_budget_s: float = 0.0  # > 0: the schedule ends at this wall-clock time if the steps have not (common.Budget)
     seed: int = 0
     device: str = "auto"
     smoke: bool = False
@@ -119,6 +125,7 @@ def main(argv: list[str] | None = None) -> dict:
     d = init_distributed()
     seed_all(cfg.seed + d.rank)
     device = pick_device(cfg.device)
+    configure_device(device)
     out = Path(cfg.out)
     render = RenderSpec()
 
@@ -141,8 +148,8 @@ def main(argv: list[str] | None = None) -> dict:
     elif cfg.doodle_val:  # smoke: a synthetic category-level split stands in
         vals.append(category_level(synthetic_source(6, seed=3, name="doodles-val")))
     class_index = {c: i for i, c in enumerate(classes)}
-    t_sk.to(device).eval()
-    t_ph.to(device).eval()
+    t_sk.to(device, memory_format=torch.channels_last).eval()
+    t_ph.to(device, memory_format=torch.channels_last).eval()
     if d.main:
         write_run_info(out, cfg)
 
@@ -165,7 +172,7 @@ def main(argv: list[str] | None = None) -> dict:
         val_bias = alpha * sketch_hogs(val_sketches, hog_spec, render) @ photo_hog[val.name][0].T
 
     w = "imagenet" if cfg.pretrained and cfg.arch.startswith("lite") else None
-    n_cls = len(classes) if cfg.cls_weight > 0 else 0
+    n_cls = len(classes) if cfg.cls_weight > 0 and classes else 0
     enc_cfg = EncoderConfig(cfg.arch, int(t_ph.proj.out_features), len(cfg.canvases), n_cls)
     student = build_encoder(enc_cfg, weights=None if cfg.init else w)
     if cfg.init:
@@ -185,40 +192,53 @@ def main(argv: list[str] | None = None) -> dict:
         step, best, history = ck["step"], ck["best"], json.loads(ck["history"])
         if d.main:
             print(f"resumed at step {step}", file=sys.stderr)
-    rng = np.random.default_rng(cfg.seed * 1000 + d.rank + step)
-    bar = tqdm(total=cfg.steps, initial=step, disable=not d.main, desc=f"student kd={cfg.kd_weight:g}", mininterval=5)
-    t0 = time.time()
-    cl = torch.channels_last
-    while step < cfg.steps:
+    sizes = tuple(dict.fromkeys([*cfg.canvases, *([t_canvas] if cfg.kd_weight > 0 else [])]))
+
+    def make(rng: np.random.Generator) -> dict:
         src = pick_source(sources, cfg.mix, rng)
         b = sample_batch(src, cfg.batch, rng, class_index)
-        pe, pe_flip = photo_emb[src.name]
-        idx = torch.as_tensor(b.photo_ids)
-        flips = torch.as_tensor(b.flips)[:, None]
-        P = torch.where(flips, pe_flip[idx], pe[idx]).to(device)
-        for g in opt.param_groups:
-            g["lr"] = cosine_lr(step, cfg.steps, cfg.lr, cfg.warmup)
-        bias = None
+        batch = {"x": sketch_tensors(b.sketches, sizes, render, b.flips), "src": src.name, "labels": b.labels,
+                 "photo_ids": torch.as_tensor(b.photo_ids), "flips": torch.as_tensor(b.flips)}
         if hog_spec is not None and src.name in fused:
             ph, ph_flip = photo_hog[src.name]
             hp = np.where(b.flips[:, None], ph_flip[b.photo_ids], ph[b.photo_ids])
             hs = hog_descriptor(sketch_canvases(b.sketches, hog_spec.size, render, b.flips), hog_spec)
-            bias = torch.from_numpy(alpha * hs @ hp.T).float().to(device)
+            batch["bias"] = torch.from_numpy(alpha * hs @ hp.T).float()
+        return batch
+
+    stream = batches(make, cfg.seed * 1000 + d.rank + step, default_workers(device, cfg.workers))
+    budget = Budget(cfg.steps, cfg.time_budget_s)
+    bar = tqdm(total=cfg.steps, initial=step, disable=not d.main, desc=f"student kd={cfg.kd_weight:g}", mininterval=5)
+    t0 = time.time()
+    cl = torch.channels_last
+    while not budget.done(step):
+        b = next(stream)
+        pe, pe_flip = photo_emb[b["src"]]
+        idx, flips = b["photo_ids"], b["flips"][:, None]
+        P = torch.where(flips, pe_flip[idx], pe[idx]).to(device)
+        for g in opt.param_groups:
+            g["lr"] = cosine_lr(step, cfg.steps, cfg.lr, cfg.warmup, budget.progress(step))
+        bias = b["bias"].to(device) if "bias" in b else None
+        x = {c: t.to(device, memory_format=cl, non_blocking=True) for c, t in b["x"].items()}
         T = T_logits = None
         if cfg.kd_weight > 0:
-            with torch.no_grad():
-                T, T_logits = t_sk.forward_with_logits(sketch_tensor(b.sketches, t_canvas, render, b.flips).to(device, memory_format=cl))
-        lab = b.labels.to(device)
+            with torch.no_grad(), autocast(device):
+                T, T_logits = t_sk.forward_with_logits(x[t_canvas])
+            T = T.float()
+        lab = b["labels"].to(device)
         loss = torch.zeros((), device=device)
         for ci, c in enumerate(cfg.canvases):
-            s, logits = student.forward_with_logits(sketch_tensor(b.sketches, c, render, b.flips).to(device, memory_format=cl), ci)
+            with autocast(device):
+                s, logits = student.forward_with_logits(x[c], ci)
+            s = s.float()
             lc = info_nce(s, P, cfg.temperature, bias) + triplet_loss(s, P, cfg.margin, bias)
             if T is not None:
                 lc = lc + cfg.kd_weight * cross_modal_kd(s, P, T, P, cfg.kd_delta)
             if logits is not None and (lab >= 0).any():
+                logits = logits.float()
                 lc = lc + cfg.cls_weight * F.cross_entropy(logits[lab >= 0], lab[lab >= 0], label_smoothing=0.1)
                 if T_logits is not None:
-                    lc = lc + cfg.cls_weight * hinton_kd(logits, T_logits, cfg.hinton_t)
+                    lc = lc + cfg.cls_weight * hinton_kd(logits, T_logits.float(), cfg.hinton_t)
             loss = loss + lc / len(cfg.canvases)
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -228,7 +248,7 @@ def main(argv: list[str] | None = None) -> dict:
         step += 1
         bar.update(1)
         bar.set_postfix(loss=f"{loss.item():.3f}")
-        if d.main and (step % cfg.val_every == 0 or step == cfg.steps):
+        if d.main and (step % cfg.val_every == 0 or step == cfg.steps or budget.done(step)):
             m = {"step": step, "loss": round(float(loss.item()), 4), "elapsed_s": round(time.time() - t0, 1)}
             score = 0.0
             for ci, c in enumerate(cfg.canvases):

@@ -1,6 +1,12 @@
-"""Train the teacher ("full network"): two EfficientNet-Lite branches (sketch; photo HED edges),
-ImageNet-initialised (or ``--init`` from an earlier teacher), in-batch InfoNCE + triplet loss, plus a
-sketch category head over the classes of the sources used (ChairV2, Sketchy10, gallery pseudo-sketches).
+"""Train the teacher ("full network"): a sketch branch and a photo branch (the photo's HED edge map,
+drawn like a sketch), in-batch InfoNCE + triplet loss, plus a sketch category head over the classes of
+the sources used (ChairV2, Sketchy10, gallery pseudo-sketches) when ``--cls-weight`` > 0.
+
+Two families: EfficientNet-Lite (ImageNet init, the sets shipped before the VGG-16 full network) and
+the paper's VGG-16 Triplet-SN (``--arch vgg16 --canvas 256 --photo-size 256 --share-trunk``): one VGG-16
+trunk initialised from HED (ImageNet VGG-16 fine-tuned for edges), shared by both branches as in
+Triplet-SN, each branch with its own linear projection. ``--init`` starts from an earlier teacher.
+On a GPU (``--device auto``) batches are rendered in ``--workers`` processes and the networks run in bf16.
 
     python -m training.train_teacher --out runs/teacher            # real run (see training/README.md)
     python -m training.train_teacher --smoke --out /tmp/t          # seconds, synthetic data
@@ -23,13 +29,17 @@ from tqdm import tqdm
 from sketchdown.build import EncoderConfig, build_encoder
 from sketchdown.losses import info_nce, triplet_loss
 from sketchdown.metrics import summary
+from sketchdown.models import EmbeddingEncoder
 from sketchdown.photo import EdgeCache, PhotoSpec
 from sketchdown.render import RenderSpec
 
 from .common import (
+    Budget,
     allreduce_grads,
     apply_smoke,
+    autocast,
     checkpoint_step,
+    configure_device,
     cosine_lr,
     encode_photos,
     evaluate_ranks,
@@ -49,6 +59,9 @@ from .common import (
     source_classes,
     write_run_info,
 )
+from .loader import batches, default_workers
+
+PRETRAINED = ("lite0", "lite1", "lite2", "vgg16")  # archs with offline pretrained weights (sketchdown.build)
 
 
 @dataclass
@@ -74,6 +87,10 @@ class TeacherConfig:
     margin: float = 0.2
     cls_weight: float = 0.3
     freeze_blocks: int = 5  # stem + first blocks frozen (see common.freeze_early)
+    share_trunk: bool = False  # one backbone for sketches and photo edge maps (Triplet-SN), own projections
+    head_lr_mult: float = 1.0  # learning rate of the projections and category head, relative to --lr
+    workers: int = -1  # batch-rendering processes (-1: 0 on CPU, up to 6 on a GPU)
+    time_budget_s: float = 0.0  # > 0: the schedule ends at this wall-clock time if the steps have not (common.Budget)
     seed: int = 0
     device: str = "auto"
     smoke: bool = False
@@ -87,10 +104,30 @@ def parse(argv: list[str] | None) -> TeacherConfig:
 
 
 def build_teacher(cfg: TeacherConfig, pretrained: bool = True, *, num_classes: int) -> tuple[torch.nn.Module, torch.nn.Module]:
+    """(sketch branch, photo branch); with ``cfg.share_trunk`` both hold the same backbone module."""
     w = "imagenet" if pretrained else None
     sk = build_encoder(EncoderConfig(cfg.arch, cfg.embed_dim, 1, num_classes), weights=w)
-    ph = build_encoder(EncoderConfig(cfg.arch, cfg.embed_dim, 1, 0), weights=w)
-    return sk, ph
+    if cfg.share_trunk:
+        return sk, EmbeddingEncoder(sk.backbone, int(sk.proj.in_features), cfg.embed_dim, 0).eval()
+    return sk, build_encoder(EncoderConfig(cfg.arch, cfg.embed_dim, 1, 0), weights=w)
+
+
+def teacher_params(sk: torch.nn.Module, ph: torch.nn.Module) -> list[torch.nn.Parameter]:
+    """Trainable parameters of both branches, each once (a shared trunk is listed once)."""
+    seen: dict[int, torch.nn.Parameter] = {}
+    for p in [*sk.parameters(), *ph.parameters()]:
+        if p.requires_grad:
+            seen.setdefault(id(p), p)
+    return list(seen.values())
+
+
+def param_groups(sk: torch.nn.Module, ph: torch.nn.Module, lr: float, head_mult: float) -> list[dict]:
+    """Backbone at ``lr``; projections and category head at ``lr * head_mult`` (fresh layers learn faster)."""
+    params = teacher_params(sk, ph)
+    heads = {id(p) for m in (sk, ph) for n, p in m.named_parameters() if not n.startswith("backbone.")}
+    groups = [{"params": [p for p in params if id(p) not in heads], "lr_mult": 1.0},
+              {"params": [p for p in params if id(p) in heads], "lr_mult": head_mult}]
+    return [g for g in groups if g["params"]]
 
 
 def init_from(sk: torch.nn.Module, ph: torch.nn.Module, path: str, classes: list[str]) -> None:
@@ -117,6 +154,7 @@ def main(argv: list[str] | None = None) -> dict:
     d = init_distributed()
     seed_all(cfg.seed + d.rank)
     device = pick_device(cfg.device)
+    configure_device(device)
     out = Path(cfg.out)
     render, pspec = RenderSpec(), PhotoSpec("hed", cfg.photo_size)
 
@@ -131,15 +169,16 @@ def main(argv: list[str] | None = None) -> dict:
 
     classes = source_classes(sources)
     class_index = {c: i for i, c in enumerate(classes)}
-    sk, ph = build_teacher(cfg, pretrained=cfg.arch.startswith("lite") and not cfg.init, num_classes=len(classes))
+    n_cls = len(classes) if cfg.cls_weight > 0 else 0
+    sk, ph = build_teacher(cfg, pretrained=cfg.arch in PRETRAINED and not cfg.init, num_classes=n_cls)
     if cfg.init:
         init_from(sk, ph, cfg.init, classes)
-    # channels_last: ~1.3x faster depthwise convolutions on CPU
+    # channels_last: ~1.3x faster depthwise convolutions on CPU, and the layout bf16 convolutions want on a GPU
     sk.to(device, memory_format=torch.channels_last).train()
     ph.to(device, memory_format=torch.channels_last).train()
     frozen = freeze_early(sk, cfg.freeze_blocks) + freeze_early(ph, cfg.freeze_blocks)
-    params = [p for p in list(sk.parameters()) + list(ph.parameters()) if p.requires_grad]
-    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    params = teacher_params(sk, ph)
+    opt = torch.optim.AdamW(param_groups(sk, ph, cfg.lr, cfg.head_lr_mult), lr=cfg.lr, weight_decay=cfg.weight_decay)
     step, best, history = 0, -1.0, []
     last = out / "last.pt"
     if last.is_file():  # resume
@@ -150,22 +189,33 @@ def main(argv: list[str] | None = None) -> dict:
         step, best, history = ck["step"], ck["best"], json.loads(ck["history"])
         if d.main:
             print(f"resumed at step {step}", file=sys.stderr)
-    rng = np.random.default_rng(cfg.seed * 1000 + d.rank + step)
-    bar = tqdm(total=cfg.steps, initial=step, disable=not d.main, desc="teacher", mininterval=5)
-    t0 = time.time()
-    while step < cfg.steps:
+
+    def make(rng: np.random.Generator) -> dict:
         src = pick_source(sources, cfg.mix, rng)
         b = sample_batch(src, cfg.batch, rng, class_index)
-        xs = sketch_tensor(b.sketches, cfg.canvas, render, b.flips).to(device, memory_format=torch.channels_last)
-        xp = photo_tensor(b.photo_ink, pspec, render, b.flips).to(device, memory_format=torch.channels_last)
+        return {"xs": sketch_tensor(b.sketches, cfg.canvas, render, b.flips),
+                "xp": photo_tensor(b.photo_ink, pspec, render, b.flips), "labels": b.labels, "src": src.name}
+
+    stream = batches(make, cfg.seed * 1000 + d.rank + step, default_workers(device, cfg.workers))
+    budget = Budget(cfg.steps, cfg.time_budget_s)
+    bar = tqdm(total=cfg.steps, initial=step, disable=not d.main, desc="teacher", mininterval=5)
+    t0 = time.time()
+    cl = torch.channels_last
+    while not budget.done(step):
+        b = next(stream)
+        xs = b["xs"].to(device, memory_format=cl, non_blocking=True)
+        xp = b["xp"].to(device, memory_format=cl, non_blocking=True)
+        lr = cosine_lr(step, cfg.steps, cfg.lr, cfg.warmup, budget.progress(step))
         for g in opt.param_groups:
-            g["lr"] = cosine_lr(step, cfg.steps, cfg.lr, cfg.warmup)
-        es, logits = sk.forward_with_logits(xs)
-        ep = ph(xp)
+            g["lr"] = lr * g.get("lr_mult", 1.0)
+        with autocast(device):
+            es, logits = sk.forward_with_logits(xs)
+            ep = ph(xp)
+        es, ep = es.float(), ep.float()
         loss = info_nce(es, ep, cfg.temperature) + triplet_loss(es, ep, cfg.margin)
-        lab = b.labels.to(device)
+        lab = b["labels"].to(device)
         if logits is not None and (lab >= 0).any():
-            loss = loss + cfg.cls_weight * F.cross_entropy(logits[lab >= 0], lab[lab >= 0], label_smoothing=0.1)
+            loss = loss + cfg.cls_weight * F.cross_entropy(logits.float()[lab >= 0], lab[lab >= 0], label_smoothing=0.1)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         if d.world > 1:
@@ -173,8 +223,8 @@ def main(argv: list[str] | None = None) -> dict:
         opt.step()
         step += 1
         bar.update(1)
-        bar.set_postfix(loss=f"{loss.item():.3f}", src=src.name[:6])
-        if d.main and (step % cfg.val_every == 0 or step == cfg.steps):
+        bar.set_postfix(loss=f"{loss.item():.3f}", src=b["src"][:6])
+        if d.main and (step % cfg.val_every == 0 or step == cfg.steps or budget.done(step)):
             pe = encode_photos(ph, val.photo_ink, pspec, render)
             m = summary(evaluate_ranks(sk, pe, val, cfg.canvas, render))
             score = m["acc@1"] + m["acc@10"]
@@ -184,7 +234,7 @@ def main(argv: list[str] | None = None) -> dict:
             state = dict(
                 sketch=sk.state_dict(), photo=ph.state_dict(), opt=opt.state_dict(), step=step,
                 best=max(best, score), history=json.dumps(history), config=json.dumps(dataclasses.asdict(cfg)),
-                classes=json.dumps(classes),
+                classes=json.dumps(classes if n_cls else []),
             )
             best = checkpoint_step(out, state, score, best)
             for m_ in frozen:  # evaluation put everything in train mode again

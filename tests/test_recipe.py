@@ -1,0 +1,126 @@
+"""The one-command recipe (training/recipe.py) in smoke mode, and its parts: packing checkpoints into
+bounded shards, time-budgeted schedules, off-loop batch making, the over-seeds evaluation summary."""
+
+from __future__ import annotations
+
+import json
+import statistics
+import time
+
+import numpy as np
+import pytest
+import torch
+
+from training import pack, recipe
+from training.common import Budget, cosine_lr, load_checkpoint, save_checkpoint
+from training.eval_runs import aggregate
+from training.loader import batches
+
+
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory):
+    d = tmp_path_factory.mktemp("recipe")
+    times = recipe.main(["--smoke", "--out", str(d / "run"), "--artifacts", str(d / "art")])
+    return d, times
+
+
+def test_recipe_runs_every_stage_and_resumes(smoke_run):
+    from sketchdown.bundle import load_bundle
+
+    d, times = smoke_run
+    run = d / "run"
+    assert list(times) == list(recipe.STAGES)
+    assert all((run / f"{s}.done").is_file() for s in recipe.STAGES)
+    # two teacher variants, the one with the better validation score kept
+    tj = json.loads((run / "teacher.json").read_text())
+    best = max(tj["variants"], key=lambda k: tj["variants"][k]["best_val"])
+    assert tj["chosen"] == best and set(tj["variants"]) == {"lr1e-4", "lr3e-5"}
+    # every (arch, KD) pair trained over 2 seeds, KD and no-KD alike; the kept one is the best on validation
+    kept = json.loads((run / "students.json").read_text())
+    assert set(kept) == {"student", "student-nokd", "student-mobilenetv2", "student-mobilenetv2-nokd"}
+    for name, ck in kept.items():
+        folder = (run / ck).parent.name
+        seeds = [run / "students" / folder.replace(folder[-3:], f"-s{s}") for s in range(2)]
+        vals = [json.loads((s / "result.json").read_text())["best_val"] for s in seeds]
+        assert json.loads(((run / ck).parent / "result.json").read_text())["best_val"] == max(vals), name
+    seeds = json.loads((run / "seeds" / "seeds.json").read_text())
+    assert len(seeds["runs"]) == 8 and seeds["groups"]["lite0-kd"]["seeds"] == 2
+    b = load_bundle(run / "weights")
+    assert b.full.name == "teacher" and b.full.encoder.backbone.__class__.__name__ == "VGGFeatures"
+    assert set(b.sketch) == {"teacher", *kept} and b.selector is not None
+    # the artifacts: packed checkpoints within the size bound, and the reports
+    art = sorted(p.name for p in (d / "art").iterdir())
+    assert "reports.tar.gz" in art and any(a.startswith("teacher-") for a in art) and any(a.startswith("students-") for a in art)
+    assert all(p.stat().st_size <= 16 << 20 for p in (d / "art").iterdir())
+    # a second run skips every finished stage
+    again = recipe.main(["--smoke", "--out", str(run)])
+    assert again == {}
+    assert "skipped" in (run / "recipe.log").read_text()
+
+
+def test_artifacts_restore_the_kept_checkpoints(smoke_run, tmp_path):
+    d, _ = smoke_run
+    pack.main(["unpack", "--src", str(d / "art"), "--prefix", "teacher", "--root", str(tmp_path)])
+    got, ref = load_checkpoint(tmp_path / "teacher.pt"), load_checkpoint(d / "run" / "teacher.pt")
+    for k in ("sketch", "photo"):
+        for n, t in ref[k].items():
+            torch.testing.assert_close(got[k][n], t.half().float(), rtol=0, atol=0)
+
+
+def test_pack_stores_shared_tensors_once_and_bounds_shards(tmp_path):
+    g = torch.Generator().manual_seed(0)
+    trunk = {f"backbone.w{i}": torch.randn(64, 64, generator=g) for i in range(6)}  # 8 KiB each in fp16
+    save_checkpoint(tmp_path / "a.pt", sketch={**trunk, "proj": torch.randn(4, 64, generator=g)},
+                    photo={**trunk, "proj": torch.randn(4, 64, generator=g)}, opt={"state": torch.zeros(3)},
+                    step=7, config="{}", best=1.5)
+    save_checkpoint(tmp_path / "b.pt", student={"w": torch.randn(10, generator=g), "n": torch.tensor(3)}, step=2)
+    files = pack.pack(tmp_path, ["a.pt", "b.pt"], tmp_path / "out", max_bytes=20 << 10)
+    sizes = [f.stat().st_size for f in files]
+    assert len(files) == 3 and max(sizes) < 22 << 10  # 6 x 8 KiB of trunk stored once, in shards of <= 20 KiB
+    pack.unpack(tmp_path / "out", tmp_path / "back")
+    a, b = load_checkpoint(tmp_path / "back" / "a.pt"), load_checkpoint(tmp_path / "back" / "b.pt")
+    assert "opt" not in a and a["step"] == 7 and a["best"] == 1.5 and a["config"] == "{}"
+    for k, t in trunk.items():
+        assert torch.equal(a["sketch"][k], t.half().float()) and torch.equal(a["photo"][k], a["sketch"][k])
+    assert b["student"]["n"].dtype == torch.int64 and b["student"]["n"].item() == 3
+    with pytest.raises(ValueError, match="exceeds the shard size"):
+        pack.pack(tmp_path, ["a.pt"], tmp_path / "small", max_bytes=4 << 10)
+
+
+def test_budget_ends_the_schedule_by_steps_or_time():
+    b = Budget(100)
+    assert b.progress(50) == 0.5 and not b.done(99) and b.done(100)
+    t = Budget(1000, seconds=0.05)
+    time.sleep(0.06)
+    assert t.done(1) and t.progress(1) == 1.0
+    # the cosine reaches 0 when the budget's progress does, even at an early step
+    assert cosine_lr(10, 1000, 1.0, 5, progress=1.0) == 0.0
+    assert cosine_lr(500, 1000, 1.0, 0) == pytest.approx(0.5, abs=1e-3)
+    assert cosine_lr(500, 1000, 1.0, 0, progress=0.5) == pytest.approx(0.5, abs=1e-3)
+
+
+def test_batches_inline_match_a_seeded_generator_and_workers_differ():
+    def make(rng):
+        return {"v": torch.tensor(rng.integers(0, 10**9, 3))}
+
+    inline = batches(make, seed=5, workers=0)
+    ref = np.random.default_rng(5)
+    for _ in range(3):
+        assert next(inline)["v"].tolist() == ref.integers(0, 10**9, 3).tolist()
+    stream = batches(make, seed=5, workers=2)
+    seen = [tuple(next(stream)["v"].tolist()) for _ in range(6)]
+    assert len(set(seen)) == 6  # each worker has its own generator: no repeated batches
+
+
+def test_aggregate_over_seeds_against_a_hand_computation():
+    runs = {f"lite0-kd-s{s}": {"metrics": {"test@64": {"acc@1": a, "acc@10": a + 10}}} for s, a in enumerate((20.0, 24.0, 31.0))}
+    runs["lite0-nokd-s0"] = {"metrics": {"test@64": {"acc@1": 12.0, "acc@10": 30.0}}}
+    g = aggregate(runs)
+    assert g["lite0-kd"]["seeds"] == 3 and g["lite0-nokd"]["seeds"] == 1
+    assert g["lite0-kd"]["test@64"]["acc@1"] == [25.0, round(statistics.stdev([20.0, 24.0, 31.0]), 2)]
+    assert g["lite0-nokd"]["test@64"]["acc@10"] == [30.0, 0.0]
+
+
+def test_branch_names_keep_the_shipped_ones():
+    assert recipe.branch_name("lite0", 1) == "student" and recipe.branch_name("lite0", 0) == "student-nokd"
+    assert recipe.branch_name("mobilenet_v2", 0) == "student-mobilenetv2-nokd"

