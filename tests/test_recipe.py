@@ -97,6 +97,8 @@ def test_budget_ends_the_schedule_by_steps_or_time():
     assert cosine_lr(10, 1000, 1.0, 5, progress=1.0) == 0.0
     assert cosine_lr(500, 1000, 1.0, 0) == pytest.approx(0.5, abs=1e-3)
     assert cosine_lr(500, 1000, 1.0, 0, progress=0.5) == pytest.approx(0.5, abs=1e-3)
+    assert cosine_lr(500, 1000, 1.0, 0, progress=0.0) == cosine_lr(500, 1000, 1.0, 0)  # no budget: unchanged
+    assert Budget(100).time_fraction() == 0.0
 
 
 def test_batches_inline_match_a_seeded_generator_and_workers_differ():

@@ -130,11 +130,12 @@ class Budget:
     def __init__(self, steps: int, seconds: float = 0.0) -> None:
         self.steps, self.seconds, self.t0 = steps, seconds, time.time()
 
+    def time_fraction(self) -> float:
+        """Elapsed share of the wall-clock budget (0 without one): what :func:`cosine_lr` adds to its step count."""
+        return 0.0 if self.seconds <= 0 else (time.time() - self.t0) / self.seconds
+
     def progress(self, step: int) -> float:
-        p = step / max(1, self.steps)
-        if self.seconds > 0:
-            p = max(p, (time.time() - self.t0) / self.seconds)
-        return min(1.0, p)
+        return min(1.0, max(step / max(1, self.steps), self.time_fraction()))
 
     def done(self, step: int) -> bool:
         return self.progress(step) >= 1.0
@@ -469,8 +470,8 @@ def write_run_info(out: Path, config: Any) -> None:
 
 
 def cosine_lr(step: int, total: int, base: float, warmup: int, progress: float | None = None) -> float:
-    """Linear warm-up over ``warmup`` steps, then a cosine from ``base`` to 0 at step ``total``, or at
-    ``progress`` 1 when a :class:`Budget`'s progress is given (it may run ahead of the steps)."""
+    """Linear warm-up over ``warmup`` steps, then a cosine from ``base`` to 0 at step ``total``, or earlier when
+    ``progress`` (a :class:`Budget`'s time fraction) runs ahead of the steps."""
     if step < warmup:
         return float(base * (step + 1) / warmup)
     t = (step - warmup) / max(1, total - warmup)

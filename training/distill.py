@@ -217,7 +217,7 @@ def main(argv: list[str] | None = None) -> dict:
         idx, flips = b["photo_ids"], b["flips"][:, None]
         P = torch.where(flips, pe_flip[idx], pe[idx]).to(device)
         for g in opt.param_groups:
-            g["lr"] = cosine_lr(step, cfg.steps, cfg.lr, cfg.warmup, budget.progress(step))
+            g["lr"] = cosine_lr(step, cfg.steps, cfg.lr, cfg.warmup, budget.time_fraction())
         bias = b["bias"].to(device) if "bias" in b else None
         x = {c: t.to(device, memory_format=cl, non_blocking=True) for c, t in b["x"].items()}
         T = T_logits = None

@@ -205,7 +205,7 @@ def main(argv: list[str] | None = None) -> dict:
         b = next(stream)
         xs = b["xs"].to(device, memory_format=cl, non_blocking=True)
         xp = b["xp"].to(device, memory_format=cl, non_blocking=True)
-        lr = cosine_lr(step, cfg.steps, cfg.lr, cfg.warmup, budget.progress(step))
+        lr = cosine_lr(step, cfg.steps, cfg.lr, cfg.warmup, budget.time_fraction())
         for g in opt.param_groups:
             g["lr"] = lr * g.get("lr_mult", 1.0)
         with autocast(device):
