@@ -19,7 +19,13 @@ Sketch recognition rides on the same backbone: a category head over the teacher'
 with cross-entropy, plus Hinton soft-target KD from the teacher's category head when distilling
 (so the no-KD run is also the "student trained directly" of the recognition table).
 
+``--arms lite0:1:5e-4,lite0:0:5e-4,...`` (arch:kd_weight[:lr]) trains several students in one run on the
+very same batches, one teacher pass per step serving all of them, each in ``--out`` with ``{arm}``
+replaced by ``<arch>-kd`` / ``<arch>-nokd``: the distilled and the directly trained student then see the same
+data for the same number of steps by construction, even when a time budget ends the run early.
+
     python -m training.distill --teacher runs/teacher/best.pt --out runs/student
+    python -m training.distill --teacher runs/teacher/best.pt --arms lite0:1,lite0:0 --out 'runs/{arm}-s0'
     python -m training.distill --smoke --out /tmp/s
 """
 
@@ -47,6 +53,7 @@ from sketchdown.render import RenderSpec
 
 from .common import (
     Budget,
+    Source,
     allreduce_grads,
     apply_smoke,
     autocast,
@@ -112,9 +119,120 @@ class DistillConfig:
     init_branch: str = "student"  # the sketch branch to start from when --init is a weight-set folder
     workers: int = -1  # batch-rendering processes (-1: 0 on CPU, up to 6 on a GPU)
     time_budget_s: float = 0.0  # > 0: the schedule ends at this wall-clock time if the steps have not (common.Budget)
+    arms: str = ""  # "arch:kd_weight[:lr],...": several students on the same batches; --out holds "{arm}"
     seed: int = 0
     device: str = "auto"
     smoke: bool = False
+
+
+@dataclass
+class Arm:
+    """One student of a run: its own config (arch, kd_weight, lr, out), network, optimizer and progress."""
+
+    cfg: DistillConfig
+    enc_cfg: EncoderConfig
+    student: torch.nn.Module
+    opt: torch.optim.Optimizer
+    params: list[torch.nn.Parameter]
+    step: int = 0
+    best: float = -1.0
+    history: list[dict] = dataclasses.field(default_factory=list)
+
+    @property
+    def out(self) -> Path:
+        return Path(self.cfg.out)
+
+
+def arm_configs(cfg: DistillConfig) -> list[DistillConfig]:
+    """One config per ``--arms`` entry (arch, kd_weight, lr and out filled in), or ``[cfg]`` without arms."""
+    if not cfg.arms:
+        return [cfg]
+    if "{arm}" not in cfg.out:
+        raise SystemExit("--arms needs an --out with {arm} in it (one folder per student)")
+    out = []
+    for item in cfg.arms.split(","):
+        arch, kd, *lr = item.strip().split(":")
+        kdw = float(kd)
+        name = f"{arch}-{'kd' if kdw > 0 else 'nokd'}"
+        out.append(dataclasses.replace(cfg, arch=arch, kd_weight=kdw, lr=float(lr[0]) if lr else cfg.lr,
+                                       out=cfg.out.format(arm=name), arms=""))
+    if len({c.out for c in out}) != len(out):
+        raise SystemExit(f"--arms {cfg.arms!r}: two arms would share a folder")
+    return out
+
+
+def build_arm(cfg: DistillConfig, embed_dim: int, classes: list[str], device: torch.device, main: bool) -> Arm:
+    """The student of ``cfg`` (ImageNet init for Lite, ``--init``, or resumed from its ``last.pt``) and its optimizer."""
+    w = "imagenet" if cfg.pretrained and cfg.arch.startswith("lite") else None
+    n_cls = len(classes) if cfg.cls_weight > 0 and classes else 0
+    enc_cfg = EncoderConfig(cfg.arch, embed_dim, len(cfg.canvases), n_cls)
+    student = build_encoder(enc_cfg, weights=None if cfg.init else w)
+    if cfg.init:
+        sd = {k: v for k, v in load_student_state(cfg.init, cfg.init_branch).items() if not k.startswith("classifier.")}
+        missing, unexpected = student.load_state_dict(sd, strict=False)
+        if unexpected or any(not k.startswith("classifier.") for k in missing):
+            raise ValueError(f"{cfg.init}: not a matching student (missing {missing}, unexpected {unexpected})")
+    student.to(device, memory_format=torch.channels_last).train()
+    params = [p for p in student.parameters() if p.requires_grad]
+    arm = Arm(cfg, enc_cfg, student, torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay), params)
+    last = arm.out / "last.pt"
+    if last.is_file():
+        ck = load_checkpoint(last)
+        student.load_state_dict(ck["student"])
+        arm.opt.load_state_dict(ck["opt"])
+        arm.step, arm.best, arm.history = ck["step"], ck["best"], json.loads(ck["history"])
+        if main:
+            print(f"{arm.out}: resumed at step {arm.step}", file=sys.stderr)
+    if main:
+        write_run_info(arm.out, cfg)
+    return arm
+
+
+def arm_loss(arm: Arm, x: dict[int, torch.Tensor], P: torch.Tensor, T: torch.Tensor | None, T_logits: torch.Tensor | None,
+             bias: torch.Tensor | None, lab: torch.Tensor) -> torch.Tensor:
+    """The arm's loss on one batch, averaged over its canvases (see the module docstring). The student runs in
+    fp32: at <= 128 px its step is bound by kernel launches, which bf16 casts would only add to."""
+    cfg = arm.cfg
+    loss = torch.zeros((), device=P.device)
+    for ci, c in enumerate(cfg.canvases):
+        s, logits = arm.student.forward_with_logits(x[c], ci)
+        lc = info_nce(s, P, cfg.temperature, bias) + triplet_loss(s, P, cfg.margin, bias)
+        if cfg.kd_weight > 0 and T is not None:
+            lc = lc + cfg.kd_weight * cross_modal_kd(s, P, T, P, cfg.kd_delta)
+        if logits is not None and (lab >= 0).any():
+            lc = lc + cfg.cls_weight * F.cross_entropy(logits[lab >= 0], lab[lab >= 0], label_smoothing=0.1)
+            if cfg.kd_weight > 0 and T_logits is not None:
+                lc = lc + cfg.cls_weight * hinton_kd(logits, T_logits.float(), cfg.hinton_t)
+        loss = loss + lc / len(cfg.canvases)
+    return loss
+
+
+def validate(arm: Arm, loss: float, elapsed: float, photo_emb: dict, val: Source, vals: list[Source],
+             val_bias: np.ndarray | None, render: RenderSpec, classes: list[str]) -> None:
+    """Score the arm on the validation splits (mean over canvases of Acc@1 + Acc@10; category-level
+    splits add Acc@5 + Acc@10), log it, and checkpoint (``best.pt`` when it improved)."""
+    cfg = arm.cfg
+    m = {"step": arm.step, "loss": round(loss, 4), "elapsed_s": round(elapsed, 1)}
+    score = 0.0
+    for ci, c in enumerate(cfg.canvases):
+        r = summary(evaluate_ranks(arm.student, photo_emb[val.name][0], val, c, render, ci, bias=val_bias))
+        m[f"acc@1@{c}"], m[f"acc@10@{c}"] = round(r["acc@1"], 2), round(r["acc@10"], 2)
+        score += (r["acc@1"] + r["acc@10"]) / len(cfg.canvases)
+    for v in vals[1:]:  # category-level: network alone, any photo of the kind counts
+        for ci, c in enumerate(cfg.canvases):
+            r = summary(evaluate_ranks(arm.student, photo_emb[v.name][0], v, c, render, ci))
+            m[f"{v.name}@5@{c}"], m[f"{v.name}@10@{c}"] = round(r["acc@5"], 2), round(r["acc@10"], 2)
+            score += (r["acc@5"] + r["acc@10"]) / len(cfg.canvases)
+    m["score"] = round(score, 2)
+    arm.history.append(m)
+    print(json.dumps({"arm": arm.out.name, **m}), file=sys.stderr, flush=True)
+    n_cls = arm.enc_cfg.num_classes
+    state = dict(
+        student=arm.student.state_dict(), opt=arm.opt.state_dict(), step=arm.step, best=max(arm.best, score),
+        history=json.dumps(arm.history), config=json.dumps(dataclasses.asdict(cfg)),
+        encoder=json.dumps(arm.enc_cfg.to_dict()), teacher=str(cfg.teacher), classes=json.dumps(classes if n_cls else []),
+    )
+    arm.best = checkpoint_step(arm.out, state, score, arm.best)
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -126,7 +244,6 @@ def main(argv: list[str] | None = None) -> dict:
     seed_all(cfg.seed + d.rank)
     device = pick_device(cfg.device)
     configure_device(device)
-    out = Path(cfg.out)
     render = RenderSpec()
 
     if cfg.smoke and cfg.teacher == DistillConfig.teacher:  # smoke without a checkpoint: a random tiny teacher
@@ -150,8 +267,6 @@ def main(argv: list[str] | None = None) -> dict:
     class_index = {c: i for i, c in enumerate(classes)}
     t_sk.to(device, memory_format=torch.channels_last).eval()
     t_ph.to(device, memory_format=torch.channels_last).eval()
-    if d.main:
-        write_run_info(out, cfg)
 
     # fused training: the HOG spec and this branch's alpha; a batch's sketch HOGs per step (~2 ms each)
     hog_spec, alpha, _ = load_fusion(cfg.fusion, cfg.fusion_branch) if cfg.fusion else (None, 0.0, 0.0)
@@ -171,28 +286,13 @@ def main(argv: list[str] | None = None) -> dict:
         val_sketches = [val.sketch(i) for i in range(len(val.data.sketches))]
         val_bias = alpha * sketch_hogs(val_sketches, hog_spec, render) @ photo_hog[val.name][0].T
 
-    w = "imagenet" if cfg.pretrained and cfg.arch.startswith("lite") else None
-    n_cls = len(classes) if cfg.cls_weight > 0 and classes else 0
-    enc_cfg = EncoderConfig(cfg.arch, int(t_ph.proj.out_features), len(cfg.canvases), n_cls)
-    student = build_encoder(enc_cfg, weights=None if cfg.init else w)
-    if cfg.init:
-        sd = {k: v for k, v in load_student_state(cfg.init, cfg.init_branch).items() if not k.startswith("classifier.")}
-        missing, unexpected = student.load_state_dict(sd, strict=False)
-        if unexpected or any(not k.startswith("classifier.") for k in missing):
-            raise ValueError(f"{cfg.init}: not a matching student (missing {missing}, unexpected {unexpected})")
-    student.to(device, memory_format=torch.channels_last).train()
-    params = [p for p in student.parameters() if p.requires_grad]
-    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    step, best, history = 0, -1.0, []
-    last = out / "last.pt"
-    if last.is_file():
-        ck = load_checkpoint(last)
-        student.load_state_dict(ck["student"])
-        opt.load_state_dict(ck["opt"])
-        step, best, history = ck["step"], ck["best"], json.loads(ck["history"])
-        if d.main:
-            print(f"resumed at step {step}", file=sys.stderr)
-    sizes = tuple(dict.fromkeys([*cfg.canvases, *([t_canvas] if cfg.kd_weight > 0 else [])]))
+    embed_dim = int(t_ph.proj.out_features)
+    arms = [build_arm(c, embed_dim, classes, device, d.main) for c in arm_configs(cfg)]
+    if len({a.step for a in arms}) > 1:
+        raise SystemExit(f"the arms stopped at different steps {[a.step for a in arms]}: resume them one by one")
+    step = arms[0].step
+    kd = any(a.cfg.kd_weight > 0 for a in arms)
+    sizes = tuple(dict.fromkeys([c for a in arms for c in a.cfg.canvases] + ([t_canvas] if kd else [])))
 
     def make(rng: np.random.Generator) -> dict:
         src = pick_source(sources, cfg.mix, rng)
@@ -208,7 +308,8 @@ def main(argv: list[str] | None = None) -> dict:
 
     stream = batches(make, cfg.seed * 1000 + d.rank + step, default_workers(device, cfg.workers))
     budget = Budget(cfg.steps, cfg.time_budget_s)
-    bar = tqdm(total=cfg.steps, initial=step, disable=not d.main, desc=f"student kd={cfg.kd_weight:g}", mininterval=5)
+    desc = "students" if len(arms) > 1 else f"student kd={cfg.kd_weight:g}"
+    bar = tqdm(total=cfg.steps, initial=step, disable=not d.main, desc=desc, mininterval=5)
     t0 = time.time()
     cl = torch.channels_last
     while not budget.done(step):
@@ -216,61 +317,35 @@ def main(argv: list[str] | None = None) -> dict:
         pe, pe_flip = photo_emb[b["src"]]
         idx, flips = b["photo_ids"], b["flips"][:, None]
         P = torch.where(flips, pe_flip[idx], pe[idx]).to(device)
-        for g in opt.param_groups:
-            g["lr"] = cosine_lr(step, cfg.steps, cfg.lr, cfg.warmup, budget.time_fraction())
         bias = b["bias"].to(device) if "bias" in b else None
         x = {c: t.to(device, memory_format=cl, non_blocking=True) for c, t in b["x"].items()}
         T = T_logits = None
-        if cfg.kd_weight > 0:
+        if kd:  # one teacher pass serves every distilled arm
             with torch.no_grad(), autocast(device):
                 T, T_logits = t_sk.forward_with_logits(x[t_canvas])
             T = T.float()
         lab = b["labels"].to(device)
-        loss = torch.zeros((), device=device)
-        for ci, c in enumerate(cfg.canvases):
-            with autocast(device):
-                s, logits = student.forward_with_logits(x[c], ci)
-            s = s.float()
-            lc = info_nce(s, P, cfg.temperature, bias) + triplet_loss(s, P, cfg.margin, bias)
-            if T is not None:
-                lc = lc + cfg.kd_weight * cross_modal_kd(s, P, T, P, cfg.kd_delta)
-            if logits is not None and (lab >= 0).any():
-                logits = logits.float()
-                lc = lc + cfg.cls_weight * F.cross_entropy(logits[lab >= 0], lab[lab >= 0], label_smoothing=0.1)
-                if T_logits is not None:
-                    lc = lc + cfg.cls_weight * hinton_kd(logits, T_logits.float(), cfg.hinton_t)
-            loss = loss + lc / len(cfg.canvases)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        if d.world > 1:
-            allreduce_grads(params, d.world)
-        opt.step()
+        losses = []
+        for arm in arms:
+            for g in arm.opt.param_groups:
+                g["lr"] = cosine_lr(step, cfg.steps, arm.cfg.lr, cfg.warmup, budget.time_fraction())
+            loss = arm_loss(arm, x, P, T, T_logits, bias, lab)
+            arm.opt.zero_grad(set_to_none=True)
+            loss.backward()
+            if d.world > 1:
+                allreduce_grads(arm.params, d.world)
+            arm.opt.step()
+            losses.append(loss.item())
         step += 1
         bar.update(1)
-        bar.set_postfix(loss=f"{loss.item():.3f}")
+        bar.set_postfix(loss="/".join(f"{v:.3f}" for v in losses))
         if d.main and (step % cfg.val_every == 0 or step == cfg.steps or budget.done(step)):
-            m = {"step": step, "loss": round(float(loss.item()), 4), "elapsed_s": round(time.time() - t0, 1)}
-            score = 0.0
-            for ci, c in enumerate(cfg.canvases):
-                r = summary(evaluate_ranks(student, photo_emb[val.name][0], val, c, render, ci, bias=val_bias))
-                m[f"acc@1@{c}"], m[f"acc@10@{c}"] = round(r["acc@1"], 2), round(r["acc@10"], 2)
-                score += (r["acc@1"] + r["acc@10"]) / len(cfg.canvases)
-            for v in vals[1:]:  # category-level: network alone, any photo of the kind counts
-                for ci, c in enumerate(cfg.canvases):
-                    r = summary(evaluate_ranks(student, photo_emb[v.name][0], v, c, render, ci))
-                    m[f"{v.name}@5@{c}"], m[f"{v.name}@10@{c}"] = round(r["acc@5"], 2), round(r["acc@10"], 2)
-                    score += (r["acc@5"] + r["acc@10"]) / len(cfg.canvases)
-            m["score"] = round(score, 2)
-            history.append(m)
-            print(json.dumps(m), file=sys.stderr, flush=True)
-            state = dict(
-                student=student.state_dict(), opt=opt.state_dict(), step=step, best=max(best, score),
-                history=json.dumps(history), config=json.dumps(dataclasses.asdict(cfg)),
-                encoder=json.dumps(enc_cfg.to_dict()), teacher=str(cfg.teacher), classes=json.dumps(classes if n_cls else []),
-            )
-            best = checkpoint_step(out, state, score, best)
+            for arm, loss_v in zip(arms, losses, strict=True):
+                arm.step = step
+                validate(arm, loss_v, time.time() - t0, photo_emb, val, vals, val_bias, render, classes)
     bar.close()
-    return finish_run(out, best, step, history, d.main)
+    results = {str(a.out): finish_run(a.out, a.best, step, a.history, d.main) for a in arms}
+    return next(iter(results.values())) if len(arms) == 1 else results
 
 
 if __name__ == "__main__":

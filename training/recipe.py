@@ -8,7 +8,8 @@ evaluation over seeds, the HOG fusion, the RL canvas selector, the export and th
 
 Stages, each a separate process so a GPU is handed from one to the next clean:
   teacher   VGG-16 Triplet-SN variants (learning rates), in parallel; the best on validation is kept
-  students  {arch} x {KD, no KD} x seeds, in parallel on a GPU; per (arch, KD) the best on validation is kept
+  students  {arch} x {KD, no KD} x seeds: per seed one run trains every arm on the same batches (distill --arms),
+            the seeds in parallel on a GPU; per (arch, KD) the best seed on validation is kept
   seeds     every student run and the teacher, network alone, on validation and test: seeds.json / seeds.md
   fusion    HOG weight per kept branch on validation (fit_fusion)
   selector  the RL canvas selector on the kept KD student (train_selector, 4-fold CV picks the default lambda_F)
@@ -73,11 +74,11 @@ PROFILES: dict[str, dict[str, Any]] = {
                               "--freeze-blocks", "1"],
         "teacher_lrs": ("1e-4", "3e-5"),
         "teacher_budget_s": 170.0,
-        "student": ["--batch", "48", "--steps", "1200", "--warmup", "50", "--val-every", "100", "--cls-weight", "0",
-                    "--workers", "1"],
+        "student": ["--batch", "48", "--steps", "1000", "--warmup", "50", "--val-every", "200", "--cls-weight", "0",
+                    "--workers", "2"],
         "archs": {"lite0": "5e-4", "mobilenet_v2": "2e-3"},
         "seeds": 3,
-        "parallel": 12,
+        "parallel": 3,
         "student_budget_s": 220.0,
     },
     "cpu": {
@@ -172,18 +173,16 @@ class Recipe:
         self.pack("teacher", ["teacher.pt"])
 
     def students(self) -> None:
+        """One process per seed trains every (arch, KD) arm on the same batches (distill --arms): KD and no-KD
+        students see the same data for the same steps; the seeds run in parallel on a GPU."""
         budget = self.budget(self.p["student_budget_s"], reserve=120.0)
+        arms = ",".join(f"{arch}:{kd}:{lr}" for arch, lr in self.p["archs"].items() for kd in (1, 0))
         jobs = []
-        for arch, lr in self.p["archs"].items():
-            for kd in (1, 0):
-                for seed in range(self.p["seeds"]):
-                    out = self.out / "students" / run_name(arch, kd, seed)
-                    argv = ["training.distill", *self.p["student"], *self.common, "--teacher", str(self.out / "teacher.pt"),
-                            "--arch", arch, "--lr", lr, "--kd-weight", str(kd), "--seed", str(seed), "--out", str(out),
-                            *self.cfg.student_args.split()]
-                    if budget > 0:
-                        argv += ["--time-budget-s", f"{budget:.0f}"]
-                    jobs.append((argv, out))
+        for seed in range(self.p["seeds"]):
+            argv = ["training.distill", *self.p["student"], *self.common, "--teacher", str(self.out / "teacher.pt"),
+                    "--arms", arms, "--seed", str(seed), "--out", str(self.out / "students" / f"{{arm}}-s{seed}"),
+                    *(["--time-budget-s", f"{budget:.0f}"] if budget > 0 else []), *self.cfg.student_args.split()]
+            jobs.append((argv, self.out / "students" / f"s{seed}"))
         _pool(self, jobs, self.p["parallel"], threads=1 if self.p["parallel"] > 1 else 0, strict=False)
         kept = {}
         for arch in self.p["archs"]:
