@@ -126,3 +126,61 @@ def test_aggregate_over_seeds_against_a_hand_computation():
 def test_branch_names_keep_the_shipped_ones():
     assert recipe.branch_name("lite0", 1) == "student" and recipe.branch_name("lite0", 0) == "student-nokd"
     assert recipe.branch_name("mobilenet_v2", 0) == "student-mobilenetv2-nokd"
+
+
+def test_sketch_bank_is_deterministic_cached_and_the_teachers(tmp_path):
+    from sketchdown.build import EncoderConfig, build_encoder
+    from sketchdown.render import RenderSpec
+    from training.bank import bank_variants, build_bank
+    from training.common import sketch_tensor
+    from training.synthetic import synthetic_source
+
+    src = synthetic_source(4, sketches_per_photo=2, seed=1)
+    a, fa = bank_variants(src, 4, seed=0)
+    b, fb = bank_variants(src, 4, seed=0)
+    assert len(a) == 8 * 4 and np.array_equal(fa, fb)
+    assert all(np.array_equal(x.strokes[0], y.strokes[0]) for x, y in zip(a, b, strict=True))
+    assert a[0] is src.sketch(0) and not fa[0] and fa[1] and a[1] is src.sketch(0)  # as drawn, then mirrored
+    teacher = build_encoder(EncoderConfig("lite0", 16), weights=None)
+    bank = build_bank(src, teacher, 64, 4, cache=tmp_path / "b.pt", key="k1")
+    with torch.inference_mode():
+        ref = teacher(sketch_tensor(a[:5], 64, RenderSpec(), fa[:5]))
+    torch.testing.assert_close(bank.teacher[:5], ref)
+    # the cache is used for the same key and rebuilt for another
+    with torch.no_grad():
+        next(teacher.parameters()).add_(1.0)
+    assert torch.equal(build_bank(src, teacher, 64, 4, cache=tmp_path / "b.pt", key="k1").teacher, bank.teacher)
+    assert not torch.equal(build_bank(src, teacher, 64, 4, cache=tmp_path / "b.pt", key="k2").teacher, bank.teacher)
+
+
+def test_sample_batch_from_a_bank_uses_its_variants_and_mirrors():
+    from training.bank import SketchBank, bank_variants
+    from training.common import sample_batch
+    from training.synthetic import synthetic_source
+
+    src = synthetic_source(6, seed=2)
+    sketches, flips = bank_variants(src, 3, seed=0)
+    bank = SketchBank(3, sketches, flips, torch.zeros(len(sketches), 4))
+    b = sample_batch(src, 5, np.random.default_rng(0), {}, bank=bank)
+    assert len(b.bank_rows) == 5 and np.array_equal(b.flips, flips[b.bank_rows])
+    for sk, row, p in zip(b.sketches, b.bank_rows, b.photo_ids, strict=True):
+        assert sk is sketches[row] and src.data.sketches[row // 3].photo == p  # a variant of a sketch of that photo
+
+
+def test_arms_train_on_the_same_batches_and_name_their_folders(tmp_path):
+    from training import distill
+
+    cfg = distill.DistillConfig(out=str(tmp_path / "{arm}"), arms="lite0:1,lite0:0:1e-3,fast=mobilenet_v2:0")
+    arms = distill.arm_configs(cfg)
+    assert [a.out for a in arms] == [str(tmp_path / n) for n in ("lite0-kd", "lite0-nokd", "fast")]
+    assert [(a.arch, a.kd_weight, a.lr) for a in arms] == [("lite0", 1.0, cfg.lr), ("lite0", 0.0, 1e-3), ("mobilenet_v2", 0.0, cfg.lr)]
+    with pytest.raises(SystemExit, match="{arm}"):
+        distill.arm_configs(distill.DistillConfig(out=str(tmp_path), arms="lite0:1"))
+    with pytest.raises(SystemExit, match="share a folder"):
+        distill.arm_configs(distill.DistillConfig(out=str(tmp_path / "{arm}"), arms="lite0:1,lite0:2"))
+    res = distill.main(["--smoke", "--arms", "lite0:1,lite0:0", "--out", str(tmp_path / "run" / "{arm}")])
+    assert set(res) == {str(tmp_path / "run" / "lite0-kd"), str(tmp_path / "run" / "lite0-nokd")}
+    assert {r["steps"] for r in res.values()} == {3}
+    hist = [load_checkpoint(tmp_path / "run" / n / "last.pt") for n in ("lite0-kd", "lite0-nokd")]
+    assert json.loads(hist[0]["config"])["kd_weight"] == 1.0 and json.loads(hist[1]["config"])["kd_weight"] == 0.0
+    assert "step_s" in json.loads(hist[0]["history"])[-1]

@@ -108,6 +108,27 @@ def freeze_early(encoder: torch.nn.Module, n_blocks: int) -> list[torch.nn.Modul
     return mods
 
 
+class Pace:
+    """Where a training loop's time goes: waiting for batches vs everything else, per step since the last report."""
+
+    def __init__(self) -> None:
+        self.steps, self.waited, self.t = 0, 0.0, time.time()
+
+    def wait(self, stream: Any) -> Any:
+        t = time.time()
+        b = next(stream)
+        self.waited += time.time() - t
+        self.steps += 1
+        return b
+
+    def report(self) -> dict[str, float]:
+        """{"step_s": mean seconds a step, "wait_s": of which waiting for data}; then starts counting anew."""
+        n = max(1, self.steps)
+        out = {"step_s": round((time.time() - self.t) / n, 4), "wait_s": round(self.waited / n, 4)}
+        self.steps, self.waited, self.t = 0, 0.0, time.time()
+        return out
+
+
 def autocast(device: torch.device, enabled: bool = True) -> torch.autocast:
     """bf16 autocast on CUDA (VGG-16's convolutions run ~2x faster than in TF32); a no-op on the CPU."""
     return torch.autocast(device.type, dtype=torch.bfloat16, enabled=enabled and device.type == "cuda")
@@ -274,12 +295,16 @@ class Batch:
     labels: torch.Tensor  # (B,) class index, -1 when unknown
     flips: np.ndarray  # (B,) bool: mirror both canvases
     photo_ids: list[int]  # (B,) the photos, indices into the source's photos
+    bank_rows: list[int] | None = None  # (B,) rows of the sketch bank the sketches came from (with ``bank``)
 
 
-def sample_batch(src: Source, batch: int, rng: np.random.Generator, class_index: dict[str, int], augment: bool = True) -> Batch:
+def sample_batch(src: Source, batch: int, rng: np.random.Generator, class_index: dict[str, int], augment: bool = True,
+                 bank: Any = None) -> Batch:
     """``batch`` distinct photos, one random sketch each: every other photo is an in-batch negative.
     For category-level sources (``src.kinds``) one photo per kind, and kinds sharing a photo never
-    meet in a batch (a photo of the right kind must not be a negative)."""
+    meet in a batch (a photo of the right kind must not be a negative). With a ``bank``
+    (:class:`training.bank.SketchBank` of ``src``) each sketch is one of its fixed variants, mirrored as
+    the variant is; the photo's edge map is still augmented."""
     sketch_ids: list[int] | None = None
     if src.kinds is not None:
         photos, sketch_ids, used = [], [], set()
@@ -294,17 +319,25 @@ def sample_batch(src: Source, batch: int, rng: np.random.Generator, class_index:
     else:
         n = len(src.data.photos)
         photos = [int(p) for p in rng.choice(n, size=min(batch, n), replace=False)]
-    sks, inks, labels = [], [], []
+    sks, inks, labels, rows = [], [], [], []
     for j, p in enumerate(photos):
         # (instance-level: the sketch is drawn here, between augmentations, as the shipped runs did)
-        sk = src.sketch(sketch_ids[j] if sketch_ids is not None else int(rng.choice(src.sketches_by_photo[p])))
+        i = sketch_ids[j] if sketch_ids is not None else int(rng.choice(src.sketches_by_photo[p]))
         ink = src.photo_ink[p]
+        if bank is not None:
+            rows.append(bank.row(i, rng))
+            sk = bank.sketches[rows[-1]]
+        else:
+            sk = src.sketch(i)
+            if augment:
+                sk = augment_sketch(sk, rng)
         if augment:
-            sk = augment_sketch(sk, rng)
             ink = augment_ink(ink, rng, rot_deg=3, scale=0.05, shear=0.03)
         sks.append(sk)
         inks.append(ink)
         labels.append(class_index.get(src.data.photo_labels[p], -1))
+    if bank is not None:
+        return Batch(sks, inks, torch.tensor(labels), bank.flips[rows], [int(p) for p in photos], rows)
     flips = rng.random(len(photos)) < 0.5 if augment else np.zeros(len(photos), bool)
     return Batch(sks, inks, torch.tensor(labels), flips, [int(p) for p in photos])
 
@@ -410,7 +443,7 @@ def apply_smoke(cfg: Any, **overrides: Any) -> Any:
 # ---- checkpoints ---------------------------------------------------------------------------
 def save_checkpoint(path: Path, **state: Any) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
+    tmp = path.with_suffix(f".{os.getpid()}.tmp")  # per process: parallel runs may write one shared cache
     torch.save(state, tmp)
     tmp.replace(path)  # a crash mid-write never corrupts the last good checkpoint
 

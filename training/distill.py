@@ -19,9 +19,9 @@ Sketch recognition rides on the same backbone: a category head over the teacher'
 with cross-entropy, plus Hinton soft-target KD from the teacher's category head when distilling
 (so the no-KD run is also the "student trained directly" of the recognition table).
 
-``--arms lite0:1:5e-4,lite0:0:5e-4,...`` (arch:kd_weight[:lr]) trains several students in one run on the
-very same batches, one teacher pass per step serving all of them, each in ``--out`` with ``{arm}``
-replaced by ``<arch>-kd`` / ``<arch>-nokd``: the distilled and the directly trained student then see the same
+``--arms lite0:1:5e-4,lite0:0:5e-4,...`` ([name=]arch:kd_weight[:lr]) trains several students in one run on
+the very same batches, one teacher pass per step serving all of them, each in ``--out`` with ``{arm}``
+replaced by its name (default ``<arch>-kd`` / ``<arch>-nokd``): the distilled and the directly trained student then see the same
 data for the same number of steps by construction, even when a time budget ends the run early.
 
     python -m training.distill --teacher runs/teacher/best.pt --out runs/student
@@ -51,8 +51,10 @@ from sketchdown.metrics import summary
 from sketchdown.photo import EdgeCache, PhotoSpec
 from sketchdown.render import RenderSpec
 
+from .bank import SketchBank, build_bank, teacher_key
 from .common import (
     Budget,
+    Pace,
     Source,
     allreduce_grads,
     apply_smoke,
@@ -119,7 +121,9 @@ class DistillConfig:
     init_branch: str = "student"  # the sketch branch to start from when --init is a weight-set folder
     workers: int = -1  # batch-rendering processes (-1: 0 on CPU, up to 6 on a GPU)
     time_budget_s: float = 0.0  # > 0: the schedule ends at this wall-clock time if the steps have not (common.Budget)
-    arms: str = ""  # "arch:kd_weight[:lr],...": several students on the same batches; --out holds "{arm}"
+    arms: str = ""  # "[name=]arch:kd_weight[:lr],...": several students on the same batches; --out holds "{arm}"
+    bank: int = 0  # > 0: draw sketches from this many fixed variants each, teacher embeddings cached (training.bank)
+    bank_dir: str = ""  # where the bank caches live (default: a "banks" folder beside the teacher checkpoint)
     seed: int = 0
     device: str = "auto"
     smoke: bool = False
@@ -151,9 +155,10 @@ def arm_configs(cfg: DistillConfig) -> list[DistillConfig]:
         raise SystemExit("--arms needs an --out with {arm} in it (one folder per student)")
     out = []
     for item in cfg.arms.split(","):
-        arch, kd, *lr = item.strip().split(":")
+        name, _, spec = item.strip().rpartition("=")
+        arch, kd, *lr = spec.split(":")
         kdw = float(kd)
-        name = f"{arch}-{'kd' if kdw > 0 else 'nokd'}"
+        name = name or f"{arch}-{'kd' if kdw > 0 else 'nokd'}"
         out.append(dataclasses.replace(cfg, arch=arch, kd_weight=kdw, lr=float(lr[0]) if lr else cfg.lr,
                                        out=cfg.out.format(arm=name), arms=""))
     if len({c.out for c in out}) != len(out):
@@ -208,11 +213,11 @@ def arm_loss(arm: Arm, x: dict[int, torch.Tensor], P: torch.Tensor, T: torch.Ten
 
 
 def validate(arm: Arm, loss: float, elapsed: float, photo_emb: dict, val: Source, vals: list[Source],
-             val_bias: np.ndarray | None, render: RenderSpec, classes: list[str]) -> None:
+             val_bias: np.ndarray | None, render: RenderSpec, classes: list[str], timing: dict | None = None) -> None:
     """Score the arm on the validation splits (mean over canvases of Acc@1 + Acc@10; category-level
     splits add Acc@5 + Acc@10), log it, and checkpoint (``best.pt`` when it improved)."""
     cfg = arm.cfg
-    m = {"step": arm.step, "loss": round(loss, 4), "elapsed_s": round(elapsed, 1)}
+    m = {"step": arm.step, "loss": round(loss, 4), "elapsed_s": round(elapsed, 1), **(timing or {})}
     score = 0.0
     for ci, c in enumerate(cfg.canvases):
         r = summary(evaluate_ranks(arm.student, photo_emb[val.name][0], val, c, render, ci, bias=val_bias))
@@ -233,6 +238,15 @@ def validate(arm: Arm, loss: float, elapsed: float, photo_emb: dict, val: Source
         encoder=json.dumps(arm.enc_cfg.to_dict()), teacher=str(cfg.teacher), classes=json.dumps(classes if n_cls else []),
     )
     arm.best = checkpoint_step(arm.out, state, score, arm.best)
+
+
+def make_banks(cfg: DistillConfig, sources: list[Source], teacher: torch.nn.Module, canvas: int,
+               render: RenderSpec) -> dict[str, SketchBank]:
+    """A sketch bank per source (``cfg.bank`` variants, bank seed 0 so every run and seed shares one cache)."""
+    folder = Path(cfg.bank_dir) if cfg.bank_dir else Path(cfg.teacher).parent / "banks"
+    key = "smoke" if cfg.smoke and cfg.teacher == DistillConfig.teacher else teacher_key(cfg.teacher)
+    return {s.name: build_bank(s, teacher, canvas, cfg.bank, 0, folder / f"{s.name}-{cfg.bank}.pt", key, render)
+            for s in sources}
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -292,13 +306,20 @@ def main(argv: list[str] | None = None) -> dict:
         raise SystemExit(f"the arms stopped at different steps {[a.step for a in arms]}: resume them one by one")
     step = arms[0].step
     kd = any(a.cfg.kd_weight > 0 for a in arms)
-    sizes = tuple(dict.fromkeys([c for a in arms for c in a.cfg.canvases] + ([t_canvas] if kd else [])))
+    banks = make_banks(cfg, sources, t_sk, t_canvas, render) if cfg.bank > 0 else {}
+    if banks and kd and t_sk.classifier is not None and any(a.cfg.cls_weight > 0 for a in arms):
+        raise SystemExit("--bank caches the teacher's embeddings, not its category logits: use --cls-weight 0 with it")
+    # the teacher's canvas is drawn only when the teacher runs in the loop (no bank)
+    sizes = tuple(dict.fromkeys([c for a in arms for c in a.cfg.canvases] + ([t_canvas] if kd and not banks else [])))
 
     def make(rng: np.random.Generator) -> dict:
         src = pick_source(sources, cfg.mix, rng)
-        b = sample_batch(src, cfg.batch, rng, class_index)
+        bank = banks.get(src.name)
+        b = sample_batch(src, cfg.batch, rng, class_index, bank=bank)
         batch = {"x": sketch_tensors(b.sketches, sizes, render, b.flips), "src": src.name, "labels": b.labels,
                  "photo_ids": torch.as_tensor(b.photo_ids), "flips": torch.as_tensor(b.flips)}
+        if bank is not None:
+            batch["T"] = bank.teacher[b.bank_rows]
         if hog_spec is not None and src.name in fused:
             ph, ph_flip = photo_hog[src.name]
             hp = np.where(b.flips[:, None], ph_flip[b.photo_ids], ph[b.photo_ids])
@@ -312,15 +333,18 @@ def main(argv: list[str] | None = None) -> dict:
     bar = tqdm(total=cfg.steps, initial=step, disable=not d.main, desc=desc, mininterval=5)
     t0 = time.time()
     cl = torch.channels_last
+    pace = Pace()
     while not budget.done(step):
-        b = next(stream)
+        b = pace.wait(stream)
         pe, pe_flip = photo_emb[b["src"]]
         idx, flips = b["photo_ids"], b["flips"][:, None]
         P = torch.where(flips, pe_flip[idx], pe[idx]).to(device)
         bias = b["bias"].to(device) if "bias" in b else None
         x = {c: t.to(device, memory_format=cl, non_blocking=True) for c, t in b["x"].items()}
         T = T_logits = None
-        if kd:  # one teacher pass serves every distilled arm
+        if kd and "T" in b:  # the bank's cached teacher embeddings
+            T = b["T"].to(device)
+        elif kd:  # one teacher pass serves every distilled arm
             with torch.no_grad(), autocast(device):
                 T, T_logits = t_sk.forward_with_logits(x[t_canvas])
             T = T.float()
@@ -340,9 +364,10 @@ def main(argv: list[str] | None = None) -> dict:
         bar.update(1)
         bar.set_postfix(loss="/".join(f"{v:.3f}" for v in losses))
         if d.main and (step % cfg.val_every == 0 or step == cfg.steps or budget.done(step)):
+            timing = pace.report()
             for arm, loss_v in zip(arms, losses, strict=True):
                 arm.step = step
-                validate(arm, loss_v, time.time() - t0, photo_emb, val, vals, val_bias, render, classes)
+                validate(arm, loss_v, time.time() - t0, photo_emb, val, vals, val_bias, render, classes, timing)
     bar.close()
     results = {str(a.out): finish_run(a.out, a.best, step, a.history, d.main) for a in arms}
     return next(iter(results.values())) if len(arms) == 1 else results

@@ -215,7 +215,8 @@ class Recipe:
 
     def selector(self) -> None:
         kept = json.loads((self.out / "students.json").read_text())
-        argv = ["training.train_selector", "--student", str(self.out / kept["student"]), "--distractors", "0",
+        argv = ["training.train_selector", "--student", str(self.out / kept["student"]),
+                "--teacher", str(self.out / "teacher.pt"), "--distractors", "0",
                 "--policy", "tradeoff", "--entropy", "0.05", "--entropy-final", "0.001", "--lr", "1e-3",
                 "--lam-power", "5", "--lams", LAMS, "--folds", "4", "--out", str(self.out / "selector"),
                 *(["--smoke"] if self.profile == "smoke" else ["--steps", "2000"]),

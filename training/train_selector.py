@@ -97,6 +97,7 @@ class SelectorConfig:
     out: str = "runs/selector"
     student: str = "runs/student/best.pt"  # a distill checkpoint, or a weight-set folder (weights/default)
     student_branch: str = "student"  # which sketch branch of a weight-set folder
+    teacher: str = ""  # the teacher checkpoint (photo encoder); empty: the one the student's checkpoint records
     fusion: str | None = None  # fit_fusion's fusion.json: reward on the fused score (HOG spec + alpha)
     fusion_branch: str = "student"  # whose alpha in fusion.json
     distractors: int = 60  # training photos added to the validation gallery
@@ -192,7 +193,7 @@ def load_student(cfg: SelectorConfig) -> tuple[torch.nn.Module, tuple[int, ...],
     ck = load_checkpoint(Path(cfg.student))
     scfg = json.loads(ck["config"])
     student = build_encoder(EncoderConfig(**json.loads(ck["encoder"])), weights=ck["student"])
-    _, photo_enc, tcfg, _ = load_teacher(scfg["teacher"])
+    _, photo_enc, tcfg, _ = load_teacher(cfg.teacher or scfg["teacher"])
     return (student, tuple(scfg["canvases"]), photo_enc, PhotoSpec("hed", tcfg["photo_size"]), scfg["n_val"],
             scfg.get("data_root"), fusion)
 

@@ -35,6 +35,7 @@ from sketchdown.render import RenderSpec
 
 from .common import (
     Budget,
+    Pace,
     allreduce_grads,
     apply_smoke,
     autocast,
@@ -201,8 +202,9 @@ def main(argv: list[str] | None = None) -> dict:
     bar = tqdm(total=cfg.steps, initial=step, disable=not d.main, desc="teacher", mininterval=5)
     t0 = time.time()
     cl = torch.channels_last
+    pace = Pace()
     while not budget.done(step):
-        b = next(stream)
+        b = pace.wait(stream)
         xs = b["xs"].to(device, memory_format=cl, non_blocking=True)
         xp = b["xp"].to(device, memory_format=cl, non_blocking=True)
         lr = cosine_lr(step, cfg.steps, cfg.lr, cfg.warmup, budget.time_fraction())
@@ -228,7 +230,7 @@ def main(argv: list[str] | None = None) -> dict:
             pe = encode_photos(ph, val.photo_ink, pspec, render)
             m = summary(evaluate_ranks(sk, pe, val, cfg.canvas, render))
             score = m["acc@1"] + m["acc@10"]
-            m.update(step=step, loss=float(loss.item()), elapsed_s=round(time.time() - t0, 1))
+            m.update(step=step, loss=float(loss.item()), elapsed_s=round(time.time() - t0, 1), **pace.report())
             history.append(m)
             print(json.dumps(m), file=sys.stderr, flush=True)
             state = dict(
