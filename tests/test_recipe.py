@@ -184,3 +184,14 @@ def test_arms_train_on_the_same_batches_and_name_their_folders(tmp_path):
     hist = [load_checkpoint(tmp_path / "run" / n / "last.pt") for n in ("lite0-kd", "lite0-nokd")]
     assert json.loads(hist[0]["config"])["kd_weight"] == 1.0 and json.loads(hist[1]["config"])["kd_weight"] == 0.0
     assert "step_s" in json.loads(hist[0]["history"])[-1]
+
+
+def test_export_runs_a_student_at_its_best_validation_canvas():
+    from training.export import best_val_canvas
+
+    hist = [{"score": 90.0, "acc@1@32": 10.0, "acc@1@64": 30.0, "acc@1@96": 29.0},
+            {"score": 95.0, "acc@1@32": 12.0, "acc@1@64": 31.0, "acc@1@96": 31.0},
+            {"score": 93.0, "acc@1@32": 12.0, "acc@1@64": 20.0, "acc@1@96": 40.0}]
+    assert best_val_canvas(hist, [32, 64, 96]) == 64  # the kept record (score 95); a tie goes to the cheaper canvas
+    assert best_val_canvas([{"score": 1.0}], [32, 64, 96]) == 96
+    assert best_val_canvas([], [32, 128]) == 128

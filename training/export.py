@@ -90,6 +90,15 @@ def replace_selector(base: Path, selector: str, out: Path, selector_model: str =
     return _replace(tmp, out)
 
 
+def best_val_canvas(history: list[dict], canvases: list[int]) -> int:
+    """The canvas a student runs at without the selector: the one with the best validation Acc@1 in the
+    record its checkpoint was kept for (the best score), the smaller on ties; the largest when the history
+    records no per-canvas accuracy."""
+    rec = max(history, key=lambda h: h.get("score", float("-inf")), default={})
+    accs = [(rec[f"acc@1@{c}"], -c) for c in canvases if f"acc@1@{c}" in rec]
+    return -max(accs)[1] if accs else max(canvases)
+
+
 def _teacher_state(teacher: str) -> dict:
     """A train_teacher checkpoint, or a shipped set's full network + photo encoder in the same layout
     (``config``/``classes``/``history`` as JSON strings), so a set can be re-exported with new students
@@ -143,8 +152,10 @@ def export(name: str, teacher: str, students: dict[str, str], selector: str | No
         ck = load_checkpoint(Path(path))
         scfg = json.loads(ck["config"])
         save_tensors(tmp, f"{sname}.safetensors", ck["student"], manifest)
+        history = json.loads(ck["history"])
         manifest["components"][sname] = {"file": f"{sname}.safetensors", "role": "sketch", "encoder": json.loads(ck["encoder"]),
-                                         "canvas_sizes": list(scfg["canvases"]), "default_canvas": max(scfg["canvases"]),
+                                         "canvas_sizes": list(scfg["canvases"]),
+                                         "default_canvas": best_val_canvas(history, scfg["canvases"]),
                                          "kd_weight": scfg["kd_weight"]}
         manifest["provenance"][sname] = {"config": scfg, "history": json.loads(ck["history"])[-3:]}
     if selector:

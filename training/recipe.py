@@ -75,8 +75,9 @@ PROFILES: dict[str, dict[str, Any]] = {
         "teacher_lrs": ("1e-4", "3e-5"),
         "teacher_budget_s": 170.0,
         "student": ["--batch", "48", "--steps", "1000", "--warmup", "50", "--val-every", "200", "--cls-weight", "0",
-                    "--workers", "2"],
+                    "--workers", "2", "--bank", "8"],
         "archs": {"lite0": "5e-4", "mobilenet_v2": "2e-3"},
+        "kd_weight": "30",
         "seeds": 3,
         "parallel": 3,
         "student_budget_s": 220.0,
@@ -86,9 +87,11 @@ PROFILES: dict[str, dict[str, Any]] = {
                               "--freeze-blocks", "4"],
         "teacher_lrs": ("1e-4",),
         "teacher_budget_s": 0.0,
-        "student": ["--batch", "32", "--steps", "800", "--warmup", "20", "--val-every", "100", "--cls-weight", "0"],
-        "archs": {"lite0": "5e-4"},
-        "seeds": 1,
+        "student": ["--batch", "32", "--steps", "600", "--warmup", "20", "--val-every", "100", "--cls-weight", "0",
+                    "--bank", "8"],
+        "archs": {"lite0": "5e-4", "mobilenet_v2": "2e-3"},
+        "kd_weight": "30",
+        "seeds": 3,
         "parallel": 1,
         "student_budget_s": 0.0,
     },
@@ -97,8 +100,9 @@ PROFILES: dict[str, dict[str, Any]] = {
                     "--cls-weight", "0", "--freeze-blocks", "4", "--workers", "0"],
         "teacher_lrs": ("1e-4", "3e-5"),
         "teacher_budget_s": 0.0,
-        "student": ["--smoke", "--cls-weight", "0", "--workers", "0"],
+        "student": ["--smoke", "--cls-weight", "0", "--workers", "0", "--bank", "3"],
         "archs": {"lite0": "5e-4", "mobilenet_v2": "2e-3"},
+        "kd_weight": "30",
         "seeds": 2,
         "parallel": 2,
         "student_budget_s": 0.0,
@@ -176,7 +180,8 @@ class Recipe:
         """One process per seed trains every (arch, KD) arm on the same batches (distill --arms): KD and no-KD
         students see the same data for the same steps; the seeds run in parallel on a GPU."""
         budget = self.budget(self.p["student_budget_s"], reserve=120.0)
-        arms = ",".join(f"{arch}:{kd}:{lr}" for arch, lr in self.p["archs"].items() for kd in (1, 0))
+        kd = self.p["kd_weight"]
+        arms = ",".join(f"{arch}:{w}:{lr}" for arch, lr in self.p["archs"].items() for w in (kd, "0"))
         jobs = []
         for seed in range(self.p["seeds"]):
             argv = ["training.distill", *self.p["student"], *self.common, "--teacher", str(self.out / "teacher.pt"),
