@@ -62,6 +62,35 @@ def table(rows: list[dict], published: bool = True) -> str:
     return head + body
 
 
+def paper_table(bundle, rows: list[dict]) -> str:
+    """The paper's table for one weight set: full network, each student trained directly and with KD at its
+    default canvas, and the KD student with the selector at the set's default lambda_F; network alone and
+    with the HOG fused, side by side. Empty when the set has no teacher/student pair."""
+    from sketchdown.evaluate import Row
+
+    by = {r["model"]: r for r in rows}
+    sel = bundle.selector
+    lines = []
+    for name, b in bundle.sketch.items():
+        kind = "full network" if b.is_full else ("trained directly" if "nokd" in name else "distilled (KD)")
+        lines.append((f"{name} ({b.encoder.backbone.__class__.__name__.replace('Features', '')}, {kind})", Row(name, b.default_canvas)))
+        if sel is not None and sel.model == name:
+            lines.append((f"{name} + selector (lambda_F={sel.default_lam:g})", Row(name, None, sel.default_lam)))
+    if not any("nokd" in n for n in bundle.sketch):
+        return ""
+    out = ["| model | canvas | params | GFLOPs | Acc@1 | Acc@10 | Acc@1 +HOG | Acc@10 +HOG | m@A | m@B |",
+           "|---|---|---|---|---|---|---|---|---|---|"]
+    for title, row in lines:
+        r, h = by.get(row.label(bundle.name)), by.get(Row(row.model, row.canvas, row.lam, hog=True).label(bundle.name))
+        if r is None:
+            continue
+        canvas = "selector" if row.canvas is None else f"{row.canvas} px"
+        out.append(f"| {title} | {canvas} | {r['params'] / 1e6:.2f}M | {r['gflops_per_query']:.4f} | {fmt(r['acc@1'])} | "
+                   f"{fmt(r['acc@10'])} | {fmt(h['acc@1']) if h else '-'} | {fmt(h['acc@10']) if h else '-'} | "
+                   f"{fmt(r['m@A'])} | {fmt(r['m@B'])} |")
+    return "\n".join(out) + "\n"
+
+
 def plot(rows: list[dict], path: Path, title: str) -> None:
     import matplotlib
 
@@ -149,6 +178,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
     p.add_argument("--recognizer", action="append", default=[], help="NAME=checkpoint from training.train_recognition")
     p.add_argument("--reuse", action="store_true", help="reuse a manifest's stored rows for a dataset")
     p.add_argument("--results", default="weights/RESULTS.md")
+    p.add_argument("--seeds", action="append", default=[],
+                   help="NAME=seeds.md from training.eval_runs: the students over seeds, network alone (repeatable)")
     a = p.parse_args(argv)
     datasets = a.dataset or ["chairv2"]
     say = lambda s: print(s, file=sys.stderr, flush=True)  # noqa: E731
@@ -190,8 +221,19 @@ def main(argv: list[str] | None = None) -> list[dict]:
         note = ("Category-level: held-out Quick, Draw! doodles (CC BY 4.0, Google) of the kinds the default gallery holds; "
                 "a hit is any photo of the doodle's kind (reviewed map gallery/quickdraw_map.json), so Acc@5 is "
                 "\"a photo of that kind in the top 5\".\n\n" if data.positives is not None else "")
+        if dname == "chairv2":
+            for b in bundles:
+                pt = paper_table(b, rows_d)
+                if pt:
+                    sections.append(f"## {b.name}: the paper's table ({data.name})\n\nEach student at its default canvas (its "
+                                    "best on validation); GFLOPs of the network-alone row (+HOG adds ~0.0015).\n\n" + pt)
         sections.append(f"## Retrieval: {data.name} ({len(data.sketches)} sketches, {len(data.photos)} photos)\n\n"
                         + note + table(rows_d, published=dname == "chairv2"))
+    for item in a.seeds:
+        name, path = item.split("=", 1)
+        sections.append(f"## {name}: students over seeds (network alone, {path})\n\n"
+                        "Mean ± standard deviation over seeds; every student of a seed was trained on the same batches "
+                        "for the same steps (`distill --arms`), KD or not.\n\n" + Path(path).read_text())
     first = next(iter(all_rows))
     out = Path(a.results)
     png = out.with_name("flops_vs_acc.png")

@@ -240,8 +240,10 @@ class Recipe:
         if self.profile == "smoke":
             self.log("results: skipped in smoke mode (no test split)")
             return
+        seeds = self.out / "seeds" / "seeds.md"
         argv = ["training.make_results", "--weights", str(self.out / "weights"), "--dataset", "chairv2",
-                "--results", str(self.out / "RESULTS.md"), *(["--data-root", self.cfg.data_root] if self.cfg.data_root else [])]
+                "--results", str(self.out / "RESULTS.md"), *(["--seeds", f"{self.cfg.name}={seeds}"] if seeds.is_file() else []),
+                *(["--data-root", self.cfg.data_root] if self.cfg.data_root else [])]
         _pool(self, [(argv, self.out / "results")], 1)
 
     # ---- artifacts --------------------------------------------------------------------------------
