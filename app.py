@@ -36,7 +36,7 @@ import gradio as gr
 import numpy as np
 from PIL import Image
 
-from sketchdown.bundle import ModelBundle, load_bundle
+from sketchdown.bundle import ModelBundle, SketchBranch, load_bundle
 from sketchdown.examples import CANVAS, EXAMPLES
 from sketchdown.gallery import GRANULARITIES, GalleryError, GalleryIndex, build_gallery
 from sketchdown.hog import hog_flops
@@ -137,13 +137,25 @@ class AppModel:
         for name in b.sketch:
             if name != full:
                 out.append((f"{name} alone (no selector)", name))
-        out.append((f"{full} — full network", full))
+        gf = b.full.flops(b.full.default_canvas) / 1e9
+        # a VGG-16 full network costs ~40 GFLOPs (~0.2-0.5 s a stroke on a 2-core CPU): it runs only when picked
+        slow = f", {gf:.0f} GFLOPs a query: runs only while picked, slow on a CPU" if gf > HEAVY_GFLOPS else ""
+        out.append((f"{full} — full network ({arch_name(b.full)}{slow})", full))
         return out
 
     @property
     def default_choice(self) -> str | None:
         c = self.choices
         return c[0][1] if c else None
+
+
+HEAVY_GFLOPS = 5.0  # a full network above this is labelled as on-demand in the model picker
+
+
+def arch_name(branch: SketchBranch) -> str:
+    """A reader's name for a branch's backbone: "VGG-16", "EfficientNet-Lite", "MobileNetV2"/torchvision trunks."""
+    kind = type(branch.encoder.backbone).__name__
+    return {"VGGFeatures": "VGG-16", "LiteFeatures": "EfficientNet-Lite"}.get(kind, "CNN")
 
 
 def _print_progress(what: str):
@@ -972,7 +984,7 @@ def _header(m: AppModel) -> str:
     parts = []
     for name, br in b.sketch.items():
         sizes = "/".join(str(c) for c in br.canvas_sizes)
-        parts.append(f"{name}{' (full network)' if br is b.full else ''} @ {sizes} px")
+        parts.append(f"{name}{f' (full network, {arch_name(br)})' if br is b.full else ''} @ {sizes} px")
     sel = f" + canvas selector (λ<sub>F</sub> ∈ {{{', '.join(f'{x:g}' for x in b.selector.lams)}}})" if b.selector else ""
     g = m.retriever.gallery if m.retriever else None
     gal = f"**{len(g)}** photos in `{m.gallery_dir.name}`" if g is not None else "no default gallery"

@@ -195,3 +195,14 @@ def test_export_runs_a_student_at_its_best_validation_canvas():
     assert best_val_canvas(hist, [32, 64, 96]) == 64  # the kept record (score 95); a tie goes to the cheaper canvas
     assert best_val_canvas([{"score": 1.0}], [32, 64, 96]) == 96
     assert best_val_canvas([], [32, 128]) == 128
+
+
+def test_recipe_leaves_stages_it_cannot_finish_for_the_next_run(tmp_path):
+    times = recipe.main(["--smoke", "--out", str(tmp_path), "--deadline-s", "100"])
+    assert times == {}  # the teacher needs ~240 s before a deadline: nothing starts, nothing is marked done
+    assert not list(tmp_path.glob("*.done"))
+    assert "left for the next run of this command" in (tmp_path / "recipe.log").read_text()
+    with pytest.raises(SystemExit, match="unknown stages"):
+        recipe.main(["--smoke", "--out", str(tmp_path), "--stages", "teacher,dance"])
+    with pytest.raises(SystemExit, match="--profile"):
+        recipe.main(["--out", str(tmp_path), "--profile", "tpu"])
