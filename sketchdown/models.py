@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .hed import _VGG_BLOCKS, HED_MEAN_BGR, _VGGBlock
+from .hed import HED_MEAN_BGR, add_vgg_blocks
 
 
 class CanvasBatchNorm(nn.Module):
@@ -123,11 +123,7 @@ class VGGFeatures(nn.Module):
 
     def __init__(self) -> None:
         super().__init__()
-        self.block1 = _VGGBlock(*_VGG_BLOCKS[0], pool=False)
-        self.block2 = _VGGBlock(*_VGG_BLOCKS[1], pool=True)
-        self.block3 = _VGGBlock(*_VGG_BLOCKS[2], pool=True)
-        self.block4 = _VGGBlock(*_VGG_BLOCKS[3], pool=True)
-        self.block5 = _VGGBlock(*_VGG_BLOCKS[4], pool=True)
+        add_vgg_blocks(self)
         # x in [-1, 1] RGB -> 127.5 * (x + 1) - mean, channels reversed (BGR): a fixed affine per channel
         self.register_buffer("in_mean", torch.tensor(HED_MEAN_BGR[::-1]).view(1, 3, 1, 1) - 127.5, persistent=False)
 

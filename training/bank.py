@@ -10,7 +10,6 @@ only the embeddings and the mirror flags, and any process rebuilds the same sket
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import sys
@@ -22,6 +21,7 @@ import torch
 
 from sketchdown.render import RenderSpec
 from sketchdown.sketch import Sketch
+from sketchdown.weights import sha256_file
 
 from .augment import augment_sketch
 from .common import Source, load_checkpoint, save_checkpoint, sketch_tensor
@@ -77,9 +77,5 @@ def build_bank(src: Source, teacher: torch.nn.Module, canvas: int, variants: int
 
 
 def teacher_key(path: str | os.PathLike) -> str:
-    """What a bank depends on besides the data: the teacher checkpoint's bytes (sha1)."""
-    h = hashlib.sha1()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+    """What a bank depends on besides the data: the teacher checkpoint's bytes (sha256)."""
+    return sha256_file(path)
