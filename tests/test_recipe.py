@@ -206,3 +206,23 @@ def test_recipe_leaves_stages_it_cannot_finish_for_the_next_run(tmp_path):
         recipe.main(["--smoke", "--out", str(tmp_path), "--stages", "teacher,dance"])
     with pytest.raises(SystemExit, match="--profile"):
         recipe.main(["--out", str(tmp_path), "--profile", "tpu"])
+
+
+def test_selector_signal_report_against_hand_counts():
+    from training.selector_signal import report, roc_auc
+
+    assert roc_auc(np.array([3.0, 2.0, 1.0]), np.array([True, False, False])) == 1.0
+    assert roc_auc(np.array([1.0, 1.0]), np.array([True, False])) == 0.5
+    assert roc_auc(np.array([1.0, 2.0]), np.array([True, True])) == 0.5
+    # 4 samples, 3 photos, true photo 0; canvas 32 right for samples 0 and 1, canvas 64 right for all
+    s32 = np.array([[0.9, 0.1, 0.0], [0.5, 0.4, 0.0], [0.1, 0.9, 0.0], [0.2, 0.3, 0.9]])
+    s64 = np.array([[0.9, 0.0, 0.0], [0.9, 0.0, 0.1], [0.9, 0.1, 0.0], [0.9, 0.2, 0.0]])
+    stats = np.array([[1, 0, 0, 0, 0], [2, 0, 0, 0, 0], [3, 0, 0, 0, 0], [4, 0, 0, 0, 0]], float)
+    rep = report({32: s32, 64: s64}, np.zeros(4, int), np.array([True, True, True, True]), stats, {32: 0.01, 64: 0.04})
+    assert rep["acc1_full"] == {32: 50.0, 64: 100.0}
+    assert rep["oracle"] == {"acc1_full": 100.0, "gflops_full": 0.025}  # 32 px for samples 0-1, 64 px for 2-3
+    st = rep["stats"]["32_as_good_as_64"]
+    assert st["rate"] == 0.5 and st["log_points"]["auc"] == 0.0  # more points: never enough at 32 px here
+    # confidence at 32 px: margins 0.8, 0.1, 0.8, 0.6; agrees with 64 px for samples 0 and 1 only:
+    # positive-negative pairs (0.8, 0.8) tie, (0.8, 0.6) win, (0.1, 0.8) and (0.1, 0.6) lose: 1.5 / 4
+    assert rep["confidence_auc"]["32_agrees_with_64"] == 0.375
