@@ -56,6 +56,12 @@ def test_recipe_runs_every_stage_and_resumes(smoke_run):
     again = recipe.main(["--smoke", "--out", str(run)])
     assert again == {}
     assert "skipped" in (run / "recipe.log").read_text()
+    # an interrupted students stage resumes at the seed it left: finished seeds are not trained again
+    logs = {p.name: p.read_text() for p in (run / "students").glob("s*.log")}
+    (run / "students.done").unlink()
+    assert list(recipe.main(["--smoke", "--out", str(run), "--stages", "students"])) == ["students"]
+    assert "students/s1: done earlier, skipped" in (run / "recipe.log").read_text()
+    assert {p.name: p.read_text() for p in (run / "students").glob("s*.log")} == logs
 
 
 def test_artifacts_restore_the_kept_checkpoints(smoke_run, tmp_path):
@@ -112,6 +118,18 @@ def test_batches_inline_match_a_seeded_generator_and_workers_differ():
     stream = batches(make, seed=5, workers=2)
     seen = [tuple(next(stream)["v"].tolist()) for _ in range(6)]
     assert len(set(seen)) == 6  # each worker has its own generator: no repeated batches
+    # the workers are taken in turn, so the stream is reproducible: worker i draws from rng (5, i)
+    refs = [np.random.default_rng([5, i]) for i in range(2)]
+    assert seen == [tuple(refs[k % 2].integers(0, 10**9, 3).tolist()) for k in range(6)]
+    stream.close()
+
+
+def test_batches_raise_a_worker_failure():
+    def make(rng):
+        raise ValueError("bad sample")
+
+    with pytest.raises(RuntimeError, match="batch worker failed"):
+        next(batches(make, seed=0, workers=2))
 
 
 def test_aggregate_over_seeds_against_a_hand_computation():

@@ -2,42 +2,25 @@
 
 With ``workers == 0`` (the CPU default) the batches are made inline from one generator seeded with
 ``seed``, exactly as the training loops did before this module existed. With workers (the GPU default),
-a ``DataLoader`` over an ``IterableDataset`` runs ``make`` in forked processes, each with its own
-generator seeded by ``(seed, worker id)``, so rendering and augmentation (~1 ms a sample on one core)
-keep up with a GPU step instead of stalling it.
+``workers`` background threads each run ``make`` with their own generator seeded by ``(seed, worker)``
+and the loop takes their batches in turn (worker 0, 1, ..., 0, ...), so the stream is reproducible.
+Threads, not forked processes: a process forked after torch's OpenMP pool has run can hang on its first
+parallel op (it did, in CI), and rendering (cv2) and tensor ops release the GIL, so threads keep up.
 """
 
 from __future__ import annotations
 
-import multiprocessing as mp
 import os
+import queue
+import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
-import cv2
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 Make = Callable[[np.random.Generator], dict[str, Any]]
-
-
-class _Stream(IterableDataset):
-    def __init__(self, make: Make, seed: int) -> None:
-        super().__init__()
-        self.make, self.seed = make, seed
-
-    def __iter__(self) -> Iterator[dict[str, Any]]:
-        info = get_worker_info()
-        rng = np.random.default_rng([self.seed, info.id if info is not None else 0])
-        while True:
-            yield self.make(rng)
-
-
-def _one_thread(_: int) -> None:
-    # every worker renders one batch at a time: intra-op threads would only fight the other workers
-    torch.set_num_threads(1)
-    cv2.setNumThreads(1)
+_PREFETCH = 4  # batches each worker may hold ready
 
 
 def default_workers(device: torch.device, requested: int = -1) -> int:
@@ -47,14 +30,41 @@ def default_workers(device: torch.device, requested: int = -1) -> int:
     return 0 if device.type == "cpu" else max(1, min(6, (os.cpu_count() or 2) - 1))
 
 
+def _produce(make: Make, rng: np.random.Generator, out: queue.Queue, stop: threading.Event) -> None:
+    try:
+        while not stop.is_set():
+            item: Any = make(rng)
+            while not stop.is_set():
+                try:
+                    out.put(item, timeout=0.1)
+                    break
+                except queue.Full:
+                    continue
+    except BaseException as e:  # handed to the consumer, which raises it where the loop can see it
+        out.put(e)
+
+
 def batches(make: Make, seed: int, workers: int = 0) -> Iterator[dict[str, Any]]:
-    """Endless batches ``make(rng)``; inline for ``workers == 0``, else in ``workers`` forked processes."""
+    """Endless batches ``make(rng)``; inline for ``workers == 0``, else from ``workers`` threads in turn.
+
+    A worker's exception is raised by the consumer at that worker's turn; closing the generator stops
+    the workers.
+    """
     if workers <= 0:
         rng = np.random.default_rng(seed)
         while True:
             yield make(rng)
-    ctx = mp.get_context("fork") if "fork" in mp.get_all_start_methods() else None
-    loader = DataLoader(_Stream(make, seed), batch_size=None, num_workers=workers, worker_init_fn=_one_thread,
-                        prefetch_factor=4, persistent_workers=True, multiprocessing_context=ctx,
-                        pin_memory=torch.cuda.is_available())
-    yield from loader
+    stop = threading.Event()
+    queues: list[queue.Queue] = [queue.Queue(maxsize=_PREFETCH) for _ in range(workers)]
+    for i, q in enumerate(queues):
+        rng = np.random.default_rng([seed, i])
+        threading.Thread(target=_produce, args=(make, rng, q, stop), daemon=True, name=f"batches-{i}").start()
+    try:
+        while True:
+            for q in queues:
+                item = q.get()
+                if isinstance(item, BaseException):
+                    raise RuntimeError("a batch worker failed") from item
+                yield item
+    finally:
+        stop.set()

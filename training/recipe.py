@@ -148,7 +148,7 @@ class Recipe:
     def run(self, argv: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
         """Start ``python -m argv`` with its output in ``log``."""
         self.log("$ " + " ".join(argv))
-        with log.open("w") as f:  # the child keeps its own copy of the descriptor
+        with log.open("a") as f:  # the child keeps its own copy of the descriptor; a rerun appends
             return subprocess.Popen([sys.executable, "-m", *argv], env={**os.environ, **env}, stdout=f,
                                     stderr=subprocess.STDOUT)
 
@@ -187,6 +187,10 @@ class Recipe:
             argv = ["training.distill", *self.p["student"], *self.common, "--teacher", str(self.out / "teacher.pt"),
                     "--arms", arms, "--seed", str(seed), "--out", str(self.out / "students" / f"{{arm}}-s{seed}"),
                     *(["--time-budget-s", f"{budget:.0f}"] if budget > 0 else []), *self.cfg.student_args.split()]
+            if all((self.out / "students" / run_name(a, k, seed) / "result.json").is_file()
+                   for a in self.p["archs"] for k in (1, 0)):
+                self.log(f"students/s{seed}: done earlier, skipped")  # a rerun resumes at the unfinished seed
+                continue
             jobs.append((argv, self.out / "students" / f"s{seed}"))
         _pool(self, jobs, self.p["parallel"], threads=1 if self.p["parallel"] > 1 else 0, strict=False)
         kept = {}
