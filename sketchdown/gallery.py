@@ -22,7 +22,7 @@ import torch
 
 from .hog import hog_descriptor
 from .imageio import IMAGE_EXTS, ImageError, open_image
-from .photo import EdgeCache, cache_root, canvas_to_tensor, hed_edges, load_hed, photo_canvas
+from .photo import EdgeCache, cache_root, canvas_to_tensor, hed_edges, load_hed, photo_autocast, photo_canvas
 from .render import render_ink
 
 INDEX_FILE, META_FILE = "index.faiss", "index.json"
@@ -202,8 +202,9 @@ def embed_photos(
 
     def flush() -> None:
         if pending:
-            with torch.inference_mode():
-                e = enc(canvas_to_tensor(np.stack(pending), spec)).numpy()
+            x, ctx = photo_autocast(canvas_to_tensor(np.stack(pending), spec))
+            with torch.inference_mode(), ctx:
+                e = enc.to(memory_format=torch.channels_last)(x).float().numpy()
             if hog is not None:
                 e = np.concatenate([e, hog_descriptor(np.stack(pending_hog), hog)], 1)
             embs.append(e)

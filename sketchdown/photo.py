@@ -7,6 +7,7 @@ branches start from the same domain: HED edges beat raw RGB for ImageNet feature
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import os
@@ -21,6 +22,28 @@ from .hed import HED, hed_preprocess
 from .render import RenderSpec, ink_to_tensor, render_ink, rgb_to_tensor
 
 HED_SIZE = 256  # photos are edge-detected with their long side at this size (~40 GFLOPs each)
+
+
+@functools.lru_cache(maxsize=1)
+def native_bf16() -> bool:
+    """Whether this CPU runs bfloat16 convolutions natively (AVX512-BF16 or AMX, via oneDNN)."""
+    try:
+        return bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
+def photo_autocast(x: torch.Tensor) -> tuple[torch.Tensor, contextlib.AbstractContextManager]:
+    """``x`` in channels-last layout and the context to run a photo-side VGG-16 (HED, photo branch) in.
+
+    Why: indexing runs two VGG-16s per photo (~80 GFLOPs). On a CPU with native bf16, bf16 autocast in
+    channels-last layout halves the time (bench: 0.47 -> ~0.2 s a photo) while embeddings move by ~0.3%
+    (tested against fp32). Elsewhere, or with ``SKETCHDOWN_PHOTO_BF16=0``, it is plain fp32.
+    """
+    x = x.contiguous(memory_format=torch.channels_last)
+    if native_bf16() and os.environ.get("SKETCHDOWN_PHOTO_BF16", "1") != "0":
+        return x, torch.autocast("cpu", dtype=torch.bfloat16)
+    return x, contextlib.nullcontext()
 
 
 def nonwhite_bbox_crop(rgb: np.ndarray, thresh: int = 16, margin: float = 0.06) -> np.ndarray:
@@ -50,8 +73,9 @@ def resize_long(rgb: np.ndarray, size: int) -> np.ndarray:
 @torch.inference_mode()
 def hed_edges(hed: HED, rgb: np.ndarray, size: int = HED_SIZE) -> np.ndarray:
     """HED edge probability of a photo, ``(h, w)`` float32 in [0, 1], long side ``size``."""
-    x = hed_preprocess(np.ascontiguousarray(resize_long(rgb, size)))
-    e = hed(x)[0, 0].float().numpy()
+    x, ctx = photo_autocast(hed_preprocess(np.ascontiguousarray(resize_long(rgb, size))))
+    with ctx:
+        e = hed(x)[0, 0].float().numpy()
     # HED fires weakly along the image border; that frame would break the bbox crop
     b = 3
     e[:b], e[-b:], e[:, :b], e[:, -b:] = 0, 0, 0, 0
@@ -101,7 +125,7 @@ def load_hed(folder: str | os.PathLike | None = None) -> HED:
     d = resolve_weights(folder or default_weights_dir() / "hed")
     hed = HED()
     hed.load_state_dict(load_tensors(d, "hed.safetensors"), strict=True)
-    return hed.eval()
+    return hed.eval().to(memory_format=torch.channels_last)
 
 
 class EdgeCache:

@@ -19,11 +19,12 @@ from sketchdown.gallery import (
     GalleryIndex,
     build_gallery,
     default_index_dir,
+    embed_photos,
     find_photos,
     make_index,
 )
 from sketchdown.imageio import open_image
-from sketchdown.photo import photo_canvas
+from sketchdown.photo import native_bf16, photo_canvas
 from sketchdown.render import rgb_to_tensor
 
 RELS = ["a/p0.jpg", "a/p1.png", "b/c/p2.jpg", "b/p3.jpeg", "p4.png", "p5.jpg"]
@@ -69,7 +70,12 @@ def test_build_records_photos_and_meta(built, rgb_bundle) -> None:
     assert (out / INDEX_FILE).is_file() and (out / META_FILE).is_file()
 
 
-def test_stored_embeddings_are_the_photo_encoder_outputs(built, rgb_bundle, photos) -> None:
+@pytest.fixture()
+def fp32_photos(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SKETCHDOWN_PHOTO_BF16", "0")
+
+
+def test_stored_embeddings_are_the_photo_encoder_outputs(fp32_photos, built, rgb_bundle, photos) -> None:
     g, _ = built
     emb = g.embeddings()
     assert emb.shape == (6, 32)
@@ -81,6 +87,20 @@ def test_stored_embeddings_are_the_photo_encoder_outputs(built, rgb_bundle, phot
     with torch.inference_mode():
         ref = rgb_bundle.photo_encoder(rgb_to_tensor(canvas))[0].numpy()
     np.testing.assert_allclose(emb[i], ref, atol=1e-5)
+
+
+@pytest.mark.skipif(not native_bf16(), reason="this CPU has no native bf16: photos are embedded in fp32")
+def test_bf16_photo_embeddings_match_fp32(photos, rgb_bundle, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The bf16 fast path (photo_autocast) against plain fp32: the same vectors to ~1%, the same neighbours."""
+    files = find_photos(photos)
+    monkeypatch.setenv("SKETCHDOWN_PHOTO_BF16", "0")
+    ref, _, _ = embed_photos(rgb_bundle, files)
+    monkeypatch.setenv("SKETCHDOWN_PHOTO_BF16", "1")
+    fast, _, _ = embed_photos(rgb_bundle, files)
+    cos = np.sum(ref * fast, 1) / np.linalg.norm(ref, axis=1) / np.linalg.norm(fast, axis=1)
+    assert not np.array_equal(ref, fast) and cos.min() > 0.995
+    sim_ref, sim_fast = ref @ ref.T - 2 * np.eye(len(files)), fast @ fast.T - 2 * np.eye(len(files))
+    assert np.array_equal(sim_ref.argmax(1), sim_fast.argmax(1))
 
 
 def test_flat_search_equals_brute_force(built) -> None:
