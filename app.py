@@ -36,14 +36,14 @@ import gradio as gr
 import numpy as np
 from PIL import Image
 
-from sketchdown.bundle import ModelBundle, SketchBranch, load_bundle
-from sketchdown.examples import CANVAS, EXAMPLES
-from sketchdown.gallery import GRANULARITIES, GalleryError, GalleryIndex, build_gallery
-from sketchdown.hog import hog_flops
-from sketchdown.imageio import IMAGE_EXTS, ImageError, open_image
-from sketchdown.retriever import RetrievalResult, Retriever
-from sketchdown.sketch import SketchError, from_json
-from sketchdown.weights import WeightsError
+from sketchdown.bundles.bundle import ModelBundle, SketchBranch, load_bundle
+from sketchdown.bundles.weights import WeightsError
+from sketchdown.retrieval.gallery import GRANULARITIES, GalleryError, GalleryIndex, build_gallery
+from sketchdown.retrieval.retriever import RetrievalResult, Retriever
+from sketchdown.sketch.examples import CANVAS, EXAMPLES
+from sketchdown.sketch.hog import hog_flops
+from sketchdown.sketch.imageio import IMAGE_EXTS, ImageError, open_image
+from sketchdown.sketch.strokes import SketchError, from_json
 
 log = logging.getLogger("sketchdown.app")
 REPO = Path(__file__).resolve().parent
@@ -329,7 +329,7 @@ def photo_credits(photo_dir: str) -> dict[str, str]:
     """Photo file name -> "author, licence" for the photos whose ``metadata.json`` (beside the folder or
     in it) names an author: the default gallery's GCompris photos, whose CC-BY licences ask for credit
     where the photo is shown. Empty for folders without such a file."""
-    # which metadata.json belongs to a folder follows sketchdown.gallery._labels_for (labels, categories);
+    # which metadata.json belongs to a folder follows sketchdown.retrieval.gallery._labels_for (labels, categories);
     # credits are looked up here rather than stored in the index so the index format stays as measured
     root = Path(photo_dir)
     meta = root / "metadata.json"

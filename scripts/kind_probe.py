@@ -21,10 +21,10 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from sketchdown.bundle import load_bundle  # noqa: E402
-from sketchdown.data import get_sketch, load_doodles  # noqa: E402
-from sketchdown.retriever import Retriever  # noqa: E402
-from sketchdown.sketch import load_sketch  # noqa: E402
+from sketchdown.bundles.bundle import load_bundle  # noqa: E402
+from sketchdown.eval.data import get_sketch, load_doodles  # noqa: E402
+from sketchdown.retrieval.retriever import Retriever  # noqa: E402
+from sketchdown.sketch.strokes import load_sketch  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> dict:

@@ -26,7 +26,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from sketchdown.examples import EXAMPLES, example_json  # noqa: E402
+from sketchdown.sketch.examples import EXAMPLES, example_json  # noqa: E402
 
 
 def free_port() -> int:

@@ -11,14 +11,14 @@ import json
 import sys
 from pathlib import Path
 
-from .data import DatasetError
-from .gallery import GRANULARITIES, GalleryError
-from .imageio import ImageError
-from .sketch import SketchError
-from .weights import WeightsError
+from sketchdown import config
+from sketchdown.bundles.weights import WeightsError
+from sketchdown.eval.data import DatasetError
+from sketchdown.retrieval.gallery import GRANULARITIES, GalleryError
+from sketchdown.sketch.imageio import ImageError
+from sketchdown.sketch.strokes import SketchError
 
 USER_ERRORS = (SketchError, ImageError, WeightsError, GalleryError, DatasetError, ValueError, FileNotFoundError)
-REPO = Path(__file__).resolve().parent.parent
 
 
 def _weights_arg(p: argparse.ArgumentParser) -> None:
@@ -45,12 +45,12 @@ def _progress(enabled: bool):
 
 
 def cmd_index(a: argparse.Namespace) -> int:
-    from .bundle import load_bundle
-    from .gallery import build_gallery, default_index_dir
+    from sketchdown.bundles.bundle import load_bundle
+    from sketchdown.retrieval.gallery import build_gallery, default_index_dir
 
     b = load_bundle(a.weights)
     out = Path(a.out) if a.out else default_index_dir(a.photo_dir, b.name)
-    from .photo import EdgeCache
+    from sketchdown.bundles.photo import EdgeCache
 
     # --cache-edges: reuse/keep HED edge maps in the edge cache (8-bit PNGs; training and eval use it)
     g = build_gallery(b, a.photo_dir, out, kind=a.index_type, progress=_progress(not a.json),
@@ -61,13 +61,13 @@ def cmd_index(a: argparse.Namespace) -> int:
 
 
 def cmd_search(a: argparse.Namespace) -> int:
-    from .bundle import load_bundle
-    from .retriever import Retriever
-    from .sketch import load_sketch
+    from sketchdown.bundles.bundle import load_bundle
+    from sketchdown.retrieval.retriever import Retriever
+    from sketchdown.sketch.strokes import load_sketch
 
     sketch = load_sketch(a.sketch_file)
     b = load_bundle(a.weights)
-    gallery = a.gallery or str(REPO / "gallery" / "photos")
+    gallery = str(config.gallery_dir(a.gallery))
     r = Retriever.from_folder(b, gallery, a.index, rebuild="never" if a.no_rebuild else "auto", progress=_progress(not a.json),
                               backend=a.backend)
     canvas = a.canvas if a.canvas == "auto" else int(a.canvas)
@@ -83,9 +83,9 @@ def cmd_search(a: argparse.Namespace) -> int:
 
 
 def cmd_eval(a: argparse.Namespace) -> int:
-    from .bundle import load_bundle
-    from .data import load_dataset
-    from .evaluate import Row, default_rows, evaluate
+    from sketchdown.bundles.bundle import load_bundle
+    from sketchdown.eval.data import load_dataset
+    from sketchdown.eval.evaluate import Row, default_rows, evaluate
 
     data = load_dataset(a.dataset, root=a.data_root, split=a.split, pairs=a.pairs, level=a.level)
     refs = a.weights or shipped_weight_sets() or ["imagenet-lite0"]
@@ -110,7 +110,7 @@ def cmd_eval(a: argparse.Namespace) -> int:
 
 
 def cmd_bench(a: argparse.Namespace) -> int:
-    from .bench import BenchConfig, run, to_markdown
+    from sketchdown.eval.bench import BenchConfig, run, to_markdown
 
     scale = tuple(int(float(x)) for x in a.scale.split(",") if x.strip() and float(x) > 0) if a.scale else ()
     cfg = BenchConfig(
@@ -131,18 +131,18 @@ def cmd_bench(a: argparse.Namespace) -> int:
 
 def shipped_weight_sets() -> list[str]:
     """Every weight set in the repo's weights/ that has sketch models (not the HED helper weights)."""
-    from .photo import default_weights_dir
-    from .weights import read_manifest
+    from sketchdown import config
+    from sketchdown.bundles.weights import read_manifest
 
     out = []
-    for d in sorted(default_weights_dir().iterdir()) if default_weights_dir().is_dir() else []:
+    for d in sorted(config.weights_dir().iterdir()) if config.weights_dir().is_dir() else []:
         if (d / "manifest.json").is_file() and "photo" in read_manifest(d).get("components", {}):
             out.append(str(d))
     return out
 
 
 def cmd_flops(a: argparse.Namespace) -> int:
-    from .bundle import load_bundle
+    from sketchdown.bundles.bundle import load_bundle
 
     b = load_bundle(a.weights)
     sizes = [int(s) for s in a.canvas.split(",")] if a.canvas else None

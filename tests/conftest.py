@@ -62,10 +62,10 @@ def isolated_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def rgb_bundle():
     """A ModelBundle built by hand: RGB photo branch at 64 px, lite0 encoders with a random 32-d
     projection (ImageNet trunks: a random-init trunk maps every photo to nearly the same vector)."""
-    from sketchdown.build import EncoderConfig, build_encoder
-    from sketchdown.bundle import ModelBundle, SketchBranch
-    from sketchdown.photo import PhotoSpec
-    from sketchdown.render import RenderSpec
+    from sketchdown.bundles.build import EncoderConfig, build_encoder
+    from sketchdown.bundles.bundle import ModelBundle, SketchBranch
+    from sketchdown.bundles.photo import PhotoSpec
+    from sketchdown.sketch.render import RenderSpec
 
     torch.manual_seed(0)
     photo = build_encoder(EncoderConfig("lite0", embed_dim=32), weights="imagenet")

@@ -20,13 +20,13 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from sketchdown.hog import hog_flops
+from sketchdown.sketch.hog import hog_flops
 
 REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from sketchdown.examples import EXAMPLES, example_json  # noqa: E402
+from sketchdown.sketch.examples import EXAMPLES, example_json  # noqa: E402
 
 # gradio's queue trips pandas 3 deprecation warnings, and gr.Warning outside a request warns: not ours
 pytestmark = [pytest.mark.filterwarnings("ignore:::gradio.queueing"), pytest.mark.filterwarnings("ignore:::gradio.helpers")]
@@ -153,7 +153,7 @@ def test_forced_canvas_and_model_choice(app):
 
 
 def test_lambda_reaches_the_selector(app):
-    from sketchdown.sketch import from_json
+    from sketchdown.sketch.strokes import from_json
 
     sk = from_json(example_json("cat face"))
     for lam in app.MODEL.bundle.selector.lams:
@@ -249,7 +249,7 @@ def test_result_captions_credit_photographers(app, tmp_path):
 
 
 def test_examples_are_valid_sketches():
-    from sketchdown.sketch import from_json
+    from sketchdown.sketch.strokes import from_json
 
     for name, strokes in EXAMPLES.items():
         sk = from_json(example_json(name))
@@ -259,7 +259,7 @@ def test_examples_are_valid_sketches():
 
 
 def test_app_offers_traced_examples(app):
-    from sketchdown.sketch import from_strokes
+    from sketchdown.sketch.strokes import from_strokes
 
     ex = app.app_examples()
     traced = {k: v for k, v in ex.items() if k.startswith("traced: ")}

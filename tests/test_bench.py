@@ -9,9 +9,9 @@ import faiss
 import numpy as np
 import pytest
 
-from sketchdown.accel import onnx_available
-from sketchdown.bench import recall_at_k, synthetic_embeddings
 from sketchdown.cli import main as cli
+from sketchdown.eval.bench import recall_at_k, synthetic_embeddings
+from sketchdown.retrieval.accel import onnx_available
 
 
 def test_synthetic_embeddings_are_unit_and_queries_near_the_gallery():
@@ -28,7 +28,7 @@ def test_recall_at_k():
 
 
 def test_ivf_tuned_recall_matches_brute_force_on_synthetic_data():
-    from sketchdown.gallery import make_index
+    from sketchdown.retrieval.gallery import make_index
 
     x, q = synthetic_embeddings(5000, 64, np.random.default_rng(1), 100)
     exact = np.argsort(-(q @ x.T), axis=1)[:, :10]

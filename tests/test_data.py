@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
-from sketchdown.data import (
+from sketchdown.eval.data import (
     DatasetError,
     PairedDataset,
     data_root,
@@ -20,7 +20,7 @@ from sketchdown.data import (
     load_photo_rgb,
     load_sketchy,
 )
-from sketchdown.sketch import Sketch
+from sketchdown.sketch.strokes import Sketch
 
 SHARED_DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
 needs_data = pytest.mark.skipif(not SHARED_DATA.is_dir(), reason="needs ../shared/data (research data, not shipped)")

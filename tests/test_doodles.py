@@ -15,8 +15,8 @@ import cv2
 import numpy as np
 import pytest
 
-from sketchdown.data import DOODLE_SPLIT, DatasetError, doodle_classes, doodle_to_sketch, is_heldout, load_doodles
-from sketchdown.metrics import rank_of_true
+from sketchdown.eval.data import DOODLE_SPLIT, DatasetError, doodle_classes, doodle_to_sketch, is_heldout, load_doodles
+from sketchdown.eval.metrics import rank_of_true
 from training.common import make_source, sample_batch
 from training.fetch_quickdraw import MEMBER, extract
 
@@ -130,7 +130,7 @@ def test_doodle_splits_hold_out_doodles_and_photos(fake_gallery) -> None:
 
 
 def test_kind_batches_never_use_a_right_photo_as_a_negative(fake_gallery) -> None:
-    from sketchdown.photo import EdgeCache
+    from sketchdown.bundles.photo import EdgeCache
 
     g, qd = fake_gallery
     tr = load_doodles("train", g, qd, max_per_class=5)
@@ -182,7 +182,7 @@ def test_shipped_category_map_names_real_gallery_photos() -> None:
 
 
 def test_doodle_fit_and_val_split_the_training_doodles(fake_gallery) -> None:
-    from sketchdown.data import DOODLE_VAL
+    from sketchdown.eval.data import DOODLE_VAL
 
     g, qd = fake_gallery
     ids = {s: {it.name for it in load_doodles(s, g, qd).sketches} for s in ("train", "fit", "val")}

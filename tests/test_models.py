@@ -9,9 +9,9 @@ import pytest
 import torch
 from torch import nn
 
-from sketchdown.build import ARCHS, EncoderConfig, build_encoder, imagenet_lite_path
-from sketchdown.flops import param_count
-from sketchdown.models import CanvasBatchNorm, EmbeddingEncoder
+from sketchdown.bundles.build import ARCHS, EncoderConfig, build_encoder, imagenet_lite_path
+from sketchdown.bundles.flops import param_count
+from sketchdown.models.modules import CanvasBatchNorm, EmbeddingEncoder
 
 
 @pytest.mark.parametrize("arch", sorted(ARCHS))
@@ -136,7 +136,7 @@ def test_wrong_state_dict_shapes_raise_value_error() -> None:
 
 def test_selector_reads_lambda_through_its_power() -> None:
     """lam_power=3: the policy's input is lambda_F ** (1/3); same weights with lam_power=1 fed that value agree."""
-    from sketchdown.models import CanvasSelector
+    from sketchdown.models.modules import CanvasSelector
 
     torch.manual_seed(0)
     a = CanvasSelector(4, hidden=8, lam_power=3.0).eval()
@@ -153,7 +153,7 @@ def test_selector_reads_lambda_through_its_power() -> None:
 def test_tradeoff_selector_logits_mirror_the_reward() -> None:
     """costs set: logits = (1 - lambda_F) * head(h) + lambda_F * tau * costs, by hand from the parts;
     lambda_F = 1 picks the cheapest canvas and lambda_F = 0 ignores the costs."""
-    from sketchdown.models import CanvasSelector
+    from sketchdown.models.modules import CanvasSelector
 
     torch.manual_seed(0)
     costs = [0.0, -0.2, -0.5, -1.0]
@@ -179,8 +179,8 @@ def test_vgg16_trunk_is_heds_and_takes_the_library_input() -> None:
     HED's own trunk computes on HED's Caffe-style input (BGR, 0..255, mean removed) of the same image."""
     import numpy as np
 
-    from sketchdown.hed import hed_preprocess
-    from sketchdown.photo import load_hed
+    from sketchdown.bundles.photo import load_hed
+    from sketchdown.models.hed import hed_preprocess
 
     enc = build_encoder(EncoderConfig("vgg16", embed_dim=8), weights="imagenet")
     hed = load_hed()

@@ -10,8 +10,8 @@ import cv2
 import numpy as np
 import pytest
 
-from sketchdown.data import DatasetError, gallery_classes, is_heldout, load_gallery_pseudo
-from sketchdown.pseudosketch import LEVELS, abstract, edges_to_strokes, order_strokes, pseudo_sketch, thin, trace
+from sketchdown.eval.data import DatasetError, gallery_classes, is_heldout, load_gallery_pseudo
+from sketchdown.sketch.pseudosketch import LEVELS, abstract, edges_to_strokes, order_strokes, pseudo_sketch, thin, trace
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -25,7 +25,7 @@ def smoke_run(tmp_path_factory):
 
 
 def test_recipe_runs_every_stage_and_resumes(smoke_run):
-    from sketchdown.bundle import load_bundle
+    from sketchdown.bundles.bundle import load_bundle
 
     d, times = smoke_run
     run = d / "run"
@@ -147,8 +147,8 @@ def test_branch_names_keep_the_shipped_ones():
 
 
 def test_sketch_bank_is_deterministic_cached_and_the_teachers(tmp_path):
-    from sketchdown.build import EncoderConfig, build_encoder
-    from sketchdown.render import RenderSpec
+    from sketchdown.bundles.build import EncoderConfig, build_encoder
+    from sketchdown.sketch.render import RenderSpec
     from training.bank import bank_variants, build_bank
     from training.common import sketch_tensor
     from training.synthetic import synthetic_source

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from sketchdown.render import RenderSpec, crop_square, ink_to_tensor, render_ink, render_sketch, rgb_to_tensor
-from sketchdown.sketch import Sketch, from_raster
+from sketchdown.sketch.render import RenderSpec, crop_square, ink_to_tensor, render_ink, render_sketch, rgb_to_tensor
+from sketchdown.sketch.strokes import Sketch, from_raster
 
 
 def _sk(*strokes) -> Sketch:
@@ -138,7 +138,7 @@ def test_rgb_to_tensor() -> None:
 def test_render_sketch_sizes_equals_render_sketch() -> None:
     """Drawing once and downsampling gives exactly the per-size renders (vector, above the reference size,
     and raster sketches)."""
-    from sketchdown.render import render_sketch_sizes
+    from sketchdown.sketch.render import render_sketch_sizes
 
     rng = np.random.default_rng(3)
     vec = Sketch(tuple(rng.uniform(0, 200, (int(n), 2)).astype(np.float32) for n in (5, 1, 9)))

@@ -15,17 +15,17 @@ import numpy as np
 import pytest
 import torch
 
-from sketchdown.bundle import load_bundle
+from sketchdown.bundles.bundle import load_bundle
+from sketchdown.bundles.flops import encoder_flops, selector_flops
+from sketchdown.bundles.photo import PhotoSpec, hed_edges, load_hed
+from sketchdown.bundles.weights import WeightsError
 from sketchdown.cli import main
-from sketchdown.flops import encoder_flops, selector_flops
-from sketchdown.gallery import INDEX_FILE, GalleryError, GalleryIndex
-from sketchdown.hog import hog_descriptor, hog_flops, ink_hogs
-from sketchdown.imageio import open_image
-from sketchdown.photo import PhotoSpec, hed_edges, load_hed
-from sketchdown.render import ink_to_tensor, render_sketch
-from sketchdown.retriever import Retriever
-from sketchdown.sketch import Sketch, SketchError, from_raster, stroke_sequence
-from sketchdown.weights import WeightsError
+from sketchdown.retrieval.gallery import INDEX_FILE, GalleryError, GalleryIndex
+from sketchdown.retrieval.retriever import Retriever
+from sketchdown.sketch.hog import hog_descriptor, hog_flops, ink_hogs
+from sketchdown.sketch.imageio import open_image
+from sketchdown.sketch.render import ink_to_tensor, render_sketch
+from sketchdown.sketch.strokes import Sketch, SketchError, from_raster, stroke_sequence
 
 SKETCH = Sketch(
     (
@@ -331,10 +331,10 @@ def test_evaluate_matches_the_retriever(bundle, gallery_dir: Path, tmp_path: Pat
     """evaluate() (batched, cached, fused similarity computed in bulk) gives the same ranks and FLOPs as
     answering every sketch through Retriever.retrieve, for plain, +HOG and selector rows, on a gallery of
     either granularity (each has its own HOG weight)."""
-    from sketchdown.data import PairedDataset, SketchItem
-    from sketchdown.evaluate import Row, evaluate
-    from sketchdown.gallery import embed_photos, make_index
-    from sketchdown.photo import EdgeCache
+    from sketchdown.bundles.photo import EdgeCache
+    from sketchdown.eval.data import PairedDataset, SketchItem
+    from sketchdown.eval.evaluate import Row, evaluate
+    from sketchdown.retrieval.gallery import embed_photos, make_index
 
     photos = sorted(p for p in gallery_dir.rglob("*") if p.is_file())
     rng = np.random.default_rng(5)

@@ -18,9 +18,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from test_app import import_app  # noqa: E402
 
-from sketchdown.accel import onnx_available
-from sketchdown.examples import example_json
-from sketchdown.sketch import from_strokes
+from sketchdown.retrieval.accel import onnx_available
+from sketchdown.sketch.examples import example_json
+from sketchdown.sketch.strokes import from_strokes
 
 pytestmark = [pytest.mark.filterwarnings("ignore:::gradio.queueing"), pytest.mark.filterwarnings("ignore:::gradio.helpers")]
 
@@ -101,8 +101,8 @@ def test_100k_points_is_refused_cleanly(app):
 
 @pytest.mark.skipif(not onnx_available(), reason="onnx/onnxruntime not installed")
 def test_onnx_branch_matches_eager(smoke_weights):
-    from sketchdown.bundle import load_bundle
-    from sketchdown.retriever import Retriever
+    from sketchdown.bundles.bundle import load_bundle
+    from sketchdown.retrieval.retriever import Retriever
 
     b = load_bundle(smoke_weights)
     fast, ref = Retriever(b, None, backend="onnx"), Retriever(b, None, backend="eager")
@@ -125,8 +125,8 @@ def test_onnx_selector_matches_eager(costs):
     """Both selector kinds (lambda_F as an input, or as the reward's trade-off) give the same logits in ONNX."""
     import torch
 
-    from sketchdown.accel import OnnxSelector
-    from sketchdown.models import CanvasSelector
+    from sketchdown.models.modules import CanvasSelector
+    from sketchdown.retrieval.accel import OnnxSelector
 
     torch.manual_seed(0)
     sel = CanvasSelector(3, hidden=16, lam_power=5.0, costs=costs).eval()
@@ -139,7 +139,7 @@ def test_onnx_selector_matches_eager(costs):
 
 
 def test_backend_choice(monkeypatch):
-    from sketchdown.accel import resolve_backend
+    from sketchdown.retrieval.accel import resolve_backend
 
     assert resolve_backend("eager") == "eager"
     monkeypatch.setenv("SKETCHDOWN_BACKEND", "eager")
@@ -151,8 +151,8 @@ def test_backend_choice(monkeypatch):
 def test_onnx_branch_rejects_wrong_canvas(smoke_weights):
     if not onnx_available():
         pytest.skip("onnx/onnxruntime not installed")
-    from sketchdown.accel import OnnxBranch
-    from sketchdown.bundle import load_bundle
+    from sketchdown.bundles.bundle import load_bundle
+    from sketchdown.retrieval.accel import OnnxBranch
 
     b = load_bundle(smoke_weights)
     br = next(iter(b.sketch.values()))

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from sketchdown.data import PairedDataset, SketchItem
+from sketchdown.eval.data import PairedDataset, SketchItem
 from training import export, make_results, train_selector
 from training.common import load_teacher
 from training.synthetic import random_shape
@@ -62,9 +62,9 @@ class _FixedEncoder(torch.nn.Module):
 def test_reward_table_ranks_match_metrics(category: bool) -> None:
     """The selector's rewards rank like the evaluation does (metrics.rank_of_true), for photo indices and
     for category-level masks (any right photo counts), with and without a fused HOG similarity."""
-    from sketchdown.metrics import rank_of_true
-    from sketchdown.render import RenderSpec
-    from sketchdown.sketch import from_strokes
+    from sketchdown.eval.metrics import rank_of_true
+    from sketchdown.sketch.render import RenderSpec
+    from sketchdown.sketch.strokes import from_strokes
 
     rng = np.random.default_rng(0)
     n, p, d, k = 12, 7, 8, 2
@@ -112,7 +112,7 @@ def test_train_policy_weighs_sources_equally() -> None:
 
 
 def test_load_teacher_from_weight_set(smoke_weights: Path) -> None:
-    from sketchdown.bundle import load_bundle
+    from sketchdown.bundles.bundle import load_bundle
 
     sk, ph, cfg, classes = load_teacher(smoke_weights)
     b = load_bundle(smoke_weights)
@@ -192,7 +192,7 @@ def test_reuse_needs_the_same_conditions(smoke_weights: Path, tmp_path: Path, ph
     """--reuse keeps a stored row only if it was measured with the same library code and dataset inputs."""
     from dataclasses import replace
 
-    from sketchdown.weights import read_manifest, write_manifest
+    from sketchdown.bundles.weights import read_manifest, write_manifest
 
     w = tmp_path / "w"
     shutil.copytree(smoke_weights, w)
@@ -228,8 +228,8 @@ def test_reuse_on_raster_sketches_leaves_the_manifest_alone(smoke_weights: Path,
                                                             isolated_cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The selector has no rows on raster sketches (no strokes): a --reuse run finds nothing missing and
     does not rewrite the manifest (it used to, every time, reordering its JSON)."""
-    from sketchdown.render import render_sketch
-    from sketchdown.sketch import from_raster
+    from sketchdown.sketch.render import render_sketch
+    from sketchdown.sketch.strokes import from_raster
 
     w = tmp_path / "w"
     shutil.copytree(smoke_weights, w)

@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image, ImageDraw
 
-from sketchdown.sketch import (
+from sketchdown.sketch.strokes import (
     MAX_POINTS,
     MAX_STROKES,
     Sketch,

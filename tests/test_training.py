@@ -30,7 +30,7 @@ def pipeline(tmp_path_factory):
 
 
 def test_pipeline_produces_loadable_weights(pipeline):
-    from sketchdown.bundle import load_bundle
+    from sketchdown.bundles.bundle import load_bundle
 
     d, t, s, sel, w = pipeline
     assert t["steps"] == 4 and len(t["history"]) == 2
@@ -78,7 +78,7 @@ def test_torchrun_two_process_ddp(tmp_path):
 
 
 def test_exported_student_has_the_teachers_category_head(pipeline):
-    from sketchdown.bundle import load_bundle
+    from sketchdown.bundles.bundle import load_bundle
 
     *_, w = pipeline
     b = load_bundle(w)
@@ -87,8 +87,8 @@ def test_exported_student_has_the_teachers_category_head(pipeline):
 
 
 def test_recognition_students_kd_and_direct(tmp_path):
-    from sketchdown.build import EncoderConfig, build_encoder
-    from sketchdown.evaluate import evaluate_recognition
+    from sketchdown.bundles.build import EncoderConfig, build_encoder
+    from sketchdown.eval.evaluate import evaluate_recognition
     from training import train_recognition
     from training.synthetic import synthetic_source
 
@@ -161,7 +161,7 @@ def test_distill_fine_tunes_a_shipped_weight_set(smoke_weights, tmp_path):
     """--teacher, --init and --fusion all accept a weight-set folder: the student starts from the set's
     sketch branch (a zero learning rate leaves its convolutions exactly as shipped) and trains against
     the set's own HOG spec and alpha."""
-    from sketchdown.bundle import load_bundle
+    from sketchdown.bundles.bundle import load_bundle
     from training.common import load_fusion, load_student_state
 
     b = load_bundle(smoke_weights)
@@ -199,7 +199,7 @@ def test_distill_fine_tunes_a_shipped_weight_set(smoke_weights, tmp_path):
 def test_fit_heads_against_a_shipped_teacher(smoke_weights, tmp_path):
     """With a weight-set folder as teacher, fit_heads keeps that teacher's head (no teacher.pt) and uses
     its logits as soft targets: the reported teacher accuracy equals the shipped teacher's own predictions."""
-    from sketchdown.bundle import load_bundle
+    from sketchdown.bundles.bundle import load_bundle
     from training import fit_heads
     from training.common import sketch_tensor
     from training.synthetic import synthetic_source
@@ -265,7 +265,7 @@ def test_default_lam_rule_against_a_hand_made_cv_table():
 
 
 def test_reproduce_script_runs_every_stage_and_resumes(tmp_path):
-    from sketchdown.bundle import load_bundle
+    from sketchdown.bundles.bundle import load_bundle
 
     r = tmp_path / "repro"
     env = dict(os.environ, SMOKE="1")

@@ -14,7 +14,7 @@ import torch
 from huggingface_hub import constants as hf_constants
 from safetensors.torch import load_file
 
-from sketchdown.weights import (
+from sketchdown.bundles.weights import (
     FORMAT,
     MANIFEST,
     WeightsError,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from sketchdown.sketch import Sketch
+from sketchdown.sketch.strokes import Sketch
 
 
 def random_affine(rng: np.random.Generator, rot_deg: float = 8.0, scale: float = 0.1, shear: float = 0.1) -> np.ndarray:

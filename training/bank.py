@@ -19,9 +19,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from sketchdown.render import RenderSpec
-from sketchdown.sketch import Sketch
-from sketchdown.weights import sha256_file
+from sketchdown.bundles.weights import sha256_file
+from sketchdown.sketch.render import RenderSpec
+from sketchdown.sketch.strokes import Sketch
 
 from .augment import augment_sketch
 from .common import Source, load_checkpoint, save_checkpoint, sketch_tensor

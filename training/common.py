@@ -16,12 +16,13 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from sketchdown.data import PairedDataset, get_sketch, load_chairv2, load_doodles, load_gallery_pseudo, load_sketchy
-from sketchdown.hog import HogSpec
-from sketchdown.metrics import rank_of_true
-from sketchdown.photo import EdgeCache, PhotoSpec, photo_canvas
-from sketchdown.render import RenderSpec, ink_to_tensor, render_sketch, render_sketch_sizes
-from sketchdown.sketch import Sketch
+from sketchdown import config
+from sketchdown.bundles.photo import EdgeCache, PhotoSpec, photo_canvas
+from sketchdown.eval.data import PairedDataset, get_sketch, load_chairv2, load_doodles, load_gallery_pseudo, load_sketchy
+from sketchdown.eval.metrics import rank_of_true
+from sketchdown.sketch.hog import HogSpec
+from sketchdown.sketch.render import RenderSpec, ink_to_tensor, render_sketch, render_sketch_sizes
+from sketchdown.sketch.strokes import Sketch
 
 from .augment import augment_ink, augment_sketch
 
@@ -170,9 +171,7 @@ def seed_all(seed: int) -> None:
 
 def set_threads() -> None:
     # 2 cores here; under torchrun split them between processes; SKETCHDOWN_THREADS overrides
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    n = int(os.environ.get("SKETCHDOWN_THREADS", "0")) or max(1, (os.cpu_count() or 1) // world)
-    torch.set_num_threads(n)
+    torch.set_num_threads(config.torch_threads(int(os.environ.get("WORLD_SIZE", "1"))))
 
 
 # ---- data ----------------------------------------------------------------------------------
@@ -248,7 +247,7 @@ def load_fusion(path: str | Path, branch: str) -> tuple[HogSpec, float, float]:
     category-level alpha). An alpha is 0 when the branch has none; the category-level one falls back to
     the instance-level one where none was fitted."""
     if Path(path).is_dir():
-        from sketchdown.weights import read_manifest
+        from sketchdown.bundles.weights import read_manifest
 
         m = read_manifest(path)
         if m.get("hog") is None:
@@ -265,7 +264,7 @@ def load_student_state(path: str | Path, branch: str = "student") -> dict[str, t
     """A student's weights (state dict, float32) from a distill checkpoint, or from a shipped weight-set
     folder's sketch branch ``branch`` (sha256-checked), so fine-tuning can start from ``weights/default``."""
     if Path(path).is_dir():
-        from sketchdown.bundle import load_bundle
+        from sketchdown.bundles.bundle import load_bundle
 
         b = load_bundle(path)
         if branch not in b.sketch:
@@ -477,11 +476,11 @@ def load_teacher(path: str | Path) -> tuple[torch.nn.Module, torch.nn.Module, di
     """(sketch encoder, photo encoder, teacher config dict, classes) from a teacher checkpoint, or from a
     shipped weight-set folder (its full network, photo encoder, recorded teacher config and classes), so
     later stages can start from ``weights/default`` when the training runs are not at hand."""
-    from sketchdown.build import EncoderConfig, build_encoder
+    from sketchdown.bundles.build import EncoderConfig, build_encoder
 
     if Path(path).is_dir():
-        from sketchdown.bundle import load_bundle
-        from sketchdown.weights import read_manifest
+        from sketchdown.bundles.bundle import load_bundle
+        from sketchdown.bundles.weights import read_manifest
 
         b = load_bundle(path)
         tcfg = read_manifest(path).get("provenance", {}).get("teacher", {}).get("config")

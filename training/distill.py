@@ -43,13 +43,13 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from sketchdown.build import EncoderConfig, build_encoder
-from sketchdown.data import load_doodles
-from sketchdown.hog import hog_descriptor, ink_hogs, sketch_hogs
-from sketchdown.losses import cross_modal_kd, hinton_kd, info_nce, triplet_loss
-from sketchdown.metrics import summary
-from sketchdown.photo import EdgeCache, PhotoSpec
-from sketchdown.render import RenderSpec
+from sketchdown.bundles.build import EncoderConfig, build_encoder
+from sketchdown.bundles.photo import EdgeCache, PhotoSpec
+from sketchdown.eval.data import load_doodles
+from sketchdown.eval.metrics import summary
+from sketchdown.models.losses import cross_modal_kd, hinton_kd, info_nce, triplet_loss
+from sketchdown.sketch.hog import hog_descriptor, ink_hogs, sketch_hogs
+from sketchdown.sketch.render import RenderSpec
 
 from .bank import SketchBank, build_bank, teacher_key
 from .common import (

@@ -18,11 +18,11 @@ from pathlib import Path
 
 import torch
 
-from sketchdown.build import EncoderConfig, build_encoder
-from sketchdown.data import load_chairv2
-from sketchdown.metrics import summary
-from sketchdown.photo import EdgeCache, PhotoSpec
-from sketchdown.render import RenderSpec
+from sketchdown.bundles.build import EncoderConfig, build_encoder
+from sketchdown.bundles.photo import EdgeCache, PhotoSpec
+from sketchdown.eval.data import load_chairv2
+from sketchdown.eval.metrics import summary
+from sketchdown.sketch.render import RenderSpec
 
 from .common import (
     Source,

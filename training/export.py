@@ -24,11 +24,11 @@ import json
 import shutil
 from pathlib import Path
 
-from sketchdown.bundle import load_bundle
-from sketchdown.evaluate import uses_selector
-from sketchdown.photo import PhotoSpec
-from sketchdown.render import RenderSpec
-from sketchdown.weights import load_tensors, read_manifest, save_tensors, write_manifest
+from sketchdown.bundles.bundle import load_bundle
+from sketchdown.bundles.photo import PhotoSpec
+from sketchdown.bundles.weights import load_tensors, read_manifest, save_tensors, write_manifest
+from sketchdown.eval.evaluate import uses_selector
+from sketchdown.sketch.render import RenderSpec
 
 from .common import git_sha, load_checkpoint
 

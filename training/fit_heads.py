@@ -28,10 +28,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from sketchdown.build import EncoderConfig, build_encoder
-from sketchdown.losses import hinton_kd
-from sketchdown.photo import EdgeCache
-from sketchdown.render import RenderSpec
+from sketchdown.bundles.build import EncoderConfig, build_encoder
+from sketchdown.bundles.photo import EdgeCache
+from sketchdown.models.losses import hinton_kd
+from sketchdown.sketch.render import RenderSpec
 
 from .common import git_sha, load_checkpoint, load_sources, load_teacher, save_checkpoint, set_threads, sketch_tensor
 from .synthetic import synthetic_source

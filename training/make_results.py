@@ -27,13 +27,13 @@ from pathlib import Path
 
 import numpy as np
 
-from sketchdown.build import EncoderConfig, build_encoder
-from sketchdown.bundle import load_bundle
-from sketchdown.data import PairedDataset, get_sketch, load_dataset, merge_datasets
-from sketchdown.evaluate import default_rows, evaluate, evaluate_recognition
-from sketchdown.flops import encoder_flops, param_count
-from sketchdown.photo import EdgeCache
-from sketchdown.weights import MANIFEST, read_manifest, write_manifest
+from sketchdown.bundles.build import EncoderConfig, build_encoder
+from sketchdown.bundles.bundle import load_bundle
+from sketchdown.bundles.flops import encoder_flops, param_count
+from sketchdown.bundles.photo import EdgeCache
+from sketchdown.bundles.weights import MANIFEST, read_manifest, write_manifest
+from sketchdown.eval.data import PairedDataset, get_sketch, load_dataset, merge_datasets
+from sketchdown.eval.evaluate import default_rows, evaluate, evaluate_recognition
 
 from .common import library_version, load_checkpoint
 
@@ -66,7 +66,7 @@ def paper_table(bundle, rows: list[dict]) -> str:
     """The paper's table for one weight set: full network, each student trained directly and with KD at its
     default canvas, and the KD student with the selector at the set's default lambda_F; network alone and
     with the HOG fused, side by side. Empty when the set has no teacher/student pair."""
-    from sketchdown.evaluate import Row
+    from sketchdown.eval.evaluate import Row
 
     by = {r["model"]: r for r in rows}
     sel = bundle.selector
@@ -252,7 +252,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     text = ("# Results\n\n"
             f"Made by `python -m training.make_results {' '.join(argv or sys.argv[1:])}` on a 2-core CPU. "
             "GFLOPs are the sketch branch per query (selector and, in +HOG rows, the HOG descriptor included), "
-            "counted with FlopCounterMode (the HOG by hand, sketchdown.hog.hog_flops); "
+            "counted with FlopCounterMode (the HOG by hand, sketchdown.sketch.hog.hog_flops); "
             "+HOG rows fuse cos(embedding) + alpha * cos(HOG) with alpha fitted on the validation split; "
             "m@A / m@B over 10 ink-prefix fractions (vector sketches only); latency = median single-sketch query "
             "(selector + render + encoder + search) with the default backend.\n\n"

@@ -27,10 +27,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from sketchdown.build import EncoderConfig, build_encoder
-from sketchdown.photo import EdgeCache, PhotoSpec
-from sketchdown.render import RenderSpec
-from sketchdown.sketch import Sketch, stroke_sequence
+from sketchdown.bundles.build import EncoderConfig, build_encoder
+from sketchdown.bundles.photo import EdgeCache, PhotoSpec
+from sketchdown.sketch.render import RenderSpec
+from sketchdown.sketch.strokes import Sketch, stroke_sequence
 
 from .common import encode_photos, load_checkpoint, load_sources, load_teacher, set_threads, sketch_tensor
 
@@ -99,7 +99,7 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--out", default=None, help="write the report here as JSON")
     a = p.parse_args(argv)
     set_threads()
-    from sketchdown.flops import encoder_flops
+    from sketchdown.bundles.flops import encoder_flops
 
     ck = load_checkpoint(Path(a.student))
     cfg = json.loads(ck["config"])

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import numpy as np
 
-from sketchdown.data import PairedDataset, SketchItem
-from sketchdown.render import render_sketch
-from sketchdown.sketch import Sketch
+from sketchdown.eval.data import PairedDataset, SketchItem
+from sketchdown.sketch.render import render_sketch
+from sketchdown.sketch.strokes import Sketch
 
 from .common import Source
 

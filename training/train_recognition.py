@@ -25,10 +25,10 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from sketchdown.build import EncoderConfig, build_encoder
-from sketchdown.losses import hinton_kd
-from sketchdown.photo import EdgeCache
-from sketchdown.render import RenderSpec
+from sketchdown.bundles.build import EncoderConfig, build_encoder
+from sketchdown.bundles.photo import EdgeCache
+from sketchdown.models.losses import hinton_kd
+from sketchdown.sketch.render import RenderSpec
 
 from .augment import augment_sketch
 from .common import (

@@ -62,15 +62,15 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from sketchdown.build import EncoderConfig, build_encoder
-from sketchdown.data import load_doodles
-from sketchdown.flops import encoder_flops
-from sketchdown.hog import HogSpec, ink_hogs, sketch_hogs
-from sketchdown.models import CanvasSelector
-from sketchdown.photo import EdgeCache, PhotoSpec
-from sketchdown.render import RenderSpec
-from sketchdown.sketch import Sketch, stroke_sequence
-from sketchdown.weights import read_manifest
+from sketchdown.bundles.build import EncoderConfig, build_encoder
+from sketchdown.bundles.flops import encoder_flops
+from sketchdown.bundles.photo import EdgeCache, PhotoSpec
+from sketchdown.bundles.weights import read_manifest
+from sketchdown.eval.data import load_doodles
+from sketchdown.models.modules import CanvasSelector
+from sketchdown.sketch.hog import HogSpec, ink_hogs, sketch_hogs
+from sketchdown.sketch.render import RenderSpec
+from sketchdown.sketch.strokes import Sketch, stroke_sequence
 
 from .augment import augment_vector
 from .common import (
@@ -179,7 +179,7 @@ def load_student(cfg: SelectorConfig) -> tuple[torch.nn.Module, tuple[int, ...],
     (HOG spec, instance-level alpha, category-level alpha)."""
     fusion = load_fusion(cfg.fusion, cfg.fusion_branch) if cfg.fusion else None
     if Path(cfg.student).is_dir():
-        from sketchdown.bundle import load_bundle
+        from sketchdown.bundles.bundle import load_bundle
 
         b = load_bundle(cfg.student)
         if cfg.student_branch not in b.sketch:

@@ -26,12 +26,12 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from sketchdown.build import EncoderConfig, build_encoder
-from sketchdown.losses import info_nce, triplet_loss
-from sketchdown.metrics import summary
-from sketchdown.models import EmbeddingEncoder
-from sketchdown.photo import EdgeCache, PhotoSpec
-from sketchdown.render import RenderSpec
+from sketchdown.bundles.build import EncoderConfig, build_encoder
+from sketchdown.bundles.photo import EdgeCache, PhotoSpec
+from sketchdown.eval.metrics import summary
+from sketchdown.models.losses import info_nce, triplet_loss
+from sketchdown.models.modules import EmbeddingEncoder
+from sketchdown.sketch.render import RenderSpec
 
 from .common import (
     Budget,
@@ -62,7 +62,7 @@ from .common import (
 )
 from .loader import batches, default_workers
 
-PRETRAINED = ("lite0", "lite1", "lite2", "vgg16")  # archs with offline pretrained weights (sketchdown.build)
+PRETRAINED = ("lite0", "lite1", "lite2", "vgg16")  # archs with offline pretrained weights (sketchdown.bundles.build)
 
 
 @dataclass

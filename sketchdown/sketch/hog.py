@@ -8,8 +8,8 @@ than anything the encoders gain from more CPU training, for about a megaFLOP per
 
 A level is ``(cells-1)^2`` blocks of 2x2 cells x ``bins`` unsigned orientations, each block L2-Hys
 normalised (clip 0.2), the level vector L2-normalised; levels (cell sizes) are concatenated. Input: float32 ink in [0, 1]
-``(S, S)`` or ``(B, S, S)`` with ``S == spec.size`` (from :func:`~sketchdown.render.render_sketch`
-or :func:`~sketchdown.render.render_ink`, so sketch and photo are cropped and scaled alike).
+``(S, S)`` or ``(B, S, S)`` with ``S == spec.size`` (from :func:`~sketchdown.sketch.render.render_sketch`
+or :func:`~sketchdown.sketch.render.render_ink`, so sketch and photo are cropped and scaled alike).
 """
 
 from __future__ import annotations
@@ -21,8 +21,8 @@ from dataclasses import asdict, dataclass
 import cv2
 import numpy as np
 
-from .render import RenderSpec, render_ink, render_sketch
-from .sketch import Sketch
+from sketchdown.sketch.render import RenderSpec, render_ink, render_sketch
+from sketchdown.sketch.strokes import Sketch
 
 
 @dataclass(frozen=True)

@@ -11,16 +11,16 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .bundle import ModelBundle
-from .data import PairedDataset, get_sketch
-from .flops import selector_flops
-from .gallery import GalleryIndex, embed_photos, make_index
-from .hog import fuse_queries, hog_flops, sketch_hogs
-from .metrics import classification_report, early_retrieval, prefix_fractions, rank_of_true, summary
-from .photo import EdgeCache
-from .render import RenderSpec, ink_to_tensor, render_sketch
-from .retriever import Retriever
-from .sketch import Sketch, stroke_sequence
+from sketchdown.bundles.bundle import ModelBundle
+from sketchdown.bundles.flops import selector_flops
+from sketchdown.bundles.photo import EdgeCache
+from sketchdown.eval.data import PairedDataset, get_sketch
+from sketchdown.eval.metrics import classification_report, early_retrieval, prefix_fractions, rank_of_true, summary
+from sketchdown.retrieval.gallery import GalleryIndex, embed_photos, make_index
+from sketchdown.retrieval.retriever import Retriever
+from sketchdown.sketch.hog import fuse_queries, hog_flops, sketch_hogs
+from sketchdown.sketch.render import RenderSpec, ink_to_tensor, render_sketch
+from sketchdown.sketch.strokes import Sketch, stroke_sequence
 
 
 @dataclass(frozen=True)
@@ -215,7 +215,7 @@ def evaluate_recognition(
 ) -> dict:
     """Sketch recognition on ``data``: each sketch's class is its photo's label.
 
-    ``encoder`` is an :class:`~sketchdown.models.EmbeddingEncoder` with a category head over
+    ``encoder`` is an :class:`~sketchdown.models.modules.EmbeddingEncoder` with a category head over
     ``classes``; sketches whose label is not among them are skipped. Returns accuracy and macro
     precision / recall / F1 (percent), the number of sketches and the classes scored.
     """

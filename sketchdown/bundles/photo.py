@@ -18,8 +18,9 @@ import cv2
 import numpy as np
 import torch
 
-from .hed import HED, hed_preprocess
-from .render import RenderSpec, ink_to_tensor, render_ink, rgb_to_tensor
+from sketchdown import config
+from sketchdown.models.hed import HED, hed_preprocess
+from sketchdown.sketch.render import RenderSpec, ink_to_tensor, render_ink, rgb_to_tensor
 
 HED_SIZE = 256  # photos are edge-detected with their long side at this size (~40 GFLOPs each)
 
@@ -41,7 +42,7 @@ def photo_autocast(x: torch.Tensor) -> tuple[torch.Tensor, contextlib.AbstractCo
     (tested against fp32). Elsewhere, or with ``SKETCHDOWN_PHOTO_BF16=0``, it is plain fp32.
     """
     x = x.contiguous(memory_format=torch.channels_last)
-    if native_bf16() and os.environ.get("SKETCHDOWN_PHOTO_BF16", "1") != "0":
+    if native_bf16() and config.photo_bf16():
         return x, torch.autocast("cpu", dtype=torch.bfloat16)
     return x, contextlib.nullcontext()
 
@@ -106,23 +107,12 @@ def canvas_to_tensor(canvases: list[np.ndarray] | np.ndarray, spec: PhotoSpec) -
     return ink_to_tensor(canvases) if spec.input == "hed" else rgb_to_tensor(canvases)
 
 
-def default_weights_dir() -> Path:
-    """``$SKETCHDOWN_WEIGHTS_DIR``, else the repo's ``weights/`` folder."""
-    return Path(os.environ.get("SKETCHDOWN_WEIGHTS_DIR") or Path(__file__).resolve().parent.parent / "weights")
-
-
-def cache_root() -> Path:
-    """The per-user cache (edge maps, indexes of user folders, doodles): ``$SKETCHDOWN_CACHE``, else
-    ``~/.cache/sketchdown``."""
-    return Path(os.environ.get("SKETCHDOWN_CACHE") or Path.home() / ".cache" / "sketchdown")
-
-
 @functools.lru_cache(maxsize=2)
 def load_hed(folder: str | os.PathLike | None = None) -> HED:
     """HED with the converted BSDS500 weights (sha256-checked), in eval mode; loaded once per folder."""
-    from .weights import load_tensors, resolve_weights
+    from sketchdown.bundles.weights import load_tensors, resolve_weights
 
-    d = resolve_weights(folder or default_weights_dir() / "hed")
+    d = resolve_weights(folder or config.weights_dir() / "hed")
     hed = HED()
     hed.load_state_dict(load_tensors(d, "hed.safetensors"), strict=True)
     return hed.eval().to(memory_format=torch.channels_last)
@@ -136,7 +126,7 @@ class EdgeCache:
     """
 
     def __init__(self, cache_dir: str | os.PathLike | None = None, hed: HED | None = None) -> None:
-        self.dir = Path(cache_dir or cache_root()) / "edges"
+        self.dir = Path(cache_dir or config.cache_dir()) / "edges"
         self._hed = hed
 
     @property
@@ -159,7 +149,7 @@ class EdgeCache:
             e = cv2.imread(str(k), cv2.IMREAD_GRAYSCALE)
             if e is not None:
                 return e.astype(np.float32) / 255.0
-        from .imageio import open_image
+        from sketchdown.sketch.imageio import open_image
 
         e = hed_edges(self.hed, np.asarray(open_image(path), np.uint8))
         q = np.round(e * 255).astype(np.uint8)

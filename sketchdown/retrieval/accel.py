@@ -13,12 +13,13 @@ The export runs in memory (about 1.5 s per canvas, done by ``Retriever.warmup``)
 from __future__ import annotations
 
 import io
-import os
 import warnings
 
 import numpy as np
 import torch
 from torch import nn
+
+from sketchdown import config
 
 BACKENDS = ("onnx", "eager")
 
@@ -34,7 +35,7 @@ def onnx_available() -> bool:
 
 def resolve_backend(backend: str | None = None) -> str:
     """``onnx`` or ``eager``: the argument, else ``$SKETCHDOWN_BACKEND``, else ``onnx`` when installed."""
-    b = backend or os.environ.get("SKETCHDOWN_BACKEND") or "auto"
+    b = config.backend(backend)
     if b == "auto":
         return "onnx" if onnx_available() else "eager"
     if b not in BACKENDS:

@@ -19,9 +19,9 @@ import faiss
 import numpy as np
 import torch
 
-from .bundle import ModelBundle
-from .retriever import Retriever
-from .sketch import Sketch
+from sketchdown.bundles.bundle import ModelBundle
+from sketchdown.retrieval.retriever import Retriever
+from sketchdown.sketch.strokes import Sketch
 
 PAPER_FULL_GFLOPS = 40.18  # Triplet-SN VGG-16 at 256 px (Sain et al., CVPR 2025, Table 1)
 
@@ -79,7 +79,7 @@ def matmul_gflops(n: int = 1024, reps: int = 5) -> float:
 
 def query_sketches(data_root: str | None, n: int) -> tuple[list[Sketch], str]:
     """``n`` ChairV2 test sketches, each full and at half its ink; else the built-in examples."""
-    from .data import DatasetError, load_chairv2
+    from sketchdown.eval.data import DatasetError, load_chairv2
 
     try:
         d = load_chairv2(data_root, "test")
@@ -87,8 +87,8 @@ def query_sketches(data_root: str | None, n: int) -> tuple[list[Sketch], str]:
         full = [d.sketches[i].sketch for i in idx]
         src = f"ChairV2 test, {len(full)} sketches full + half drawn"
     except DatasetError:
-        from .examples import EXAMPLES
-        from .sketch import from_strokes
+        from sketchdown.sketch.examples import EXAMPLES
+        from sketchdown.sketch.strokes import from_strokes
 
         full = [from_strokes(v) for v in EXAMPLES.values()]
         src = f"{len(full)} built-in example sketches, full + half drawn (ChairV2 not found)"
@@ -167,7 +167,7 @@ def recall_at_k(found: np.ndarray, exact: np.ndarray) -> float:
 
 
 def bench_scale(cfg: BenchConfig, dim: int, say=print) -> list[dict]:
-    from .gallery import make_index
+    from sketchdown.retrieval.gallery import make_index
 
     rows = []
     rng = np.random.default_rng(cfg.seed)
@@ -215,8 +215,8 @@ def bench_scale(cfg: BenchConfig, dim: int, say=print) -> list[dict]:
 # ---- the whole run ---------------------------------------------------------------------------
 def run(cfg: BenchConfig, say=print) -> dict:
     """Both benchmarks; returns the summary dict (the keys external checks read) plus the tables."""
-    from .bundle import load_bundle
-    from .gallery import GalleryIndex, make_index
+    from sketchdown.bundles.bundle import load_bundle
+    from sketchdown.retrieval.gallery import GalleryIndex, make_index
 
     torch.set_num_threads(cfg.threads)
     faiss.omp_set_num_threads(cfg.threads)

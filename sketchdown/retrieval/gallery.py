@@ -20,10 +20,11 @@ import faiss
 import numpy as np
 import torch
 
-from .hog import hog_descriptor
-from .imageio import IMAGE_EXTS, ImageError, open_image
-from .photo import EdgeCache, cache_root, canvas_to_tensor, hed_edges, load_hed, photo_autocast, photo_canvas
-from .render import render_ink
+from sketchdown import config
+from sketchdown.bundles.photo import EdgeCache, canvas_to_tensor, hed_edges, load_hed, photo_autocast, photo_canvas
+from sketchdown.sketch.hog import hog_descriptor
+from sketchdown.sketch.imageio import IMAGE_EXTS, ImageError, open_image
+from sketchdown.sketch.render import render_ink
 
 INDEX_FILE, META_FILE = "index.faiss", "index.json"
 IVF_NPROBE = 16  # lists searched per query (bench: gallery scale)
@@ -279,9 +280,9 @@ def default_index_dir(photo_dir: str | os.PathLike, bundle_name: str) -> Path:
     """Where an index for a photo folder lives by default: ``<gallery>/index/<weights>`` for the
     repo's gallery, else a per-folder directory in the user cache (never inside the user's photos)."""
     root = Path(photo_dir).resolve()
-    repo_gallery = Path(__file__).resolve().parent.parent / "gallery"
+    repo_gallery = config.shipped_gallery()
     if root == (repo_gallery / "photos").resolve():
         return repo_gallery / "index" / bundle_name
     h = hashlib.sha1(str(root).encode()).hexdigest()[:16]
-    cache = cache_root()
+    cache = config.cache_dir()
     return cache / "index" / f"{root.name}-{h}" / bundle_name

@@ -21,13 +21,13 @@ from typing import Any
 import numpy as np
 import torch
 
-from .accel import OnnxBranch, OnnxSelector, resolve_backend
-from .bundle import ModelBundle
-from .flops import selector_flops
-from .gallery import GalleryError, GalleryIndex, build_gallery, check_granularity, default_index_dir
-from .hog import fuse_queries, hog_descriptor, hog_flops
-from .render import ink_to_tensor, render_sketch
-from .sketch import Sketch, SketchError, stroke_sequence
+from sketchdown.bundles.bundle import ModelBundle
+from sketchdown.bundles.flops import selector_flops
+from sketchdown.retrieval.accel import OnnxBranch, OnnxSelector, resolve_backend
+from sketchdown.retrieval.gallery import GalleryError, GalleryIndex, build_gallery, check_granularity, default_index_dir
+from sketchdown.sketch.hog import fuse_queries, hog_descriptor, hog_flops
+from sketchdown.sketch.render import ink_to_tensor, render_sketch
+from sketchdown.sketch.strokes import Sketch, SketchError, stroke_sequence
 
 _EXPORT_LOCK = threading.Lock()
 
@@ -88,7 +88,7 @@ class Retriever:
         backend: str | None = None,
     ) -> None:
         """backend: ``onnx`` (ONNX Runtime, several times faster per query), ``eager`` (plain PyTorch)
-        or None/``auto`` (``$SKETCHDOWN_BACKEND``, else onnx when installed). See :mod:`sketchdown.accel`."""
+        or None/``auto`` (``$SKETCHDOWN_BACKEND``, else onnx when installed). See :mod:`sketchdown.retrieval.accel`."""
         self.bundle = bundle
         self.gallery = gallery
         if threads:

@@ -3,7 +3,7 @@
 A :class:`Sketch` is either a list of vector strokes (each an ``(N, 2)`` float32 array of x, y in
 canvas pixels, in drawing order) or, for raster-only inputs, an ink image. Every parser validates its
 input and raises :class:`SketchError` with a one-line, user-facing message; nothing here unpickles
-untrusted data (the ChairV2 pickle is opened only by :mod:`sketchdown.data`, on a path the user names).
+untrusted data (the ChairV2 pickle is opened only by :mod:`sketchdown.eval.data`, on a path the user names).
 """
 
 from __future__ import annotations
@@ -329,7 +329,7 @@ def load_sketch(path: str | Path) -> Sketch:
             return from_stroke3(arr)
         raise SketchError(f"{p.name}: expected stroke-3 (N,3) or stroke-5 (N,5), got {arr.shape}")
     if ext in RASTER_EXTS:
-        from .imageio import open_image
+        from sketchdown.sketch.imageio import open_image
 
         return from_raster(open_image(p))
     raise SketchError(f"unsupported sketch file type '{ext}' (use .json, .ndjson, .npy or an image)")

@@ -15,7 +15,7 @@ import torch
 from torch import nn
 from torchvision import models as tvm
 
-from .models import EmbeddingEncoder, LiteFeatures, TorchvisionFeatures, VGGFeatures, convert_canvas_bn
+from sketchdown.models.modules import EmbeddingEncoder, LiteFeatures, TorchvisionFeatures, VGGFeatures, convert_canvas_bn
 
 
 @dataclass(frozen=True)
@@ -74,7 +74,7 @@ def _vgg16(pretrained: bool) -> tuple[nn.Module, int]:
     the only VGG-16 weights available offline. HED's side outputs and fuse layer are not used."""
     net = VGGFeatures()
     if pretrained:
-        from .photo import load_hed
+        from sketchdown.bundles.photo import load_hed
 
         trunk = {k: v for k, v in load_hed().state_dict().items() if k.startswith("block")}
         net.load_state_dict(trunk, strict=True)

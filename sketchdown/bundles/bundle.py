@@ -16,13 +16,14 @@ from typing import Any
 
 import torch
 
-from .build import EncoderConfig, build_encoder, imagenet_lite_path
-from .flops import encoder_flops, param_count
-from .hog import HogSpec
-from .models import CanvasSelector, EmbeddingEncoder
-from .photo import PhotoSpec, default_weights_dir
-from .render import RenderSpec
-from .weights import WeightsError, load_tensors, read_manifest, resolve_weights, sha256_file
+from sketchdown import config
+from sketchdown.bundles.build import EncoderConfig, build_encoder, imagenet_lite_path
+from sketchdown.bundles.flops import encoder_flops, param_count
+from sketchdown.bundles.photo import PhotoSpec
+from sketchdown.bundles.weights import WeightsError, load_tensors, read_manifest, resolve_weights, sha256_file
+from sketchdown.models.modules import CanvasSelector, EmbeddingEncoder
+from sketchdown.sketch.hog import HogSpec
+from sketchdown.sketch.render import RenderSpec
 
 BUILTIN = ("imagenet-lite0",)
 
@@ -91,7 +92,7 @@ class ModelBundle:
     metrics: dict[str, Any] = field(default_factory=dict)
     source: str = ""
     hog: HogSpec | None = None  # when set, gallery vectors are [photo embedding, HOG of the edge map]
-    # compiled per-canvas runners (sketchdown.accel), shared by every Retriever over this bundle
+    # compiled per-canvas runners (sketchdown.retrieval.accel), shared by every Retriever over this bundle
     runners: dict[Any, Any] = field(default_factory=dict, repr=False, compare=False)
 
     @property
@@ -123,7 +124,7 @@ def _builtin_lite0() -> ModelBundle:
 
 def load_bundle(ref: str | os.PathLike | None = None) -> ModelBundle:
     """Load a weight set (sha256-checked, strict keys). None: ``$SKETCHDOWN_WEIGHTS_SET`` or weights/default."""
-    ref = ref or os.environ.get("SKETCHDOWN_WEIGHTS_SET") or str(default_weights_dir() / "default")
+    ref = config.default_weights_ref(ref)
     if str(ref) in BUILTIN:
         return _builtin_lite0()
     folder = resolve_weights(ref)

@@ -1,6 +1,6 @@
 """nn.Modules only: backbones, the embedding encoder and the canvas selector policy.
 
-No file I/O, no downloads, no device globals: builders in :mod:`sketchdown.build` assemble these and
+No file I/O, no downloads, no device globals: builders in :mod:`sketchdown.bundles.build` assemble these and
 load weights.
 """
 
@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .hed import HED_MEAN_BGR, add_vgg_blocks
+from sketchdown.models.hed import HED_MEAN_BGR, add_vgg_blocks
 
 
 class CanvasBatchNorm(nn.Module):
@@ -114,7 +114,7 @@ class LiteFeatures(nn.Module):
 
 class VGGFeatures(nn.Module):
     """VGG-16 convolutional trunk (13 3x3 convs in 5 blocks, 2x2 max pools between them), laid out like
-    :class:`sketchdown.hed.HED`'s trunk (``block{1..5}.convs.{i}``) so HED's weights load by name.
+    :class:`sketchdown.models.hed.HED`'s trunk (``block{1..5}.convs.{i}``) so HED's weights load by name.
 
     Takes the library's convention, float (B, 3, S, S) in [-1, 1] (paper = +1), and maps it to the
     Caffe convention the HED/ImageNet weights were trained on (0..255, BGR, per-channel mean removed)

@@ -14,7 +14,7 @@ import cv2
 import numpy as np
 import torch
 
-from .sketch import Sketch
+from sketchdown.sketch.strokes import Sketch
 
 REF_SIZE = 256
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from .sketch import Sketch, rdp
+from sketchdown.sketch.strokes import Sketch, rdp
 
 # 8-neighbour offsets (dy, dx), clockwise from north: the order Zhang-Suen's transition count needs
 _NB = ((-1, 0), (-1, 1), (0, 1), (1, 1), (1, 0), (1, -1), (0, -1), (-1, -1))

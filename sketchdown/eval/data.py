@@ -15,8 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .imageio import open_image
-from .sketch import Sketch, from_pen_array, load_sketch
+from sketchdown import config
+from sketchdown.sketch.imageio import open_image
+from sketchdown.sketch.strokes import Sketch, from_pen_array, load_sketch
 
 
 class DatasetError(ValueError):
@@ -84,7 +85,7 @@ class PairedDataset:
 
 def data_root(root: str | os.PathLike | None = None) -> Path:
     """Resolve the data root: argument, else ``$SKETCHDOWN_DATA``, else ``../shared/data``."""
-    r = Path(root or os.environ.get("SKETCHDOWN_DATA") or "../shared/data")
+    r = config.data_root(root)
     if not r.is_dir():
         raise DatasetError(f"data root not found: {r} (pass --data-root or set SKETCHDOWN_DATA)")
     return r
@@ -173,7 +174,6 @@ def load_pairs_csv(csv_path: str | os.PathLike) -> PairedDataset:
     return PairedDataset(p.stem, items, [p.parent / k for k in photos], labels)
 
 
-REPO_GALLERY = Path(__file__).resolve().parent.parent / "gallery"
 
 
 def gallery_classes(meta: list[dict], min_count: int = 6) -> list[str]:
@@ -208,12 +208,12 @@ def load_gallery_pseudo(
     """
     import json
 
-    from .photo import EdgeCache
-    from .pseudosketch import LEVELS, abstract, edges_to_strokes
+    from sketchdown.bundles.photo import EdgeCache
+    from sketchdown.sketch.pseudosketch import LEVELS, abstract, edges_to_strokes
 
     if split not in ("train", "heldout"):
         raise DatasetError(f"gallery split must be train or heldout, got {split!r}")
-    root = Path(gallery or REPO_GALLERY)
+    root = Path(gallery or config.shipped_gallery())
     meta_path = root / "metadata.json"
     if not meta_path.is_file():
         raise DatasetError(f"missing {meta_path} (build it with training/build_gallery.py)")
@@ -248,11 +248,7 @@ DOODLE_VAL = 64  # of the training doodles, 64..79 are the validation split ("fi
 def quickdraw_dir(path: str | os.PathLike | None = None) -> Path:
     """Where ``training/fetch_quickdraw.py`` puts ``<category>.ndjson.gz``: ``path``, else
     ``$SKETCHDOWN_QUICKDRAW``, else ``$SKETCHDOWN_CACHE/quickdraw`` (default ~/.cache/sketchdown)."""
-    from .photo import cache_root
-
-    if path or os.environ.get("SKETCHDOWN_QUICKDRAW"):
-        return Path(path or os.environ["SKETCHDOWN_QUICKDRAW"])
-    return cache_root() / "quickdraw"
+    return config.quickdraw_dir(path)
 
 
 def doodle_to_sketch(bitmap: np.ndarray, upscale: int = 4) -> Sketch | None:
@@ -260,7 +256,7 @@ def doodle_to_sketch(bitmap: np.ndarray, upscale: int = 4) -> Sketch | None:
     (upsampled, thresholded, thinned, outline first), so it is drawn like an app sketch. None if blank."""
     import cv2
 
-    from .pseudosketch import edges_to_strokes
+    from sketchdown.sketch.pseudosketch import edges_to_strokes
 
     a = np.asarray(bitmap, np.float32)
     if a.ndim != 2:
@@ -275,7 +271,7 @@ def doodle_classes(gallery: str | os.PathLike | None = None) -> dict[str, list[i
     the default gallery's photos of that kind (in ``metadata.json`` order)."""
     import json
 
-    root = Path(gallery or REPO_GALLERY)
+    root = Path(gallery or config.shipped_gallery())
     meta = json.loads((root / "metadata.json").read_text())["items"]
     rules = json.loads((root / "quickdraw_map.json").read_text())["classes"]
     by_id = {m["id"]: i for i, m in enumerate(meta)}
@@ -313,7 +309,7 @@ def load_doodles(
               "heldout": range(DOODLE_SPLIT, 10**9)}
     if split not in ranges:
         raise DatasetError(f"doodle split must be one of {sorted(ranges)}, got {split!r}")
-    root = Path(gallery or REPO_GALLERY)
+    root = Path(gallery or config.shipped_gallery())
     qd = quickdraw_dir(quickdraw)
     meta = json.loads((root / "metadata.json").read_text())["items"]
     labels = gallery_classes(meta)

@@ -2,7 +2,7 @@
 
 FLOPs come from ``torch.utils.flop_counter.FlopCounterMode`` (which counts 2 x MACs for
 convolutions and matmuls) on one forward pass at the given canvas. The GRU selector's cost depends
-on the sequence length, so it is counted by formula (:func:`sketchdown.models.gru_flops`), which the
+on the sequence length, so it is counted by formula (:func:`sketchdown.models.modules.gru_flops`), which the
 tests check against FlopCounterMode and against a hand-unrolled GRU.
 """
 
@@ -14,7 +14,7 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from .models import CanvasSelector, EmbeddingEncoder, gru_flops
+from sketchdown.models.modules import CanvasSelector, EmbeddingEncoder, gru_flops
 
 
 def count_flops(fn: Callable[[], object]) -> int:
@@ -42,7 +42,7 @@ def param_count(module: nn.Module, canvas_index: int | None = None) -> int:
     total = sum(p.numel() for p in module.parameters())
     if canvas_index is None:
         return total
-    from .models import CanvasBatchNorm
+    from sketchdown.models.modules import CanvasBatchNorm
 
     for m in module.modules():
         if isinstance(m, CanvasBatchNorm):
