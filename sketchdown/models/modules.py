@@ -160,7 +160,7 @@ class CanvasSelector(nn.Module):
     When ``conditioned``, the accuracy-vs-FLOPs weight lambda_F in [0, 1] is an input, so one policy
     serves every setting of the app's knob, in one of two ways:
 
-    * ``costs`` None (sessions 1-5): ``lambda_F ** (1 / lam_power)`` is one more input of the linear
+    * ``costs`` None (the selectors of weights/default v1-v3): ``lambda_F ** (1 / lam_power)`` is one more input of the linear
       head. Training draws lambda_F = u ** lam_power, so the policy sees u, spread over [0, 1].
     * ``costs`` (K,) = the canvases' compute reward R_comp in [-1, 0]: the logits mirror the reward,
       ``(1 - lambda_F) * head(h) + lambda_F * tau * costs`` with a learned temperature tau. The head
