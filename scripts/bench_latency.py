@@ -3,7 +3,7 @@ each stroke, minus rendering): replays the example sketches stroke by stroke, on
 per completed stroke, and prints JSON with the median and p95 round trip.
 
     python scripts/bench_latency.py --url http://127.0.0.1:7860 --strokes 50
-    python scripts/bench_latency.py --launch --strokes 50     # start app.py in-process on a free port
+    python scripts/bench_latency.py --launch --strokes 50     # start the app in-process on a free port
 """
 
 from __future__ import annotations
@@ -52,11 +52,13 @@ def main(argv: list[str] | None = None) -> dict:
     demo = None
     url = a.url
     if a.launch:
-        import app
+        from webapp.config import AppConfig
+        from webapp.demo import create_demo, launch
 
         port = free_port()
-        app.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=port, quiet=True)
-        demo, url = app.demo, f"http://127.0.0.1:{port}/"
+        demo = create_demo(AppConfig.from_env())
+        launch(demo, prevent_thread_lock=True, server_name="127.0.0.1", server_port=port, quiet=True)
+        url = f"http://127.0.0.1:{port}/"
     try:
         client = Client(url, verbose=False, download_files=False, analytics_enabled=False)
         for q in stroke_queries(a.warmup):

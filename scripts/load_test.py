@@ -53,9 +53,11 @@ def pct(xs: list[float], q: float) -> float | None:
     return xs[min(len(xs) - 1, max(0, round(q / 100 * (len(xs) - 1))))]
 
 
-def start_app(port: int, timeout: float = 180.0) -> subprocess.Popen:
-    env = dict(os.environ, GRADIO_ANALYTICS_ENABLED="False")
-    proc = subprocess.Popen([sys.executable, str(REPO / "app.py"), "--host", "127.0.0.1", "--port", str(port)],
+def start_app(port: int, timeout: float = 180.0, app_args: list[str] | None = None, cache: str | None = None) -> subprocess.Popen:
+    """``app.py`` on 127.0.0.1:``port`` with ``app_args`` (e.g. ``--weights``); ``cache`` is its SKETCHDOWN_CACHE
+    (where the index of a gallery outside the repo goes). Returns once ``/`` answers."""
+    env = dict(os.environ, GRADIO_ANALYTICS_ENABLED="False", **({"SKETCHDOWN_CACHE": cache} if cache else {}))
+    proc = subprocess.Popen([sys.executable, str(REPO / "app.py"), "--host", "127.0.0.1", "--port", str(port), *(app_args or [])],
                             cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     t0 = time.time()
     while time.time() - t0 < timeout:
@@ -104,13 +106,17 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--seconds", type=float, default=60)
     p.add_argument("--rss-every", type=float, default=10)
     p.add_argument("--think-ms", type=float, default=0, help="pause between a user's strokes (0: back to back)")
+    p.add_argument("--weights", help="the started app's weights (app.py --weights; default: its own)")
+    p.add_argument("--gallery", help="the started app's photo folder (app.py --gallery; default: its own)")
+    p.add_argument("--cache", help="the started app's SKETCHDOWN_CACHE (indexes of galleries outside the repo)")
     a = p.parse_args(argv)
 
     proc = None
     url = a.url
     if url is None:
         port = free_port()
-        proc = start_app(port)
+        app_args = [*(["--weights", a.weights] if a.weights else []), *(["--gallery", a.gallery] if a.gallery else [])]
+        proc = start_app(port, app_args=app_args, cache=a.cache)
         url = f"http://127.0.0.1:{port}/"
     try:
         pid = proc.pid if proc else None

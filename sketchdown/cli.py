@@ -85,7 +85,8 @@ def cmd_search(a: argparse.Namespace) -> int:
 def cmd_eval(a: argparse.Namespace) -> int:
     from sketchdown.bundles.bundle import load_bundle
     from sketchdown.eval.data import load_dataset
-    from sketchdown.eval.evaluate import Row, default_rows, evaluate
+    from sketchdown.eval.evaluate import default_rows, evaluate
+    from sketchdown.eval.rows import RowKey
 
     data = load_dataset(a.dataset, root=a.data_root, split=a.split, pairs=a.pairs, level=a.level)
     refs = a.weights or shipped_weight_sets() or ["imagenet-lite0"]
@@ -93,9 +94,9 @@ def cmd_eval(a: argparse.Namespace) -> int:
         b = load_bundle(ref)
         rows = default_rows(b, sweep=a.sweep)
         if a.model:
-            rows = [r for r in rows if r.model == a.model or (a.model.endswith("+selector") and r.canvas is None)]
+            rows = [r for r in rows if r.model == a.model or (a.model.endswith("+selector") and r.uses_selector)]
             if a.canvas:
-                rows = [Row(a.model, int(a.canvas))]
+                rows = [RowKey(a.model, int(a.canvas), weights=b.name)]
         say = None if a.json else (lambda s: print(s, file=sys.stderr))
         for row in evaluate(b, data, rows, prefix_steps=a.prefix_steps, progress=say):
             if a.json:
@@ -132,11 +133,11 @@ def cmd_bench(a: argparse.Namespace) -> int:
 def shipped_weight_sets() -> list[str]:
     """Every weight set in the repo's weights/ that has sketch models (not the HED helper weights)."""
     from sketchdown import config
-    from sketchdown.bundles.weights import read_manifest
+    from sketchdown.bundles.manifest import load_manifest
 
     out = []
     for d in sorted(config.weights_dir().iterdir()) if config.weights_dir().is_dir() else []:
-        if (d / "manifest.json").is_file() and "photo" in read_manifest(d).get("components", {}):
+        if (d / "manifest.json").is_file() and load_manifest(d).photo is not None:
             out.append(str(d))
     return out
 
@@ -159,10 +160,7 @@ def cmd_flops(a: argparse.Namespace) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m sketchdown", description="Sketch-based photo retrieval on a FLOP budget.")
-    sub = p.add_subparsers(dest="cmd", required=True)
-
+def _add_index(sub: argparse._SubParsersAction) -> None:
     s = sub.add_parser("index", help="build a gallery index from a photo folder")
     s.add_argument("photo_dir")
     s.add_argument("--out", help="index folder (default: per folder and weights)")
@@ -174,6 +172,8 @@ def build_parser() -> argparse.ArgumentParser:
     _weights_arg(s)
     s.set_defaults(fn=cmd_index)
 
+
+def _add_search(sub: argparse._SubParsersAction) -> None:
     s = sub.add_parser("search", help="rank gallery photos for a sketch file (.json strokes, .ndjson, .npy, image)")
     s.add_argument("sketch_file")
     s.add_argument("--gallery", help="photo folder (default: the shipped gallery/photos)")
@@ -189,6 +189,8 @@ def build_parser() -> argparse.ArgumentParser:
     _weights_arg(s)
     s.set_defaults(fn=cmd_search)
 
+
+def _add_eval(sub: argparse._SubParsersAction) -> None:
     s = sub.add_parser("eval", help="benchmark a weight set on a paired dataset")
     s.add_argument("--dataset", default="chairv2", choices=["chairv2", "sketchy", "pairs", "gallery", "doodles"],
                    help="gallery: pseudo-sketches of the default gallery's held-out photos vs all its photos; "
@@ -205,12 +207,16 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--prefix-steps", type=int, default=10, help="prefix fractions for m@A/m@B (0: skip)")
     s.set_defaults(fn=cmd_eval)
 
+
+def _add_flops(sub: argparse._SubParsersAction) -> None:
     s = sub.add_parser("flops", help="FLOPs and parameters per model and canvas")
     s.add_argument("--model", default=None)
     s.add_argument("--canvas", default=None, help="comma-separated sizes (default: each model's canvases)")
     _weights_arg(s)
     s.set_defaults(fn=cmd_flops)
 
+
+def _add_bench(sub: argparse._SubParsersAction) -> None:
     s = sub.add_parser("bench", help="per-query cost (full vs student vs selector) and gallery-scale search")
     s.add_argument("--data-root", default=None, help="ChairV2 sketches for the queries (else the built-in examples)")
     s.add_argument("--queries", type=int, default=40, help="sketches, each run full and half drawn")
@@ -226,6 +232,15 @@ def build_parser() -> argparse.ArgumentParser:
     _weights_arg(s)
     s.set_defaults(fn=cmd_bench)
 
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m sketchdown", description="Sketch-based photo retrieval on a FLOP budget.")
+    sub = p.add_subparsers(dest="cmd", required=True)
+    _add_index(sub)
+    _add_search(sub)
+    _add_eval(sub)
+    _add_flops(sub)
+    _add_bench(sub)
     for sp in sub.choices.values():
         sp.add_argument("--json", action="store_true", help="machine-readable output")
     return p

@@ -1,8 +1,9 @@
-"""Shared fixtures for the core-library tests.
+"""Shared fixtures for the core-library and web-app tests.
 
 Puts the repo root on ``sys.path`` (so ``sketchdown`` and ``training`` import without installing),
 pins torch to the machine's 2 cores, and provides small generated inputs: photos, a hand-built
-RGB model bundle (no HED) and, once per session, real tiny weights made by the training smoke runs.
+RGB model bundle (no HED), once per session real tiny weights made by the training smoke runs, and
+the web app built over them.
 """
 
 from __future__ import annotations
@@ -100,7 +101,6 @@ def smoke_weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
         fit_fusion.main(["--smoke", "--teacher", str(d / "T" / "best.pt"), "--student", f"student={d / 'S' / 'best.pt'}",
                          "--doodle-val", "--out", str(d / "F")])
         train_selector.main(["--smoke", "--student", str(d / "S" / "best.pt"), "--fusion", str(d / "F" / "fusion.json"),
-                             "--policy", "tradeoff",
                              "--out", str(d / "SEL")])
         out = export.main(
             [
@@ -122,3 +122,30 @@ def smoke_weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
         torch.random.set_rng_state(state)
         torch.set_num_threads(threads)
     return Path(out)
+
+
+# ---- the web app ------------------------------------------------------------------------------------
+APP_PHOTOS = ["animals-clownfish.jpg", "animals-lionfish.jpg", "animals-mammals-cats-lion.jpg",
+              "hobbies-guitar-classical.jpg", "household-kettle.jpg", "food-carrot.jpg"]
+
+
+@pytest.fixture(scope="session")
+def web_app(smoke_weights: Path, tmp_path_factory: pytest.TempPathFactory):
+    """The web app over the tiny weights and a 6-photo gallery (``APP_PHOTOS``), built once per test
+    session: ``.config`` (AppConfig), ``.model`` (AppModel), ``.handlers`` (Handlers over that model)
+    and ``.demo`` (the gr.Blocks). The gallery's index goes to a temporary folder."""
+    import shutil
+    from types import SimpleNamespace
+
+    from webapp.config import AppConfig
+    from webapp.demo import create_demo
+    from webapp.handlers import Handlers
+    from webapp.model import load_model
+
+    gallery = tmp_path_factory.mktemp("app-gallery")
+    for f in APP_PHOTOS:
+        shutil.copy(REPO / "gallery" / "photos" / f, gallery / f)
+    cfg = AppConfig(weights=str(smoke_weights), gallery=gallery, index_dir=tmp_path_factory.mktemp("app-index"))
+    model = load_model(cfg)
+    assert model.bundle is not None, model.error
+    return SimpleNamespace(config=cfg, model=model, handlers=Handlers(model), demo=create_demo(cfg, model))

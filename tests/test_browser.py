@@ -23,16 +23,17 @@ pytestmark = [
 ]
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from test_app import PHOTOS, free_port, import_app  # noqa: E402
+from test_app import PHOTOS, free_port  # noqa: E402
+
+from webapp.demo import launch  # noqa: E402
 
 
 @pytest.fixture(scope="module")
-def url(smoke_weights, tmp_path_factory):
-    app = import_app(smoke_weights, tmp_path_factory)
+def url(web_app):
     port = free_port()
-    app.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=port, quiet=True)
+    launch(web_app.demo, prevent_thread_lock=True, server_name="127.0.0.1", server_port=port, quiet=True)
     yield f"http://127.0.0.1:{port}/"
-    app.demo.close()
+    web_app.demo.close()
 
 
 def test_draw_strokes_updates_results(url):

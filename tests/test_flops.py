@@ -90,19 +90,12 @@ def test_gru_flops_matches_hand_unrolled_gru(hidden: int, steps: int) -> None:
 
 
 def test_selector_flops_is_gru_plus_head() -> None:
-    sel = CanvasSelector(4, hidden=24, conditioned=True)
     steps = 11
-    head = 2 * (24 + 1) * 4
-    assert selector_flops(sel, steps) == gru_flops(5, 24, steps) + head
-    # and it agrees with the counter on the real selector (torch 2.x on CPU decomposes the GRU)
     seq = torch.randn(1, steps, 5)
-    counted = count_flops(lambda: sel(seq, torch.tensor([steps]), torch.tensor([0.3])))
-    assert counted == selector_flops(sel, steps)
     trade = CanvasSelector(4, hidden=24, costs=[0.0, -0.1, -0.4, -1.0])  # lambda_F enters by elementwise ops only
     assert selector_flops(trade, steps) == gru_flops(5, 24, steps) + 2 * 24 * 4
+    # and it agrees with the counter on the real selector (torch 2.x on CPU decomposes the GRU)
     assert count_flops(lambda: trade(seq, torch.tensor([steps]), torch.tensor([0.3]))) == selector_flops(trade, steps)
-    plain = CanvasSelector(3, hidden=8, conditioned=False)
-    assert selector_flops(plain, 5) == gru_flops(5, 8, 5) + 2 * 8 * 3
 
 
 def test_param_count_per_canvas() -> None:

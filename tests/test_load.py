@@ -13,10 +13,10 @@ import pytest
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "scripts"))
 
-from test_app import PHOTOS  # noqa: E402
+from conftest import APP_PHOTOS as PHOTOS  # noqa: E402
 
 
-def test_short_load_test(smoke_weights, tmp_path, monkeypatch):
+def test_short_load_test(smoke_weights, tmp_path):
     pytest.importorskip("gradio_client")
     import load_test
 
@@ -24,10 +24,8 @@ def test_short_load_test(smoke_weights, tmp_path, monkeypatch):
     gallery.mkdir()
     for f in PHOTOS:
         shutil.copy(REPO / "gallery" / "photos" / f, gallery / f)
-    monkeypatch.setenv("SKETCHDOWN_WEIGHTS_SET", str(smoke_weights))
-    monkeypatch.setenv("SKETCHDOWN_GALLERY", str(gallery))
-    monkeypatch.setenv("SKETCHDOWN_CACHE", str(tmp_path / "cache"))
-    r = load_test.main(["--users", "3", "--seconds", "4", "--rss-every", "1"])
+    r = load_test.main(["--users", "3", "--seconds", "4", "--rss-every", "1", "--weights", str(smoke_weights),
+                        "--gallery", str(gallery), "--cache", str(tmp_path / "cache")])
     assert r["errors"] == 0, r["error_examples"]
     assert r["ok"] >= 3 and r["p50_ms"] > 0 and r["p95_ms"] >= r["p50_ms"]
     assert r["server_rss_mb_start"] and r["server_rss_mb_end"]

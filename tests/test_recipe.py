@@ -12,7 +12,8 @@ import pytest
 import torch
 
 from training import pack, recipe
-from training.common import Budget, cosine_lr, load_checkpoint, save_checkpoint
+from training.checkpoints import load_checkpoint, save_checkpoint
+from training.env import Budget, cosine_lr
 from training.eval_runs import aggregate
 from training.loader import batches
 

@@ -333,7 +333,8 @@ def test_evaluate_matches_the_retriever(bundle, gallery_dir: Path, tmp_path: Pat
     either granularity (each has its own HOG weight)."""
     from sketchdown.bundles.photo import EdgeCache
     from sketchdown.eval.data import PairedDataset, SketchItem
-    from sketchdown.eval.evaluate import Row, evaluate
+    from sketchdown.eval.evaluate import evaluate
+    from sketchdown.eval.rows import RowKey as Row
     from sketchdown.retrieval.gallery import embed_photos, make_index
 
     photos = sorted(p for p in gallery_dir.rglob("*") if p.is_file())
@@ -354,7 +355,7 @@ def test_evaluate_matches_the_retriever(bundle, gallery_dir: Path, tmp_path: Pat
         res = [r.retrieve(it.sketch, k=len(photos), canvas="auto" if row.canvas is None else row.canvas, model=row.model,
                           lam=row.lam, fusion=row.hog) for it in items]
         ranks = [1 + [h.index for h in x.hits].index(it.photo) for x, it in zip(res, items, strict=True)]
-        e = got[row.label(bundle.name)]
+        e = got[row.with_weights(bundle.name).label()]
         assert e["mean_rank"] == pytest.approx(np.mean(ranks), abs=1e-2), row
         assert e["acc@1"] == pytest.approx(100 * np.mean(np.array(ranks) == 1), abs=1e-2), row
         assert e["gflops_per_query"] == pytest.approx(np.mean([x.gflops for x in res]), abs=1e-4), row
@@ -367,3 +368,50 @@ def test_from_folder_granularity_override_and_bad_value(bundle, gallery_dir: Pat
     assert Retriever.from_folder(bundle, gallery_dir, index_dir, rebuild="never").granularity == "category"
     with pytest.raises(GalleryError, match="granularity"):
         Retriever.from_folder(bundle, gallery_dir, index_dir, rebuild="never", granularity="fine")
+
+
+@pytest.mark.parametrize("canvas", [None, 32])
+def test_batched_queries_match_the_retriever_per_sketch(retriever: Retriever, canvas: int | None) -> None:
+    """encode_queries on a batch (mixed canvases, a raster sketch among vector ones, HOG fused) gives each
+    sketch the Retriever's own single-query canvas, selector output, embedding and search vector."""
+    from sketchdown.retrieval.encode import encode_queries, pad_sequences
+
+    b = retriever.bundle
+    eager = Retriever(b, retriever.gallery, backend="eager")
+    rng = np.random.default_rng(3)
+    raster = np.full((80, 80), 255, np.uint8)
+    raster[20:60, 38:42] = 0
+    sketches = [SKETCH, from_raster(raster)] + [
+        Sketch(tuple(rng.uniform(0, 100, (int(rng.integers(2, 30)), 2)).astype(np.float32) for _ in range(int(rng.integers(1, 6)))))
+        for _ in range(7)]
+    model, lam = b.selector.model, b.selector.lams[-1]
+    alpha = eager.hog_alpha(model)
+    assert alpha > 0
+    q = encode_queries(b, sketches, model, canvas, lam, alpha, bs=3)
+    if canvas is None:
+        assert len(set(q.choice.canvases)) > 1 or len(b.sketch[model].canvas_sizes) == 1
+    for i, sk in enumerate(sketches):
+        res = eager.retrieve(sk, k=2, canvas="auto" if canvas is None else canvas, model=model, lam=lam)
+        assert q.choice.canvases[i] == res.canvas
+        assert q.choice.probs[i] == pytest.approx(res.canvas_probs) if res.canvas_probs else q.choice.probs[i] is None
+        assert q.choice.flops[i] == round(res.selector_gflops * 1e9)
+        np.testing.assert_allclose(q.encoded.embeddings[i], res.embedding, atol=1e-5)
+        np.testing.assert_allclose(q.vectors[i], eager.query_vector(sk, res.embedding, alpha), atol=1e-5)
+        # and the plain per-sketch computation: selector on the unpadded sequence, one render, encoder, HOG
+        br, c = b.sketch[model], res.canvas
+        if canvas is None and not sk.is_raster:
+            seq = stroke_sequence(sk)
+            with torch.inference_mode():
+                logits = b.selector.policy(torch.from_numpy(seq)[None], torch.tensor([len(seq)]), torch.tensor([lam]))[0]
+            assert c == br.canvas_sizes[int(logits.argmax())]
+            assert q.choice.flops[i] == selector_flops(b.selector.policy, len(seq))
+        with torch.inference_mode():
+            e = br.encoder(ink_to_tensor(render_sketch(sk, c, b.render)), br.canvas_index(c))[0].numpy()
+        h = hog_descriptor(render_sketch(sk, b.hog.size, b.render), b.hog)
+        np.testing.assert_allclose(q.vectors[i], np.concatenate([e, alpha * h]), atol=1e-5)
+    # the padded batch the selector reads holds each sequence, zeros after its length
+    seqs = [stroke_sequence(s) for s in sketches if not s.is_raster]
+    x, lens = pad_sequences(seqs)
+    assert x.shape == (len(seqs), max(map(len, seqs)), 5) and lens.tolist() == [len(s) for s in seqs]
+    for row, s in zip(x, seqs, strict=True):
+        assert torch.equal(row[: len(s)], torch.from_numpy(s)) and not row[len(s):].any()

@@ -14,7 +14,7 @@ import torch
 
 from sketchdown.eval.data import PairedDataset, SketchItem
 from training import export, make_results, train_selector
-from training.common import load_teacher
+from training.checkpoints import load_teacher
 from training.synthetic import random_shape
 from training.train_selector import photo_folds, pick_report, reward_table, train_policy
 
@@ -91,7 +91,7 @@ def test_train_policy_weighs_sources_equally() -> None:
     """Two sources wanting opposite canvases: 90 samples gain 1 from canvas 0, 10 samples gain 5 from
     canvas 1. Summed over samples canvas 0 wins (90 vs 50); with each source weighing the same, its mean
     reward decides and canvas 1 wins (5 vs 1)."""
-    cfg = train_selector.SelectorConfig(steps=60, batch=100, lr=5e-2, estimator="expected", policy="tradeoff",
+    cfg = train_selector.SelectorConfig(steps=60, batch=100, lr=5e-2, estimator="expected",
                                         entropy=0.0, entropy_final=0.0, hidden=4, lam_power=1e6)  # lambda_F = 0
     seqs = [np.zeros((2, 5), np.float32)] * 100  # identical inputs: the policy can only learn a prior
     r_acc = np.zeros((100, 2), np.float32)
@@ -145,7 +145,7 @@ def test_selector_swap_end_to_end(smoke_weights: Path, tmp_path: Path, photo_wri
 
     # a selector trained on the weight set itself (its student, photo encoder and HOG), with 2-fold CV,
     # on validation sketches plus category-level doodles (smoke: synthetic ones)
-    rep = train_selector.main(["--smoke", "--student", str(w), "--folds", "2", "--policy", "tradeoff", "--estimator", "expected",
+    rep = train_selector.main(["--smoke", "--student", str(w), "--folds", "2", "--estimator", "expected",
                                "--doodle-variants", "1", "--out", str(tmp_path / "sel")])
     cv = json.loads((tmp_path / "sel" / "cv.json").read_text())
     assert cv["folds"] == 2 and json.loads(json.dumps(rep["cv"])) == cv

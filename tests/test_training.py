@@ -13,7 +13,8 @@ import pytest
 import torch
 
 from training import distill, export, train_selector, train_teacher
-from training.common import load_checkpoint, pick_device
+from training.checkpoints import load_checkpoint
+from training.env import pick_device
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -162,7 +163,7 @@ def test_distill_fine_tunes_a_shipped_weight_set(smoke_weights, tmp_path):
     sketch branch (a zero learning rate leaves its convolutions exactly as shipped) and trains against
     the set's own HOG spec and alpha."""
     from sketchdown.bundles.bundle import load_bundle
-    from training.common import load_fusion, load_student_state
+    from training.checkpoints import load_fusion, load_student_state
 
     b = load_bundle(smoke_weights)
     ref = b.sketch["student"].encoder.state_dict()
@@ -231,7 +232,7 @@ def test_fit_fusion_fits_a_category_alpha_on_doodle_validation(tmp_path):
 
 def test_git_sha_marks_uncommitted_changes(tmp_path, monkeypatch):
     """Every run records the code it ran: HEAD's SHA, and "-dirty" when tracked files differ from HEAD."""
-    from training import common
+    from training import env
 
     def git(*args):
         subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *args], cwd=tmp_path, check=True,
@@ -241,13 +242,13 @@ def test_git_sha_marks_uncommitted_changes(tmp_path, monkeypatch):
     (tmp_path / "a.py").write_text("x = 1\n")
     git("add", "a.py")
     git("commit", "-q", "-m", "one")
-    monkeypatch.setattr(common, "REPO", tmp_path)
+    monkeypatch.setattr(env, "REPO", tmp_path)
     head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=tmp_path, capture_output=True, text=True).stdout.strip()
-    assert common.git_sha() == head
+    assert env.git_sha() == head
     (tmp_path / "new.txt").write_text("untracked files do not count\n")
-    assert common.git_sha() == head
+    assert env.git_sha() == head
     (tmp_path / "a.py").write_text("x = 2\n")
-    assert common.git_sha() == head + "-dirty"
+    assert env.git_sha() == head + "-dirty"
 
 
 def test_default_lam_rule_against_a_hand_made_cv_table():
@@ -295,18 +296,25 @@ def test_reproduce_script_runs_every_stage_and_resumes(tmp_path):
 
 
 def test_teacher_rows_survive_a_student_swap_only_when_the_teacher_is_unchanged():
-    def manifest(teacher_sha: str = "t1", alpha: float = 2.0, hog_cells: int = 16) -> dict:
+    from sketchdown.bundles.manifest import Manifest
+
+    def manifest(teacher_sha: str = "t1", alpha: float = 2.0, hog_cells: int = 16, name: str = "default",
+                 metrics: bool = True) -> Manifest:
         rows = [{"model": "default/teacher@224", "acc@1": 30.0}, {"model": "default/teacher@224+HOG", "acc@1": 50.0},
                 {"model": "default/student@128", "acc@1": 17.0}]
-        return {"name": "default", "render": {"line_width": 3.0}, "hog": {"cells": [hog_cells]},
-                "files": {"teacher.safetensors": teacher_sha, "photo.safetensors": "p1", "student.safetensors": "s1"},
-                "components": {"teacher": {"file": "teacher.safetensors", "hog_alpha": alpha, "hog_alpha_category": alpha,
-                                           "encoder": {"arch": "lite2"}, "canvas_sizes": [224]},
-                               "photo": {"file": "photo.safetensors"}},
-                "metrics": {"chairv2-test": {"rows": rows}, "doodles-heldout": {"rows": rows[2:]}}}
+        enc = {"arch": "lite2", "embed_dim": 256, "num_canvases": 1, "num_classes": 0}
+        return Manifest.from_dict({
+            "format": "sketchdown/1", "name": name, "render": {"line_width": 3.0, "margin": 0.06, "ink_threshold": 0.12},
+            "hog": {"size": 128, "cells": [hog_cells], "blurs": [3.0], "bins": 9},
+            "files": {"teacher.safetensors": teacher_sha, "photo.safetensors": "p1", "student.safetensors": "s1"},
+            "components": {"teacher": {"file": "teacher.safetensors", "role": "sketch", "hog_alpha": alpha,
+                                       "hog_alpha_category": alpha, "encoder": enc, "canvas_sizes": [224]},
+                           "photo": {"file": "photo.safetensors", "encoder": enc,
+                                     "photo": {"input": "hed", "size": 224, "edge_threshold": None}}},
+            "metrics": {"chairv2-test": {"rows": rows}, "doodles-heldout": {"rows": rows[2:]}} if metrics else {}}, "test")
 
-    kept = export.teacher_rows(manifest(), manifest() | {"metrics": {}})
-    assert kept == {"chairv2-test": {"rows": manifest()["metrics"]["chairv2-test"]["rows"][:2]}}
+    kept = export.teacher_rows(manifest(), manifest(metrics=False))
+    assert kept == {"chairv2-test": {"rows": manifest().metrics["chairv2-test"]["rows"][:2]}}
     # any change to what the teacher's rows measured drops them all
-    for changed in (manifest(teacher_sha="t2"), manifest(alpha=1.5), manifest(hog_cells=32), manifest() | {"name": "other"}):
+    for changed in (manifest(teacher_sha="t2"), manifest(alpha=1.5), manifest(hog_cells=32), manifest(name="other")):
         assert export.teacher_rows(manifest(), changed) == {}

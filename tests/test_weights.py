@@ -38,18 +38,18 @@ def _state() -> dict[str, torch.Tensor]:
 @pytest.fixture()
 def folder(tmp_path: Path) -> Path:
     d = tmp_path / "w"
-    m: dict = {"name": "tiny", "components": {"photo": {"file": "a.safetensors"}}}
-    save_tensors(d, "a.safetensors", _state(), m)
-    save_tensors(d, "b.safetensors", {"x": torch.ones(4)}, m)
+    m: dict = {"name": "tiny", "components": {"a": {"file": "a.safetensors"}}, "files": {}}
+    save_tensors(d, "a.safetensors", _state(), m["files"])
+    save_tensors(d, "b.safetensors", {"x": torch.ones(4)}, m["files"])
     write_manifest(d, m)
     return d
 
 
 def test_save_tensors_writes_fp16_and_records_sha256(tmp_path: Path) -> None:
-    m: dict = {}
-    digest = save_tensors(tmp_path / "w", "a.safetensors", _state(), m)
+    files: dict[str, str] = {}
+    digest = save_tensors(tmp_path / "w", "a.safetensors", _state(), files)
     path = tmp_path / "w" / "a.safetensors"
-    assert digest == hashlib.sha256(path.read_bytes()).hexdigest() == m["files"]["a.safetensors"]
+    assert digest == hashlib.sha256(path.read_bytes()).hexdigest() == files["a.safetensors"]
     raw = load_file(str(path))
     assert raw["conv.weight"].dtype == torch.float16 and raw["bn.running_mean"].dtype == torch.float16
     assert raw["bn.num_batches_tracked"].dtype == torch.int64  # integer buffers kept as they are
@@ -102,7 +102,7 @@ def test_listed_file_that_is_not_safetensors(folder: Path) -> None:
     (folder / "junk.safetensors").write_bytes(b"\x00\x01 not a safetensors file")
     m["files"]["junk.safetensors"] = hashlib.sha256((folder / "junk.safetensors").read_bytes()).hexdigest()
     with pytest.raises(WeightsError, match="cannot read"):
-        load_tensors(folder, "junk.safetensors", m)
+        load_tensors(folder, "junk.safetensors", m["files"])
 
 
 @pytest.mark.parametrize(
@@ -150,8 +150,8 @@ def hf_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setattr(hf_constants, "HF_HUB_OFFLINE", True)
     repo = cache / "models--owner--tiny-weights"
     snap = repo / "snapshots" / COMMIT
-    m: dict = {"name": "tiny-hf"}
-    save_tensors(snap, "a.safetensors", _state(), m)
+    m: dict = {"name": "tiny-hf", "components": {}, "files": {}}
+    save_tensors(snap, "a.safetensors", _state(), m["files"])
     write_manifest(snap, m)
     (repo / "refs").mkdir(parents=True)
     (repo / "refs" / "main").write_text(COMMIT)  # no newline: the hub reads it verbatim

@@ -24,7 +24,8 @@ from sketchdown.sketch.render import RenderSpec
 from sketchdown.sketch.strokes import Sketch
 
 from .augment import augment_sketch
-from .common import Source, load_checkpoint, save_checkpoint, sketch_tensor
+from .checkpoints import load_checkpoint, save_checkpoint
+from .common import Source, sketch_tensor
 
 
 @dataclass

@@ -35,54 +35,39 @@ import dataclasses
 import json
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from tqdm import tqdm
 
 from sketchdown.bundles.build import EncoderConfig, build_encoder
 from sketchdown.bundles.photo import EdgeCache, PhotoSpec
 from sketchdown.eval.data import load_doodles
 from sketchdown.eval.metrics import summary
 from sketchdown.models.losses import cross_modal_kd, hinton_kd, info_nce, triplet_loss
-from sketchdown.sketch.hog import hog_descriptor, ink_hogs, sketch_hogs
+from sketchdown.sketch.hog import HogSpec, hog_descriptor, ink_hogs, sketch_hogs
 from sketchdown.sketch.render import RenderSpec
 
 from .bank import SketchBank, build_bank, teacher_key
+from .checkpoints import checkpoint_step, finish_run, load_fusion, load_student_state, write_run_info
 from .common import (
-    Budget,
-    Pace,
     Source,
-    allreduce_grads,
-    apply_smoke,
-    autocast,
-    checkpoint_step,
-    configure_device,
-    cosine_lr,
     encode_photos,
     evaluate_ranks,
-    finish_run,
-    init_distributed,
-    load_checkpoint,
-    load_fusion,
     load_sources,
-    load_student_state,
-    load_teacher,
     make_source,
-    parse_config,
-    pick_device,
     pick_source,
     sample_batch,
-    seed_all,
-    set_threads,
     sketch_canvases,
     sketch_tensors,
-    write_run_info,
 )
+from .configs import apply_smoke, parse_config
+from .env import allreduce_grads, autocast, cosine_lr
 from .loader import batches, default_workers
+from .runs import resume, run_loop, start_run, teacher_for
 from .synthetic import category_level, synthetic_source
 
 
@@ -95,7 +80,7 @@ class DistillConfig:
     pretrained: bool = True  # ImageNet init where the arch has offline weights
     canvases: tuple[int, ...] = (32, 64, 96, 128)
     batch: int = 24
-    steps: int = 300
+    steps: int = 900
     lr: float = 5e-4
     weight_decay: float = 1e-4
     warmup: int = 20
@@ -103,13 +88,12 @@ class DistillConfig:
     kd_delta: float = 0.1
     temperature: float = 0.07
     margin: float = 0.2
-    p_prefix: float = 0.35
     n_val: int = 40
-    val_every: int = 50
-    use_sketchy: bool = False
+    val_every: int = 100
+    use_sketchy: bool = True
     use_gallery: bool = False
     use_doodles: bool = False  # Quick, Draw! doodles of the gallery's kinds (training/fetch_quickdraw.py)
-    mix: tuple[float, ...] = (0.6, 0.4, 0.0, 0.0)  # batch share per source: chairv2, sketchy10, gallery, doodles
+    mix: tuple[float, ...] = (0.7, 0.3, 0.0, 0.0)  # batch share per source: chairv2, sketchy10, gallery, doodles
     cls_weight: float = 0.3  # category head (0: none)
     hinton_t: float = 4.0  # soft-target temperature (used when kd_weight > 0)
     fusion: str = ""  # fit_fusion's fusion.json or a weight-set folder: train and select on cos + alpha * cos(HOG)
@@ -180,14 +164,7 @@ def build_arm(cfg: DistillConfig, embed_dim: int, classes: list[str], device: to
     student.to(device, memory_format=torch.channels_last).train()
     params = [p for p in student.parameters() if p.requires_grad]
     arm = Arm(cfg, enc_cfg, student, torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay), params)
-    last = arm.out / "last.pt"
-    if last.is_file():
-        ck = load_checkpoint(last)
-        student.load_state_dict(ck["student"])
-        arm.opt.load_state_dict(ck["opt"])
-        arm.step, arm.best, arm.history = ck["step"], ck["best"], json.loads(ck["history"])
-        if main:
-            print(f"{arm.out}: resumed at step {arm.step}", file=sys.stderr)
+    arm.step, arm.best, arm.history = resume(arm.out, {"student": student}, arm.opt, main)
     if main:
         write_run_info(arm.out, cfg)
     return arm
@@ -212,7 +189,7 @@ def arm_loss(arm: Arm, x: dict[int, torch.Tensor], P: torch.Tensor, T: torch.Ten
     return loss
 
 
-def validate(arm: Arm, loss: float, elapsed: float, photo_emb: dict, val: Source, vals: list[Source],
+def validate_arm(arm: Arm, loss: float, elapsed: float, photo_emb: dict, val: Source, vals: list[Source],
              val_bias: np.ndarray | None, render: RenderSpec, classes: list[str], timing: dict | None = None) -> None:
     """Score the arm on the validation splits (mean over canvases of Acc@1 + Acc@10; category-level
     splits add Acc@5 + Acc@10), log it, and checkpoint (``best.pt`` when it improved)."""
@@ -249,25 +226,8 @@ def make_banks(cfg: DistillConfig, sources: list[Source], teacher: torch.nn.Modu
             for s in sources}
 
 
-def main(argv: list[str] | None = None) -> dict:
-    cfg = parse_config(DistillConfig, argv, __doc__)
-    if cfg.smoke:
-        cfg = apply_smoke(cfg, canvases=(32, 48), batch=4, steps=3, val_every=3, warmup=1, n_val=4)
-    set_threads()
-    d = init_distributed()
-    seed_all(cfg.seed + d.rank)
-    device = pick_device(cfg.device)
-    configure_device(device)
-    render = RenderSpec()
-
-    if cfg.smoke and cfg.teacher == DistillConfig.teacher:  # smoke without a checkpoint: a random tiny teacher
-        from .train_teacher import TeacherConfig, build_teacher
-
-        t_sk, t_ph = build_teacher(TeacherConfig(arch="lite0", canvas=64, photo_size=64), num_classes=3)
-        t_canvas, pspec, classes = 64, PhotoSpec("hed", 64), ["class0", "class1", "class2"]
-    else:
-        t_sk, t_ph, tcfg_d, classes = load_teacher(cfg.teacher)
-        t_canvas, pspec = tcfg_d["canvas"], PhotoSpec("hed", tcfg_d["photo_size"])
+def _data(cfg: DistillConfig) -> tuple[list[Source], list[Source]]:
+    """(training sources, validation splits: ChairV2 first, then doodles with ``--doodle-val``); synthetic in smoke mode."""
     if cfg.smoke:
         sources, val = [synthetic_source(12, seed=1)], synthetic_source(6, seed=2, name="val")
     else:
@@ -278,30 +238,117 @@ def main(argv: list[str] | None = None) -> dict:
         vals.append(make_source("doodles-val", load_doodles("val", max_per_class=cfg.doodle_val_per_class), EdgeCache()))
     elif cfg.doodle_val:  # smoke: a synthetic category-level split stands in
         vals.append(category_level(synthetic_source(6, seed=3, name="doodles-val")))
-    class_index = {c: i for i, c in enumerate(classes)}
+    return sources, vals
+
+
+@dataclass
+class PhotoSide:
+    """The gallery side, computed once: every photo's teacher embedding and, with fusion, its HOG (each also
+    mirrored), plus the validation split's HOG bias ``alpha * cos(HOG)`` (N, P)."""
+
+    emb: dict[str, tuple[torch.Tensor, torch.Tensor]]  # source -> (P, D) float32 (plain, mirrored)
+    hog: dict[str, tuple[np.ndarray, np.ndarray]]  # source -> (P, H) float32 (plain, mirrored); {} without fusion
+    val_bias: np.ndarray | None
+
+
+def photo_side(t_ph: torch.nn.Module, sources: list[Source], vals: list[Source], pspec: PhotoSpec, render: RenderSpec,
+               hog_spec: HogSpec | None, alpha: float) -> PhotoSide:
+    emb, hog = {}, {}
+    for s in [*sources, *vals]:
+        flipped = [np.ascontiguousarray(i[:, ::-1]) for i in s.photo_ink]
+        emb[s.name] = (encode_photos(t_ph, s.photo_ink, pspec, render), encode_photos(t_ph, flipped, pspec, render))
+        if hog_spec is not None:
+            hog[s.name] = (ink_hogs(s.photo_ink, hog_spec, render), ink_hogs(flipped, hog_spec, render))
+    val_bias = None
+    if hog_spec is not None:
+        val = vals[0]
+        val_sketches = [val.sketch(i) for i in range(len(val.data.sketches))]
+        val_bias = alpha * sketch_hogs(val_sketches, hog_spec, render) @ hog[val.name][0].T
+    return PhotoSide(emb, hog, val_bias)
+
+
+@dataclass
+class Batcher:
+    """Draws one training batch (called from the loader's worker threads): sketches drawn at every size the
+    arms (and the teacher, when it runs in the loop) need, the photos' ids and mirroring, with fusion the
+    batch's HOG bias, with a bank the cached teacher embeddings."""
+
+    cfg: DistillConfig
+    sources: list[Source]
+    class_index: dict[str, int]
+    sizes: tuple[int, ...]
+    render: RenderSpec
+    banks: dict[str, SketchBank]
+    side: PhotoSide
+    hog_spec: HogSpec | None
+    alpha: float
+    fused: set[str]  # sources that get the HOG bias
+
+    def __call__(self, rng: np.random.Generator) -> dict:
+        cfg, render = self.cfg, self.render
+        src = pick_source(self.sources, cfg.mix, rng)
+        bank = self.banks.get(src.name)
+        b = sample_batch(src, cfg.batch, rng, self.class_index, bank=bank)
+        batch = {"x": sketch_tensors(b.sketches, self.sizes, render, b.flips), "src": src.name, "labels": b.labels,
+                 "photo_ids": torch.as_tensor(b.photo_ids), "flips": torch.as_tensor(b.flips)}
+        if bank is not None:
+            batch["T"] = bank.teacher[b.bank_rows]
+        if self.hog_spec is not None and src.name in self.fused:
+            ph, ph_flip = self.side.hog[src.name]
+            hp = np.where(b.flips[:, None], ph_flip[b.photo_ids], ph[b.photo_ids])
+            hs = hog_descriptor(sketch_canvases(b.sketches, self.hog_spec.size, render, b.flips), self.hog_spec)
+            batch["bias"] = torch.from_numpy(self.alpha * hs @ hp.T).float()
+        return batch
+
+
+def train_step(arms: list[Arm], b: dict, side: PhotoSide, t_sk: torch.nn.Module, t_canvas: int, kd: bool,
+               device: torch.device, lr_at: Callable[[float], float], world: int) -> list[float]:
+    """One optimizer step of every arm on the batch ``b``; one teacher pass serves every distilled arm.
+    ``lr_at(base)``: the scheduled learning rate of an arm whose base rate is ``base``. Returns the arms' losses."""
+    pe, pe_flip = side.emb[b["src"]]
+    idx, flips = b["photo_ids"], b["flips"][:, None]
+    P = torch.where(flips, pe_flip[idx], pe[idx]).to(device)
+    bias = b["bias"].to(device) if "bias" in b else None
+    x = {c: t.to(device, memory_format=torch.channels_last, non_blocking=True) for c, t in b["x"].items()}
+    T = T_logits = None
+    if kd and "T" in b:  # the bank's cached teacher embeddings
+        T = b["T"].to(device)
+    elif kd:
+        with torch.no_grad(), autocast(device):
+            T, T_logits = t_sk.forward_with_logits(x[t_canvas])
+        T = T.float()
+    lab = b["labels"].to(device)
+    losses = []
+    for arm in arms:
+        for g in arm.opt.param_groups:
+            g["lr"] = lr_at(arm.cfg.lr)
+        loss = arm_loss(arm, x, P, T, T_logits, bias, lab)
+        arm.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        if world > 1:
+            allreduce_grads(arm.params, world)
+        arm.opt.step()
+        losses.append(loss.item())
+    return losses
+
+
+def main(argv: list[str] | None = None) -> dict:
+    cfg = parse_config(DistillConfig, argv, __doc__)
+    if cfg.smoke:
+        cfg = apply_smoke(cfg, canvases=(32, 48), batch=4, steps=3, val_every=3, warmup=1, n_val=4)
+    d, device = start_run(cfg.seed, cfg.device)
+    render = RenderSpec()
+    t_sk, t_ph, t_canvas, pspec, classes = teacher_for(cfg.teacher, cfg.smoke and cfg.teacher == DistillConfig.teacher)
+    sources, vals = _data(cfg)
     t_sk.to(device, memory_format=torch.channels_last).eval()
     t_ph.to(device, memory_format=torch.channels_last).eval()
-
     # fused training: the HOG spec and this branch's alpha; a batch's sketch HOGs per step (~2 ms each)
     hog_spec, alpha, _ = load_fusion(cfg.fusion, cfg.fusion_branch) if cfg.fusion else (None, 0.0, 0.0)
     fused = {s.name for s in sources} if not cfg.fusion_sources else set(cfg.fusion_sources.split(","))
     if hog_spec is not None and not fused & {s.name for s in sources}:
         raise ValueError(f"--fusion-sources {cfg.fusion_sources!r} names none of {[s.name for s in sources]}")
-    # the gallery side is the teacher's photo branch: embed every photo once (and its mirror image),
-    # and with fusion take its HOG (and the mirror's) once too
-    photo_emb, photo_hog = {}, {}
-    for s in [*sources, *vals]:
-        flipped = [np.ascontiguousarray(i[:, ::-1]) for i in s.photo_ink]
-        photo_emb[s.name] = (encode_photos(t_ph, s.photo_ink, pspec, render), encode_photos(t_ph, flipped, pspec, render))
-        if hog_spec is not None:
-            photo_hog[s.name] = (ink_hogs(s.photo_ink, hog_spec, render), ink_hogs(flipped, hog_spec, render))
-    val_bias = None
-    if hog_spec is not None:
-        val_sketches = [val.sketch(i) for i in range(len(val.data.sketches))]
-        val_bias = alpha * sketch_hogs(val_sketches, hog_spec, render) @ photo_hog[val.name][0].T
-
-    embed_dim = int(t_ph.proj.out_features)
-    arms = [build_arm(c, embed_dim, classes, device, d.main) for c in arm_configs(cfg)]
+    side = photo_side(t_ph, sources, vals, pspec, render, hog_spec, alpha)
+    arms = [build_arm(c, int(t_ph.proj.out_features), classes, device, d.main) for c in arm_configs(cfg)]
     if len({a.step for a in arms}) > 1:
         raise SystemExit(f"the arms stopped at different steps {[a.step for a in arms]}: resume them one by one")
     step = arms[0].step
@@ -311,64 +358,23 @@ def main(argv: list[str] | None = None) -> dict:
         raise SystemExit("--bank caches the teacher's embeddings, not its category logits: use --cls-weight 0 with it")
     # the teacher's canvas is drawn only when the teacher runs in the loop (no bank)
     sizes = tuple(dict.fromkeys([c for a in arms for c in a.cfg.canvases] + ([t_canvas] if kd and not banks else [])))
+    make = Batcher(cfg, sources, {c: i for i, c in enumerate(classes)}, sizes, render, banks, side, hog_spec, alpha, fused)
+    losses: list[float] = []
 
-    def make(rng: np.random.Generator) -> dict:
-        src = pick_source(sources, cfg.mix, rng)
-        bank = banks.get(src.name)
-        b = sample_batch(src, cfg.batch, rng, class_index, bank=bank)
-        batch = {"x": sketch_tensors(b.sketches, sizes, render, b.flips), "src": src.name, "labels": b.labels,
-                 "photo_ids": torch.as_tensor(b.photo_ids), "flips": torch.as_tensor(b.flips)}
-        if bank is not None:
-            batch["T"] = bank.teacher[b.bank_rows]
-        if hog_spec is not None and src.name in fused:
-            ph, ph_flip = photo_hog[src.name]
-            hp = np.where(b.flips[:, None], ph_flip[b.photo_ids], ph[b.photo_ids])
-            hs = hog_descriptor(sketch_canvases(b.sketches, hog_spec.size, render, b.flips), hog_spec)
-            batch["bias"] = torch.from_numpy(alpha * hs @ hp.T).float()
-        return batch
+    def train(b: dict, step: int, time_fraction: float) -> dict[str, str]:
+        losses[:] = train_step(arms, b, side, t_sk, t_canvas, kd, device,
+                               lambda base: cosine_lr(step, cfg.steps, base, cfg.warmup, time_fraction), d.world)
+        return {"loss": "/".join(f"{v:.3f}" for v in losses)}
+
+    def validate(step: int, elapsed: float, timing: dict) -> None:
+        tv = time.time()
+        for arm, loss_v in zip(arms, losses, strict=True):  # each arm's record counts the arms validated before it
+            arm.step = step
+            validate_arm(arm, loss_v, elapsed + time.time() - tv, side.emb, vals[0], vals, side.val_bias, render, classes, timing)
 
     stream = batches(make, cfg.seed * 1000 + d.rank + step, default_workers(device, cfg.workers))
-    budget = Budget(cfg.steps, cfg.time_budget_s)
     desc = "students" if len(arms) > 1 else f"student kd={cfg.kd_weight:g}"
-    bar = tqdm(total=cfg.steps, initial=step, disable=not d.main, desc=desc, mininterval=5)
-    t0 = time.time()
-    cl = torch.channels_last
-    pace = Pace()
-    while not budget.done(step):
-        b = pace.wait(stream)
-        pe, pe_flip = photo_emb[b["src"]]
-        idx, flips = b["photo_ids"], b["flips"][:, None]
-        P = torch.where(flips, pe_flip[idx], pe[idx]).to(device)
-        bias = b["bias"].to(device) if "bias" in b else None
-        x = {c: t.to(device, memory_format=cl, non_blocking=True) for c, t in b["x"].items()}
-        T = T_logits = None
-        if kd and "T" in b:  # the bank's cached teacher embeddings
-            T = b["T"].to(device)
-        elif kd:  # one teacher pass serves every distilled arm
-            with torch.no_grad(), autocast(device):
-                T, T_logits = t_sk.forward_with_logits(x[t_canvas])
-            T = T.float()
-        lab = b["labels"].to(device)
-        losses = []
-        for arm in arms:
-            for g in arm.opt.param_groups:
-                g["lr"] = cosine_lr(step, cfg.steps, arm.cfg.lr, cfg.warmup, budget.time_fraction())
-            loss = arm_loss(arm, x, P, T, T_logits, bias, lab)
-            arm.opt.zero_grad(set_to_none=True)
-            loss.backward()
-            if d.world > 1:
-                allreduce_grads(arm.params, d.world)
-            arm.opt.step()
-            losses.append(loss.item())
-        step += 1
-        bar.update(1)
-        bar.set_postfix(loss="/".join(f"{v:.3f}" for v in losses))
-        if d.main and (step % cfg.val_every == 0 or step == cfg.steps or budget.done(step)):
-            timing = pace.report()
-            for arm, loss_v in zip(arms, losses, strict=True):
-                arm.step = step
-                validate(arm, loss_v, time.time() - t0, photo_emb, val, vals, val_bias, render, classes, timing)
-    bar.close()
+    step = run_loop(stream, step, cfg.steps, cfg.time_budget_s, cfg.val_every, desc, d.main, train, validate)
     results = {str(a.out): finish_run(a.out, a.best, step, a.history, d.main) for a in arms}
     return next(iter(results.values())) if len(arms) == 1 else results
 

@@ -24,18 +24,9 @@ from sketchdown.eval.data import load_chairv2
 from sketchdown.eval.metrics import summary
 from sketchdown.sketch.render import RenderSpec
 
-from .common import (
-    Source,
-    configure_device,
-    encode_photos,
-    evaluate_ranks,
-    load_checkpoint,
-    load_sources,
-    load_teacher,
-    make_source,
-    pick_device,
-    set_threads,
-)
+from .checkpoints import load_checkpoint, load_teacher
+from .common import Source, encode_photos, evaluate_ranks, load_sources, make_source
+from .env import configure_device, pick_device, set_threads
 
 
 def splits(smoke: bool, data_root: str | None, n_val: int) -> dict[str, Source]:

@@ -20,33 +20,40 @@ dropped so ``make_results --reuse`` measures them again.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import shutil
 from pathlib import Path
 
+from sketchdown.bundles.build import EncoderConfig
 from sketchdown.bundles.bundle import load_bundle
+from sketchdown.bundles.manifest import Component, Manifest, PhotoComponent, SelectorComponent, SketchComponent, load_manifest
 from sketchdown.bundles.photo import PhotoSpec
-from sketchdown.bundles.weights import load_tensors, read_manifest, save_tensors, write_manifest
+from sketchdown.bundles.weights import load_tensors, save_tensors, write_manifest
 from sketchdown.eval.evaluate import uses_selector
+from sketchdown.sketch.hog import HogSpec
 from sketchdown.sketch.render import RenderSpec
 
-from .common import git_sha, load_checkpoint
+from .checkpoints import load_checkpoint
+from .configs import recorded_config
+from .distill import DistillConfig
+from .env import git_sha
+from .train_selector import SelectorConfig
+from .train_teacher import TeacherConfig
 
 
 def _selector_component(ck: dict, selector_model: str, lams: tuple[float, ...] | None,
-                        default_lam: float | None) -> tuple[dict, dict]:
+                        default_lam: float | None) -> tuple[SelectorComponent, dict]:
     """(manifest component, provenance) for a train_selector checkpoint; the tensors are saved by the caller."""
-    sc = json.loads(ck["config"])
-    canv = json.loads(ck["canvases"])
-    shipped = list(lams or sc["lams"])
-    comp = {"file": "selector.safetensors", "role": "selector", "model": selector_model,
-            "num_canvases": len(canv), "hidden": sc["hidden"], "conditioned": True,
-            "lam_power": float(ck.get("lam_power", 1.0)),
-            "lams": shipped,
-            "default_lam": shipped[len(shipped) // 2] if default_lam is None else default_lam}
-    if "costs" in ck:  # a trade-off selector: its logits carry the canvases' compute reward
-        comp["costs"] = json.loads(ck["costs"])
-    return comp, {"config": sc, "report": json.loads(ck["report"])}
+    recorded = json.loads(ck["config"])
+    sc = recorded_config(SelectorConfig, recorded, "selector checkpoint")
+    shipped = tuple(lams or sc.lams)
+    # "costs": a trade-off selector's logits carry the canvases' compute reward
+    comp = SelectorComponent("selector.safetensors", selector_model, len(json.loads(ck["canvases"])), sc.hidden, shipped,
+                             conditioned=True, lam_power=float(ck.get("lam_power", 1.0)),
+                             default_lam=shipped[len(shipped) // 2] if default_lam is None else default_lam,
+                             costs=tuple(json.loads(ck["costs"])) if "costs" in ck else None)
+    return comp, {"config": recorded, "report": json.loads(ck["report"])}
 
 
 def _replace(tmp: Path, out: Path) -> Path:
@@ -63,34 +70,39 @@ def _replace(tmp: Path, out: Path) -> Path:
     return out
 
 
+def _staging(out: Path) -> Path:
+    """An empty ``<out>.tmp`` folder to assemble a set in."""
+    tmp = out.with_name(out.name + ".tmp")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir(parents=True)
+    return tmp
+
+
 def replace_selector(base: Path, selector: str, out: Path, selector_model: str = "student",
                      lams: tuple[float, ...] | None = None, default_lam: float | None = None) -> Path:
     """Copy the weight set ``base`` to ``out`` with the selector checkpoint ``selector`` in place of its
     selector. Metric rows that used the old selector are removed; all others stay (same files)."""
-    m = read_manifest(base)
-    if selector_model not in m.get("components", {}):
+    m = load_manifest(base)
+    if selector_model not in m.components:
         raise SystemExit(f"{base}: no sketch branch {selector_model!r} for the selector")
-    tmp = out.with_name(out.name + ".tmp")
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    old = m["components"].get("selector", {}).get("file")
-    tmp.mkdir(parents=True)
-    for f in m["files"]:
-        if f != old:
-            shutil.copy2(Path(base) / f, tmp / f)
-    if old:
-        del m["files"][old]
+    tmp = _staging(out)
+    old = m.selector.file if m.selector is not None else None
+    files = {f: sha for f, sha in m.files.items() if f != old}
+    for f in files:
+        shutil.copy2(Path(base) / f, tmp / f)
     ck = load_checkpoint(Path(selector))
-    save_tensors(tmp, "selector.safetensors", ck["policy"], m)
-    m["components"]["selector"], m["provenance"]["selector"] = _selector_component(ck, selector_model, lams, default_lam)
-    m["provenance"]["selector"]["git_sha"] = git_sha()
-    for d in m.get("metrics", {}).values():
-        d["rows"] = [r for r in d.get("rows", []) if not uses_selector(r["model"])]
-    write_manifest(tmp, m)
+    save_tensors(tmp, "selector.safetensors", ck["policy"], files)
+    comp, prov = _selector_component(ck, selector_model, lams, default_lam)
+    comps = {k: c for k, c in m.components.items() if not isinstance(c, SelectorComponent)} | {"selector": comp}
+    metrics = None if m.metrics is None else {
+        d: {**v, "rows": [r for r in v["rows"] if not uses_selector(r["model"])]} for d, v in m.metrics.items()}
+    provenance = dict(m.provenance or {}) | {"selector": prov | {"git_sha": git_sha()}}
+    write_manifest(tmp, dataclasses.replace(m, files=files, components=comps, metrics=metrics, provenance=provenance))
     return _replace(tmp, out)
 
 
-def best_val_canvas(history: list[dict], canvases: list[int]) -> int:
+def best_val_canvas(history: list[dict], canvases: list[int] | tuple[int, ...]) -> int:
     """The canvas a student runs at without the selector: the one with the best validation Acc@1 in the
     record its checkpoint was kept for (the best score), the smaller on ties; the largest when the history
     records no per-canvas accuracy."""
@@ -105,101 +117,109 @@ def _teacher_state(teacher: str) -> dict:
     without the teacher's training run at hand."""
     if not Path(teacher).is_dir():
         return load_checkpoint(Path(teacher))
-    m = read_manifest(teacher)
-    comps, prov = m.get("components", {}), m.get("provenance", {}).get("teacher", {})
-    full = [c for c in comps.values() if c.get("role") == "sketch" and c.get("full")]
-    if len(full) != 1 or "photo" not in comps or not prov.get("config"):
+    m = load_manifest(teacher)
+    prov = m.recorded("teacher")
+    full = [c for c in m.sketch.values() if c.full]
+    if len(full) != 1 or m.photo is None or "config" not in prov:
         raise SystemExit(f"{teacher}: needs one full sketch branch, a photo encoder and provenance.teacher.config")
+    photo, sketch = m.photo.file, full[0].file
     # the files themselves are copied (sha256-checked by load_tensors first): same bytes, same sha256, so
     # the two sets' teacher rows and gallery indexes describe one network
-    return {"config": json.dumps(prov["config"]), "classes": json.dumps(m.get("classes", [])),
+    return {"config": json.dumps(prov["config"]), "classes": json.dumps(list(m.classes or ())),
             "history": json.dumps(prov.get("history", [])),
-            "photo": load_tensors(teacher, comps["photo"]["file"], m), "sketch": load_tensors(teacher, full[0]["file"], m),
-            "copy": {"photo.safetensors": (Path(teacher) / comps["photo"]["file"], m["files"][comps["photo"]["file"]]),
-                     "teacher.safetensors": (Path(teacher) / full[0]["file"], m["files"][full[0]["file"]])}}
+            "photo": load_tensors(teacher, photo, m.files), "sketch": load_tensors(teacher, sketch, m.files),
+            "copy": {"photo.safetensors": (Path(teacher) / photo, m.files[photo]),
+                     "teacher.safetensors": (Path(teacher) / sketch, m.files[sketch])}}
 
 
-def _save(tmp: Path, file: str, tensors: dict, manifest: dict, copy: dict) -> None:
+def _save(tmp: Path, file: str, tensors: dict, files: dict[str, str], copy: dict) -> None:
     """Write ``file`` from ``tensors``, or copy it byte for byte when ``copy`` names a source (path, sha256)."""
     if file in copy:
-        tmp.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(copy[file][0], tmp / file)
-        manifest.setdefault("files", {})[file] = copy[file][1]
+        files[file] = copy[file][1]
     else:
-        save_tensors(tmp, file, tensors, manifest)
+        save_tensors(tmp, file, tensors, files)
+
+
+def _with_fusion(comps: dict[str, Component], fz: dict) -> dict[str, Component]:
+    """fit_fusion's per-branch HOG weights (instance-level ``alpha``, category-level ``alpha_category``) set
+    on the branches it names."""
+    out = dict(comps)
+    for key, field in (("alpha_category", "hog_alpha_category"), ("alpha", "hog_alpha")):
+        for bname, alpha in fz.get(key, {}).items():
+            if bname in out:
+                out[bname] = dataclasses.replace(out[bname], **{field: float(alpha)})
+    return out
+
+
+def _teacher_components(tmp: Path, tck: dict, files: dict[str, str]) -> dict[str, Component]:
+    """The photo encoder and the full network of a teacher (its files written or copied into ``tmp``)."""
+    tcfg = recorded_config(TeacherConfig, json.loads(tck["config"]), "teacher")
+    enc = EncoderConfig(tcfg.arch, tcfg.embed_dim, 1, 0)
+    _save(tmp, "photo.safetensors", tck["photo"], files, tck.get("copy", {}))
+    _save(tmp, "teacher.safetensors", tck["sketch"], files, tck.get("copy", {}))
+    return {"photo": PhotoComponent("photo.safetensors", enc, PhotoSpec("hed", tcfg.photo_size)),
+            "teacher": SketchComponent("teacher.safetensors", dataclasses.replace(enc, num_classes=len(json.loads(tck["classes"]))),
+                                       (tcfg.canvas,), full=True)}
+
+
+def _student_component(tmp: Path, sname: str, ck: dict, files: dict[str, str]) -> SketchComponent:
+    scfg = recorded_config(DistillConfig, json.loads(ck["config"]), sname)
+    save_tensors(tmp, f"{sname}.safetensors", ck["student"], files)
+    return SketchComponent(f"{sname}.safetensors", EncoderConfig(**json.loads(ck["encoder"])), tuple(scfg.canvases),
+                           default_canvas=best_val_canvas(json.loads(ck["history"]), scfg.canvases),
+                           kd_weight=float(scfg.kd_weight))
 
 
 def export(name: str, teacher: str, students: dict[str, str], selector: str | None, out: Path,
            selector_model: str = "student", lams: tuple[float, ...] | None = None, classes: list[str] | None = None,
            default_lam: float | None = None, fusion: str | None = None) -> Path:
+    """Assemble the weight set ``out`` (staged in ``<out>.tmp``, moved once it loads with the strict loader)."""
     tck = _teacher_state(teacher)
-    tcfg = json.loads(tck["config"])
     classes = classes or json.loads(tck.get("classes", "[]"))  # the category heads' classes
-    tmp = out.with_name(out.name + ".tmp")
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    manifest: dict = {"name": name, "render": vars(RenderSpec()), "classes": classes or [], "components": {}, "files": {},
-                      "provenance": {"git_sha": git_sha(), "teacher": {"config": tcfg, "history": json.loads(tck["history"])[-3:]}}}
-    enc = {"arch": tcfg["arch"], "embed_dim": tcfg["embed_dim"], "num_canvases": 1}
-    _save(tmp, "photo.safetensors", tck["photo"], manifest, tck.get("copy", {}))
-    manifest["components"]["photo"] = {"file": "photo.safetensors", "encoder": dict(enc, num_classes=0),
-                                       "photo": vars(PhotoSpec("hed", tcfg["photo_size"]))}
-    _save(tmp, "teacher.safetensors", tck["sketch"], manifest, tck.get("copy", {}))
-    n_cls = len(json.loads(tck["classes"]))
-    manifest["components"]["teacher"] = {"file": "teacher.safetensors", "role": "sketch", "full": True,
-                                         "encoder": dict(enc, num_classes=n_cls), "canvas_sizes": [tcfg["canvas"]]}
+    tmp = _staging(out)
+    files: dict[str, str] = {}
+    prov: dict = {"git_sha": git_sha(), "teacher": {"config": json.loads(tck["config"]), "history": json.loads(tck["history"])[-3:]}}
+    comps = _teacher_components(tmp, tck, files)
     for sname, path in students.items():
         ck = load_checkpoint(Path(path))
-        scfg = json.loads(ck["config"])
-        save_tensors(tmp, f"{sname}.safetensors", ck["student"], manifest)
-        history = json.loads(ck["history"])
-        manifest["components"][sname] = {"file": f"{sname}.safetensors", "role": "sketch", "encoder": json.loads(ck["encoder"]),
-                                         "canvas_sizes": list(scfg["canvases"]),
-                                         "default_canvas": best_val_canvas(history, scfg["canvases"]),
-                                         "kd_weight": scfg["kd_weight"]}
-        manifest["provenance"][sname] = {"config": scfg, "history": json.loads(ck["history"])[-3:]}
+        comps[sname] = _student_component(tmp, sname, ck, files)
+        prov[sname] = {"config": json.loads(ck["config"]), "history": json.loads(ck["history"])[-3:]}
     if selector:
         ck = load_checkpoint(Path(selector))
-        save_tensors(tmp, "selector.safetensors", ck["policy"], manifest)
-        manifest["components"]["selector"], manifest["provenance"]["selector"] = _selector_component(
-            ck, selector_model, lams, default_lam)
+        save_tensors(tmp, "selector.safetensors", ck["policy"], files)
+        comps["selector"], prov["selector"] = _selector_component(ck, selector_model, lams, default_lam)
+    hog = None
     if fusion:  # fit_fusion's HOG spec (gallery side) and per-branch weights (query side)
         fz = json.loads(Path(fusion).read_text())
-        manifest["hog"] = fz["hog"]
-        for bname, alpha in fz.get("alpha_category", {}).items():  # category-level galleries' weight
-            if bname in manifest["components"]:
-                manifest["components"][bname]["hog_alpha_category"] = float(alpha)
-        for bname, alpha in fz["alpha"].items():
-            if bname in manifest["components"]:
-                manifest["components"][bname]["hog_alpha"] = float(alpha)
-        manifest["provenance"]["fusion"] = {"val": fz["val"]} | ({"val_category": fz["val_category"]} if "val_category" in fz else {})
+        hog, comps = HogSpec(**fz["hog"]), _with_fusion(comps, fz)
+        prov["fusion"] = {"val": fz["val"]} | ({"val_category": fz["val_category"]} if "val_category" in fz else {})
+    m = Manifest(files, comps, name=name, classes=tuple(classes or ()), hog=hog, render=RenderSpec(), provenance=prov)
     if Path(teacher).is_dir():
-        manifest["metrics"] = teacher_rows(read_manifest(teacher), manifest)
-    write_manifest(tmp, manifest)
+        m = dataclasses.replace(m, metrics=teacher_rows(load_manifest(teacher), m))
+    write_manifest(tmp, m)
     return _replace(tmp, out)
 
 
-def teacher_rows(src: dict, new: dict) -> dict:
+def teacher_rows(src: Manifest, new: Manifest) -> dict:
     """The metric rows of ``src``'s full network that still describe ``new``'s: same set name, same teacher and
     photo files (sha256), same HOG spec and teacher HOG weights, same rendering. A student swap then re-measures
     only the students' rows (``make_results --reuse``), not the teacher's, which are the slowest."""
-    def teacher_view(m: dict) -> tuple:
-        t, ph = m["components"]["teacher"], m["components"]["photo"]
-        return (m["name"], m["files"].get(t["file"]), m["files"].get(ph["file"]), json.dumps(m.get("hog"), sort_keys=True),
-                t.get("hog_alpha"), t.get("hog_alpha_category"), json.dumps(m.get("render"), sort_keys=True),
-                json.dumps(t["encoder"], sort_keys=True), t["canvas_sizes"])
-    if "teacher" not in src.get("components", {}) or teacher_view(src) != teacher_view(new):
+    def teacher_view(m: Manifest) -> tuple:
+        t, ph = m.sketch["teacher"], m.photo
+        return (m.name, m.files.get(t.file), m.files.get(ph.file), m.hog,
+                t.hog_alpha, t.hog_alpha_category, m.render, t.encoder, t.canvas_sizes)
+    if "teacher" not in src.sketch or src.photo is None or teacher_view(src) != teacher_view(new):
         return {}
-    prefix = f"{new['name']}/teacher@"
-    kept = {d: {"rows": [r for r in v.get("rows", []) if r["model"].startswith(prefix)]} for d, v in src.get("metrics", {}).items()}
+    prefix = f"{new.name}/teacher@"
+    kept = {d: {"rows": [r for r in v["rows"] if r["model"].startswith(prefix)]} for d, v in (src.metrics or {}).items()}
     return {d: v for d, v in kept.items() if v["rows"]}
 
 
 def lam_within(cv: dict, lams: tuple[float, ...], tol: float) -> float:
     """The largest of ``lams`` whose held-out Acc@1 (train_selector's ``cv.json``, complete sketches) is within
     ``tol`` points of the smallest one's (lambda_F = 0): the rule that picks a set's default lambda_F before test is looked at.
-    Where the CV also held out doodles (``--doodle-variants``), their Acc@5 must stay within ``tol`` too
-    (session 7 applied this by hand to ``weights/default``)."""
+    Where the CV also held out doodles (``--doodle-variants``), their Acc@5 must stay within ``tol`` too."""
     key = str(float(min(lams)))
     checks = [(cv["held_out"], "acc1_full")]
     if "held_out_doodles" in cv:
@@ -217,10 +237,10 @@ def main(argv: list[str] | None = None) -> Path:
     p.add_argument("--student", action="append", default=[], help="NAME=checkpoint (repeatable)")
     p.add_argument("--selector", default=None)
     p.add_argument("--selector-model", default="student")
-    p.add_argument("--lams", default=None, help="comma-separated lambda_F values the app offers")
+    p.add_argument("--lams", default=None, help="comma-separated lambda_F values the app offers (default: the selector's)")
     p.add_argument("--default-lam", type=float, default=None, help="the app's starting lambda_F (default: the middle one)")
     p.add_argument("--default-lam-tol", type=float, default=None,
-                   help="instead: the largest of --lams within this many held-out Acc@1 (and doodle Acc@5, where the CV "
+                   help="instead: the largest of the lambda_F values within this many held-out Acc@1 (and doodle Acc@5, where the CV "
                         "held doodles out) of the smallest (cv.json beside --selector)")
     p.add_argument("--fusion", default=None, help="fit_fusion's fusion.json: fuse HOG into the branches it names")
     p.add_argument("--out", required=True)
@@ -228,8 +248,10 @@ def main(argv: list[str] | None = None) -> Path:
     students = dict(s.split("=", 1) for s in a.student)
     lams = tuple(float(x) for x in a.lams.split(",")) if a.lams else None
     if a.default_lam_tol is not None:
-        if a.default_lam is not None or not a.selector or not lams:
-            p.error("--default-lam-tol needs --selector and --lams, and no --default-lam")
+        if a.default_lam is not None or not a.selector:
+            p.error("--default-lam-tol needs --selector, and no --default-lam")
+        # without --lams: the values the selector was trained and reported on
+        lams = lams or recorded_config(SelectorConfig, json.loads(load_checkpoint(Path(a.selector))["config"]), a.selector).lams
         cv_path = Path(a.selector).with_name("cv.json")
         if not cv_path.is_file():
             p.error(f"--default-lam-tol: {cv_path} not found (train the selector with --folds > 1)")

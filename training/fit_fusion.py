@@ -5,7 +5,7 @@ The fused score of a sketch against a photo is ``cos(embedding) + alpha * cos(HO
 (pyramid cell sizes and blurs, from ``--specs``) and each branch's alpha are picked on the validation
 photos plus ``distractors`` extra training photos,
 so the gallery has the test split's size (100) and ranking is not too easy (``--distractors 0`` for
-students fine-tuned long on those training photos: they rank them too high, see training/README.md). Selection score:
+students fine-tuned long on those training photos: they rank them too high, see docs/experiments.md, weights/default v2). Selection score:
 ``Acc@1 + Acc@10 / 4``, averaged over a branch's canvases. Output: ``fusion.json``, read by
 ``train_selector --fusion`` and ``export --fusion``.
 
@@ -37,20 +37,11 @@ from sketchdown.eval.metrics import rank_of_true, summary
 from sketchdown.sketch.hog import HogSpec, ink_hogs, sketch_hogs
 from sketchdown.sketch.render import RenderSpec
 
-from .common import (
-    apply_smoke,
-    distractor_inks,
-    encode_photos,
-    load_checkpoint,
-    load_sources,
-    load_teacher,
-    make_source,
-    parse_config,
-    seed_all,
-    set_threads,
-    sketch_tensor,
-    write_run_info,
-)
+from .checkpoints import load_teacher, write_run_info
+from .common import distractor_inks, encode_photos, load_sources, make_source, sketch_tensor
+from .configs import apply_smoke, parse_config
+from .env import seed_all, set_threads
+from .runs import load_student
 from .synthetic import category_level, synthetic_source
 
 
@@ -61,11 +52,11 @@ class FusionConfig:
     student: list[str] = field(default_factory=list)  # NAME=checkpoint (repeatable)
     data_root: str | None = None
     n_val: int = 40
-    distractors: int = 60  # training photos added to the validation gallery (100 photos, like test)
+    distractors: int = 0  # training photos added to the validation gallery (0: the 40 validation photos alone)
     size: int = 128
     # candidate HOG specs, "cells/blurs" separated by spaces (finer pyramids cost index memory:
     # cells 8,16,32 at 128 px would be 10k dims per photo, so it is not offered)
-    specs: str = "16/2 16/3 16,32/3,4 16,32/2,3"
+    specs: str = "16/3"
     alphas: tuple[float, ...] = (0.0, 0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 4.0, 6.0)
     doodle_val: bool = False  # also fit alpha_category on the doodle validation split
     category_alphas: tuple[float, ...] = (0.0, 0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 4.0)
@@ -113,6 +104,49 @@ def fit(cnn_sims: dict[str, list[np.ndarray]], hog_sims: dict[str, np.ndarray], 
     return best[1], best[2], table
 
 
+Branches = dict[str, tuple[torch.nn.Module, tuple[int, ...]]]  # name -> (sketch encoder, its canvases)
+
+
+def _branches(cfg: FusionConfig) -> tuple[torch.nn.Module, Branches, PhotoSpec, str | None]:
+    """(photo encoder, sketch branches, photo spec, the teacher's recorded data root); random tiny nets in
+    smoke mode without checkpoints."""
+    if cfg.smoke and cfg.teacher == FusionConfig.teacher:
+        photo_enc = build_encoder(EncoderConfig("lite0", 32, 1, 0), weights=None)
+        return photo_enc, {"teacher": (build_encoder(EncoderConfig("lite0", 32, 1, 0), weights=None), (64,))}, \
+            PhotoSpec("hed", 64), None
+    teacher, photo_enc, tcfg, _ = load_teacher(cfg.teacher)
+    branches: Branches = {"teacher": (teacher, (tcfg["canvas"],))}
+    for spec in cfg.student:
+        name, path = spec.split("=", 1)
+        enc, canvases, _ = load_student(path)
+        branches[name] = (enc, canvases)
+    return photo_enc, branches, PhotoSpec("hed", tcfg["photo_size"]), tcfg.get("data_root")
+
+
+def _category_fit(cfg: FusionConfig, branches: Branches, photo_enc: torch.nn.Module, pspec: PhotoSpec, key: str,
+                  spec: HogSpec, instance: tuple[dict, np.ndarray, np.ndarray], render: RenderSpec) -> dict:
+    """Category-level galleries (the doodle validation split): the chosen HOG spec, each branch's own alpha,
+    picked on the sum of its category-level and instance-level scores. ``instance``: (CNN similarities,
+    HOG similarities, truth) of the instance-level split."""
+    dv = category_level(synthetic_source(6, seed=4, name="doodles-val")) if cfg.smoke else \
+        make_source("doodles-val", load_doodles("val"), EdgeCache())
+    dsk = [dv.sketch(i) for i in range(len(dv.data.sketches))]
+    dcnn = branch_sims(branches, dsk, encode_photos(photo_enc, dv.photo_ink, pspec, render).numpy(), render)
+    dhog = {key: sketch_hogs(dsk, spec, render) @ ink_hogs(dv.photo_ink, spec, render).T}
+    _, _, ctable = fit(dcnn, dhog, dv.data.true(), cfg.category_alphas, at=5)
+    cnn, hog_sims, truth = instance
+    _, _, itable = fit(cnn, {key: hog_sims}, truth, cfg.category_alphas)
+    inst = {(r["branch"], r["alpha"]): r for r in itable}
+    for r in ctable:
+        i = inst[(r["branch"], r["alpha"])]
+        r.update(instance_score=i["score"], instance_acc1=i["acc@1"], score_sum=round(r["score"] + i["score"], 2))
+    # per branch the best summed score (the first alpha on ties, as fit() keeps)
+    calphas = {b: max((r for r in ctable if r["branch"] == b), key=lambda r: r["score_sum"])["alpha"] for b in dcnn}
+    cchosen = [r for r in ctable if r["alpha"] in (0.0, calphas.get(r["branch"]))]
+    return {"alpha_category": calphas, "val_category": {"sketches": len(dsk), "photos": len(dv.photo_ink), "chosen": cchosen},
+            "grid_category": ctable}
+
+
 @torch.inference_mode()
 def main(argv: list[str] | None = None) -> dict:
     cfg = parse_config(FusionConfig, argv, __doc__)
@@ -124,25 +158,12 @@ def main(argv: list[str] | None = None) -> dict:
     render = RenderSpec()
     out = Path(cfg.out)
     write_run_info(out, cfg)
-    if cfg.smoke and cfg.teacher == FusionConfig.teacher:  # smoke without checkpoints: random tiny nets
-        photo_enc = build_encoder(EncoderConfig("lite0", 32, 1, 0), weights=None)
-        branches = {"teacher": (build_encoder(EncoderConfig("lite0", 32, 1, 0), weights=None), (64,))}
-        pspec, root = PhotoSpec("hed", 64), None
-    else:
-        teacher, photo_enc, tcfg, _ = load_teacher(cfg.teacher)
-        pspec, root = PhotoSpec("hed", tcfg["photo_size"]), tcfg.get("data_root")
-        branches = {"teacher": (teacher, (tcfg["canvas"],))}
-        for spec in cfg.student:
-            name, path = spec.split("=", 1)
-            ck = load_checkpoint(Path(path))
-            enc = build_encoder(EncoderConfig(**json.loads(ck["encoder"])), weights=ck["student"])
-            branches[name] = (enc, tuple(json.loads(ck["config"])["canvases"]))
+    photo_enc, branches, pspec, root = _branches(cfg)
     if cfg.smoke:
         val, extra = synthetic_source(6, seed=2, name="val"), synthetic_source(4, seed=3).photo_ink
     else:
         train, val = load_sources(cfg.data_root or root, False, cfg.n_val, EdgeCache())
-        rng = np.random.default_rng(cfg.seed)
-        extra = distractor_inks(train[0], cfg.distractors, rng)
+        extra = distractor_inks(train[0], cfg.distractors, np.random.default_rng(cfg.seed))
     photo_enc.eval()
     specs = parse_specs(cfg.size, cfg.specs)
     inks = list(val.photo_ink) + list(extra)
@@ -153,25 +174,8 @@ def main(argv: list[str] | None = None) -> dict:
     chosen = [r for r in table if r["spec"] == key and r["alpha"] in (0.0, alphas.get(r["branch"]))]
     result = {"hog": specs[key].to_dict(), "alpha": alphas,
               "val": {"sketches": len(sketches), "photos": len(inks), "chosen": chosen}, "grid": table}
-    if cfg.doodle_val:  # category-level galleries: the same HOG spec, each branch's own alpha
-        if cfg.smoke:
-            dv = category_level(synthetic_source(6, seed=4, name="doodles-val"))
-        else:
-            dv = make_source("doodles-val", load_doodles("val"), EdgeCache())
-        dsk = [dv.sketch(i) for i in range(len(dv.data.sketches))]
-        dcnn = branch_sims(branches, dsk, encode_photos(photo_enc, dv.photo_ink, pspec, render).numpy(), render)
-        dhog = {key: sketch_hogs(dsk, specs[key], render) @ ink_hogs(dv.photo_ink, specs[key], render).T}
-        _, _, ctable = fit(dcnn, dhog, dv.data.true(), cfg.category_alphas, at=5)
-        _, _, itable = fit(cnn, {key: hog_sims[key]}, val.data.true(), cfg.category_alphas)
-        inst = {(r["branch"], r["alpha"]): r for r in itable}
-        for r in ctable:
-            i = inst[(r["branch"], r["alpha"])]
-            r.update(instance_score=i["score"], instance_acc1=i["acc@1"], score_sum=round(r["score"] + i["score"], 2))
-        # per branch the best summed score (the first alpha on ties, as fit() keeps)
-        calphas = {b: max((r for r in ctable if r["branch"] == b), key=lambda r: r["score_sum"])["alpha"] for b in dcnn}
-        cchosen = [r for r in ctable if r["alpha"] in (0.0, calphas.get(r["branch"]))]
-        result.update(alpha_category=calphas, val_category={"sketches": len(dsk), "photos": len(dv.photo_ink),
-                                                            "chosen": cchosen}, grid_category=ctable)
+    if cfg.doodle_val:
+        result.update(_category_fit(cfg, branches, photo_enc, pspec, key, specs[key], (cnn, hog_sims[key], val.data.true()), render))
     (out / "fusion.json").write_text(json.dumps(result, indent=1) + "\n")
     print(json.dumps({k: result[k] for k in ("hog", "alpha", "alpha_category") if k in result} | {"chosen": chosen},
                      indent=1), file=sys.stderr)

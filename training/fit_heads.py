@@ -33,7 +33,9 @@ from sketchdown.bundles.photo import EdgeCache
 from sketchdown.models.losses import hinton_kd
 from sketchdown.sketch.render import RenderSpec
 
-from .common import git_sha, load_checkpoint, load_sources, load_teacher, save_checkpoint, set_threads, sketch_tensor
+from .checkpoints import load_checkpoint, load_teacher, save_checkpoint
+from .common import load_sources, sketch_tensor
+from .env import git_sha, set_threads
 from .synthetic import synthetic_source
 
 
@@ -61,6 +63,63 @@ def fit_linear(x: torch.Tensor, y: torch.Tensor, n_cls: int, soft: torch.Tensor 
     return head
 
 
+def labelled_sketches(sources: list, classes: list[str], max_per_source: int, rng: np.random.Generator
+                      ) -> tuple[list, torch.Tensor, dict[str, int]]:
+    """(sketches, class index (N,) int64, skipped sketches per source): up to ``max_per_source`` per source of the
+    kinds the head has (the gallery's are not among ChairV2's 11)."""
+    index = {c: i for i, c in enumerate(classes)}
+    sketches, labels, unknown = [], [], Counter()
+    for s in sources:
+        known = np.array([i for i, it in enumerate(s.data.sketches) if s.data.photo_labels[it.photo] in index], np.int64)
+        unknown[s.name] = len(s.data.sketches) - len(known)
+        for i in np.sort(known[rng.permutation(len(known))[:max_per_source]]):
+            sketches.append(s.sketch(int(i)))
+            labels.append(index[s.data.photo_labels[s.data.sketches[int(i)].photo]])
+    return sketches, torch.tensor(labels), {k: v for k, v in unknown.items() if v}
+
+
+def teacher_logits(teacher: str, t_sk: torch.nn.Module, ft: torch.Tensor, y: torch.Tensor, n_cls: int, out: Path) -> torch.Tensor:
+    """The teacher's category logits on its features ``ft``: a shipped set's own head, or a head refit on
+    ``y`` (written into ``out/teacher.pt``)."""
+    if Path(teacher).is_dir():
+        # a shipped set's teacher keeps its (already refit) head: its logits are the students' soft targets,
+        # and export takes the teacher from the same folder, byte for byte
+        if t_sk.classifier is None:
+            raise SystemExit(f"{teacher}: the full network has no category head")
+        with torch.no_grad():
+            return t_sk.classifier(ft)
+    head = fit_linear(ft, y, n_cls)
+    tck = load_checkpoint(Path(teacher))
+    tck["sketch"] = {**tck["sketch"], "classifier.weight": head.weight.detach().clone(), "classifier.bias": head.bias.detach().clone()}
+    save_checkpoint(out / "teacher.pt", **tck)
+    with torch.no_grad():
+        return head(ft)
+
+
+def refit_student(path: str, kd: bool, sketches: list, y: torch.Tensor, classes: list[str], t_logits: torch.Tensor,
+                  out: Path) -> float:
+    """Refit a student's head over every canvas' features (CE, + Hinton KD from ``t_logits`` when ``kd``), write
+    ``out/<run>.pt``; returns its training accuracy."""
+    ck = load_checkpoint(Path(path))
+    canvases = json.loads(ck["config"])["canvases"]
+    enc_cfg = EncoderConfig(**{**json.loads(ck["encoder"]), "num_classes": len(classes)})
+    sd = {k: v for k, v in ck["student"].items() if not k.startswith("classifier.")}
+    st = build_encoder(enc_cfg, weights=None)
+    st.load_state_dict(sd, strict=False)
+    # one head over every canvas' features: the app asks it at whatever canvas the selector picked
+    fs = torch.cat([features(st, sketches, c, ci) for ci, c in enumerate(canvases)])
+    ys = y.repeat(len(canvases))
+    head = fit_linear(fs, ys, len(classes), t_logits.repeat(len(canvases), 1) if kd else None)
+    with torch.no_grad():
+        acc = float((head(fs).argmax(-1) == ys).float().mean())
+    ck["student"] = {**sd, "classifier.weight": head.weight.detach().clone(), "classifier.bias": head.bias.detach().clone()}
+    ck["encoder"] = json.dumps(enc_cfg.to_dict())
+    ck["classes"] = json.dumps(classes)
+    ck["heads"] = json.dumps({"refit": "fit_heads", "kd": kd})
+    save_checkpoint(out / f"{Path(path).parent.name}.pt", **ck)
+    return acc
+
+
 def main(argv: list[str] | None = None) -> dict:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--teacher", required=True)
@@ -81,20 +140,10 @@ def main(argv: list[str] | None = None) -> dict:
         sources = [synthetic_source(12, seed=1)]
     else:
         sources, _ = load_sources(a.data_root, True, 40, EdgeCache(), use_gallery=True, use_doodles=a.use_doodles)
-    rng = np.random.default_rng(a.seed)
-    index = {c: i for i, c in enumerate(classes)}
-    sketches, labels, unknown = [], [], Counter()
-    for s in sources:
-        # only sketches of kinds this head has (the gallery's are not among chairv2's 11), then the sample
-        known = np.array([i for i, it in enumerate(s.data.sketches) if s.data.photo_labels[it.photo] in index], np.int64)
-        unknown[s.name] = len(s.data.sketches) - len(known)
-        for i in np.sort(known[rng.permutation(len(known))[: a.max_per_source]]):
-            sketches.append(s.sketch(int(i)))
-            labels.append(index[s.data.photo_labels[s.data.sketches[int(i)].photo]])
-    if not labels:
+    sketches, y, unknown = labelled_sketches(sources, classes, a.max_per_source, np.random.default_rng(a.seed))
+    if not len(y):
         raise SystemExit(f"{a.teacher}: none of the training sketches has one of its classes {classes}")
-    y = torch.tensor(labels)
-    report: dict = {"sketches": len(y), "sources": [s.name for s in sources], "skipped_unknown_class": {k: v for k, v in unknown.items() if v},
+    report: dict = {"sketches": len(y), "sources": [s.name for s in sources], "skipped_unknown_class": unknown,
                     "git_sha": git_sha()}
     cache = out / "teacher_features.pt"  # the teacher pass is the slow part (minutes at 224 px)
     cached = load_checkpoint(cache) if cache.is_file() else {}
@@ -103,39 +152,10 @@ def main(argv: list[str] | None = None) -> dict:
     else:
         ft = features(t_sk, sketches, tcfg["canvas"])
         save_checkpoint(cache, features=ft, n=len(y), teacher=a.teacher)
-    if Path(a.teacher).is_dir():
-        # a shipped set's teacher keeps its (already refit) head: its logits are the students' soft targets,
-        # and export takes the teacher from the same folder, byte for byte
-        if t_sk.classifier is None:
-            raise SystemExit(f"{a.teacher}: the full network has no category head")
-        with torch.no_grad():
-            t_logits = t_sk.classifier(ft)
-    else:
-        head = fit_linear(ft, y, len(classes))
-        with torch.no_grad():
-            t_logits = head(ft)
-        tck = load_checkpoint(Path(a.teacher))
-        tck["sketch"] = {**tck["sketch"], "classifier.weight": head.weight.detach().clone(), "classifier.bias": head.bias.detach().clone()}
-        save_checkpoint(out / "teacher.pt", **tck)
+    t_logits = teacher_logits(a.teacher, t_sk, ft, y, len(classes), out)
     report["teacher_train_acc"] = float((t_logits.argmax(-1) == y).float().mean())
     for path, kd in [(q, True) for q in a.distilled] + [(q, False) for q in a.direct]:
-        ck = load_checkpoint(Path(path))
-        cfg = json.loads(ck["config"])
-        enc_cfg = EncoderConfig(**{**json.loads(ck["encoder"]), "num_classes": len(classes)})
-        sd = {k: v for k, v in ck["student"].items() if not k.startswith("classifier.")}
-        st = build_encoder(enc_cfg, weights=None)
-        st.load_state_dict(sd, strict=False)
-        # one head over every canvas' features: the app asks it at whatever canvas the selector picked
-        fs = torch.cat([features(st, sketches, c, ci) for ci, c in enumerate(cfg["canvases"])])
-        ys = y.repeat(len(cfg["canvases"]))
-        head = fit_linear(fs, ys, len(classes), t_logits.repeat(len(cfg["canvases"]), 1) if kd else None)
-        with torch.no_grad():
-            report[f"{Path(path).parent.name}_train_acc"] = float((head(fs).argmax(-1) == ys).float().mean())
-        ck["student"] = {**sd, "classifier.weight": head.weight.detach().clone(), "classifier.bias": head.bias.detach().clone()}
-        ck["encoder"] = json.dumps(enc_cfg.to_dict())
-        ck["classes"] = json.dumps(classes)
-        ck["heads"] = json.dumps({"refit": "fit_heads", "kd": kd})
-        save_checkpoint(out / f"{Path(path).parent.name}.pt", **ck)
+        report[f"{Path(path).parent.name}_train_acc"] = refit_student(path, kd, sketches, y, classes, t_logits, out)
     (out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
     print(json.dumps(report))
     return report

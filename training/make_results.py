@@ -10,8 +10,8 @@ Every canvas of every branch is evaluated on the first dataset (the plot); the o
 rows. ``--reuse`` takes a weight set's rows for a dataset from its manifest where they were measured
 under the same conditions and evaluates the others: the manifest's sha256 pins the weight files, and
 each row records ``measured_with`` = the library's code (git tree of ``sketchdown/``) and a fingerprint
-of the dataset as evaluated (its sketches and its photos' cached edge maps). Session 7 found rows
-carried over from session 5 off by up to 1.2 Acc@1 from a fresh measurement of the same files (the
+of the dataset as evaluated (its sketches and its photos' cached edge maps). Rows carried over from an
+earlier evaluation were once off by up to 1.2 Acc@1 from a fresh measurement of the same files (the
 test photos' edge maps had been recomputed on another machine, and the library had changed), so a row
 measured under other conditions is measured again.
 """
@@ -21,8 +21,8 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import re
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -34,8 +34,11 @@ from sketchdown.bundles.photo import EdgeCache
 from sketchdown.bundles.weights import MANIFEST, read_manifest, write_manifest
 from sketchdown.eval.data import PairedDataset, get_sketch, load_dataset, merge_datasets
 from sketchdown.eval.evaluate import default_rows, evaluate, evaluate_recognition
+from sketchdown.eval.plot import flops_vs_acc
+from sketchdown.eval.rows import RowKey
 
-from .common import library_version, load_checkpoint
+from .checkpoints import load_checkpoint
+from .env import library_version
 
 # published ChairV2 numbers (Acc@1, Acc@10, m@A, m@B, GFLOPs of the sketch branch)
 PUBLISHED = [
@@ -66,22 +69,20 @@ def paper_table(bundle, rows: list[dict]) -> str:
     """The paper's table for one weight set: full network, each student trained directly and with KD at its
     default canvas, and the KD student with the selector at the set's default lambda_F; network alone and
     with the HOG fused, side by side. Empty when the set has no teacher/student pair."""
-    from sketchdown.eval.evaluate import Row
-
     by = {r["model"]: r for r in rows}
     sel = bundle.selector
     lines = []
     for name, b in bundle.sketch.items():
         kind = "full network" if b.is_full else ("trained directly" if "nokd" in name else "distilled (KD)")
-        lines.append((f"{name} ({b.encoder.backbone.__class__.__name__.replace('Features', '')}, {kind})", Row(name, b.default_canvas)))
+        lines.append((f"{name} ({b.encoder.backbone.__class__.__name__.replace('Features', '')}, {kind})", RowKey(name, b.default_canvas, weights=bundle.name)))
         if sel is not None and sel.model == name:
-            lines.append((f"{name} + selector (lambda_F={sel.default_lam:g})", Row(name, None, sel.default_lam)))
+            lines.append((f"{name} + selector (lambda_F={sel.default_lam:g})", RowKey(name, None, sel.default_lam, weights=bundle.name)))
     if not any("nokd" in n for n in bundle.sketch):
         return ""
     out = ["| model | canvas | params | GFLOPs | Acc@1 | Acc@10 | Acc@1 +HOG | Acc@10 +HOG | m@A | m@B |",
            "|---|---|---|---|---|---|---|---|---|---|"]
     for title, row in lines:
-        r, h = by.get(row.label(bundle.name)), by.get(Row(row.model, row.canvas, row.lam, hog=True).label(bundle.name))
+        r, h = by.get(row.label()), by.get(replace(row, hog=True).label())
         if r is None:
             continue
         canvas = "selector" if row.canvas is None else f"{row.canvas} px"
@@ -92,35 +93,11 @@ def paper_table(bundle, rows: list[dict]) -> str:
 
 
 def plot(rows: list[dict], path: Path, title: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=110)
-    series: dict[str, list[tuple[float, float, str]]] = {}
-    for r in rows:
-        name = r["model"]
-        # one line per model (+HOG its own): canvases along a line, or the selector's lambda_F values
-        key = re.sub(r"@\d+", "", name) if "@" in name else re.sub(r"\(lambda_F=[^)]*\)", "", name)
-        series.setdefault(key, []).append((r["gflops_per_query"], r["acc@1"], name))
-    for key, pts in series.items():
-        pts.sort()
-        ax.plot([p[0] for p in pts], [p[1] for p in pts], "o-" if len(pts) > 1 else "s", label=key)
-        for x, y, n in pts:
-            m = re.search(r"@(\d+)", n) or re.search(r"lambda_F=([^)]*)", n)
-            ax.annotate(m.group(1) if m else "", (x, y), fontsize=7, xytext=(3, 3), textcoords="offset points")
-    ax.axhline(45.65, color="gray", ls="--", lw=0.8)
-    ax.text(ax.get_xlim()[0], 45.9, "paper's VGG-16 full network, 40.18 GFLOPs", fontsize=7, color="gray")
-    ax.set_xscale("log")
-    ax.set_xlabel("sketch-branch GFLOPs per query (log)")
-    ax.set_ylabel("Acc@1 (%)")
-    ax.set_title(title, fontsize=10)
-    ax.legend(fontsize=8)
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
+    """weights/flops_vs_acc.png: the rows' FLOPs vs Acc@1, with the paper's full network for reference."""
+    fig = flops_vs_acc(rows, title=title, reference=(45.65, "paper's VGG-16 full network, 40.18 GFLOPs"),
+                       figsize=(7, 4.5), dpi=110, legend_loc="best")
+    if fig is not None:
+        fig.savefig(path)
 
 
 def recognition_rows(bundles: list, recognizers: dict[str, str], data) -> list[dict]:
@@ -135,7 +112,7 @@ def recognition_rows(bundles: list, recognizers: dict[str, str], data) -> list[d
             kind = "teacher" if br.is_full else ("trained directly" if "nokd" in name else "distilled (Hinton KD)")
             ci = br.canvas_index(br.default_canvas)
             r = evaluate_recognition(br.encoder, b.classes, data, br.default_canvas, ci)
-            rows.append({"model": f"{b.name}/{name}@{br.default_canvas}", "training": kind,
+            rows.append({"model": RowKey(name, br.default_canvas, weights=b.name).label(), "training": kind,
                          "gflops": encoder_flops(br.encoder, br.default_canvas, ci, with_classifier=True) / 1e9,
                          "params": br.params(), **r})
     for name, path in recognizers.items():
@@ -143,7 +120,7 @@ def recognition_rows(bundles: list, recognizers: dict[str, str], data) -> list[d
         cfg, classes = json.loads(ck["config"]), json.loads(ck["classes"])
         enc = build_encoder(EncoderConfig(**json.loads(ck["encoder"])), weights=ck["model"]).eval()
         r = evaluate_recognition(enc, classes, data, cfg["canvas"])
-        rows.append({"model": f"{name} ({cfg['arch']})@{cfg['canvas']}",
+        rows.append({"model": RowKey(f"{name} ({cfg['arch']})", cfg["canvas"]).label(),
                      "training": "distilled (Hinton KD)" if cfg["kd"] else "trained directly",
                      "gflops": encoder_flops(enc, cfg["canvas"], 0, with_classifier=True) / 1e9, "params": param_count(enc), **r})
     return rows
@@ -167,7 +144,7 @@ def data_fingerprint(data: PairedDataset, edges: EdgeCache | None = None) -> str
     return h.hexdigest()[:16]
 
 
-def main(argv: list[str] | None = None) -> list[dict]:
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--weights", action="append", required=True)
     p.add_argument("--dataset", action="append", default=None, help="chairv2, sketchy, gallery, doodles (repeatable; default chairv2)")
@@ -180,55 +157,84 @@ def main(argv: list[str] | None = None) -> list[dict]:
     p.add_argument("--results", default="weights/RESULTS.md")
     p.add_argument("--seeds", action="append", default=[],
                    help="NAME=seeds.md from training.eval_runs: the students over seeds, network alone (repeatable)")
-    a = p.parse_args(argv)
-    datasets = a.dataset or ["chairv2"]
+    return p.parse_args(argv)
+
+
+def weight_set_rows(ref: str, b, data: PairedDataset, sweep: bool, conditions: dict, a: argparse.Namespace, say) -> list[dict]:
+    """The weight set's rows on ``data`` (every canvas with ``sweep``): stored ones where ``--reuse``
+    allows, the others evaluated and written to its manifest's ``metrics``."""
+    m = read_manifest(ref)
+    specs = default_rows(b, sweep=sweep, granularity=data.granularity)
+    if data.sketches and get_sketch(data.sketches[0]).is_raster:
+        # evaluate() skips the selector's rows on raster sketches: not "missing", nothing to re-measure
+        specs = [s for s in specs if not s.uses_selector]
+    labels = [s.label() for s in specs]
+    # --reuse: a stored row stands for the same sha256-pinned files measured under the same
+    # conditions; the others (e.g. the selector rows after `export --base` swapped the selector,
+    # or every row after a library change) are evaluated
+    # (uncommitted library code has no identity to match: nothing is reused then)
+    stored = {r["model"]: r for r in m.get("metrics", {}).get(data.name, {}).get("rows", [])
+              if r.get("measured_with") == conditions} if a.reuse and not conditions["library"].endswith("-dirty") else {}
+    todo = [s for s, lb in zip(specs, labels, strict=True) if lb not in stored]
+    say(f"{b.name} on {data.name}: reusing {len(specs) - len(todo)} stored rows, evaluating {len(todo)}")
+    # m@A / m@B are on-the-fly FG-SBIR's instance-level metrics: not run on category-level doodles
+    steps = 0 if data.positives is not None else a.prefix_steps
+    fresh = {r["model"]: r | {"measured_with": conditions}
+             for r in (evaluate(b, data, todo, prefix_steps=steps, progress=say) if todo else [])}
+    # (rows evaluate() skips, e.g. the selector's on raster sketches, are left out)
+    rows = [dict(stored[lb], reused=True) if lb in stored else fresh[lb] for lb in labels if lb in stored or lb in fresh]
+    if todo:
+        m.setdefault("metrics", {})[data.name] = {"rows": [{k: v for k, v in r.items() if k != "reused"} for r in rows]}
+        write_manifest(ref, m)
+    for r in rows:
+        print(json.dumps(r), flush=True)
+    return rows
+
+
+def dataset_sections(data: PairedDataset, dname: str, bundles: list, rows: list[dict]) -> list[str]:
+    """RESULTS.md's sections for one dataset: the paper's table per weight set (ChairV2), the retrieval table."""
+    sections = []
+    note = ("Category-level: held-out Quick, Draw! doodles (CC BY 4.0, Google) of the kinds the default gallery holds; "
+            "a hit is any photo of the doodle's kind (reviewed map gallery/quickdraw_map.json), so Acc@5 is "
+            "\"a photo of that kind in the top 5\".\n\n" if data.positives is not None else "")
+    if dname == "chairv2":
+        for b in bundles:
+            pt = paper_table(b, rows)
+            if pt:
+                sections.append(f"## {b.name}: the paper's table ({data.name})\n\nEach student at its default canvas (its "
+                                "best on validation); GFLOPs of the network-alone row (+HOG adds ~0.0015).\n\n" + pt)
+    sections.append(f"## Retrieval: {data.name} ({len(data.sketches)} sketches, {len(data.photos)} photos)\n\n"
+                    + note + table(rows, published=dname == "chairv2"))
+    return sections
+
+
+def recognition_section(bundles: list, recognizers: list[str], held: list[PairedDataset], say) -> str:
+    """The sketch-recognition section on the pooled held-out sketches ("" when no model has a category head)."""
+    if not (any(b.classes for b in bundles) or recognizers):
+        return ""
+    pooled = merge_datasets(held, "held-out sketches")
+    say(f"recognition on {len(pooled.sketches)} held-out sketches")
+    rrows = recognition_rows(bundles, dict(r.split("=", 1) for r in recognizers), pooled)
+    for r in rrows:
+        print(json.dumps(r), flush=True)
+    return (f"## Sketch recognition ({len(pooled.sketches)} held-out sketches: {', '.join(d.name for d in held)})\n\n"
+            "Each sketch's class is its photo's category; a model scores the sketches whose class it knows. "
+            "Precision, recall and F1 are macro averages over the classes present.\n\n" + recognition_table(rrows))
+
+
+def main(argv: list[str] | None = None) -> list[dict]:
+    a = parse_args(argv)
     say = lambda s: print(s, file=sys.stderr, flush=True)  # noqa: E731
     bundles = [load_bundle(ref) for ref in a.weights]
     sections, all_rows, loaded = [], {}, {}
     lib = library_version()
-    for di, dname in enumerate(datasets):
+    for di, dname in enumerate(a.dataset or ["chairv2"]):
         data = loaded[dname] = load_dataset(dname, root=a.data_root, split=a.split, pairs=a.pairs)
         conditions = {"library": lib, "data": data_fingerprint(data)}
-        raster = bool(data.sketches) and get_sketch(data.sketches[0]).is_raster
-        rows_d: list[dict] = []
-        for ref, b in zip(a.weights, bundles, strict=True):
-            m = read_manifest(ref)
-            specs = default_rows(b, sweep=di == 0, granularity=data.granularity)
-            if raster:  # evaluate() skips the selector's rows on raster sketches: not "missing", nothing to re-measure
-                specs = [s for s in specs if s.canvas is not None]
-            labels = [s.label(b.name) for s in specs]
-            # --reuse: a stored row stands for the same sha256-pinned files measured under the same
-            # conditions; the others (e.g. the selector rows after `export --base` swapped the selector,
-            # or every row after a library change) are evaluated
-            # (uncommitted library code has no identity to match: nothing is reused then)
-            stored = {r["model"]: r for r in m.get("metrics", {}).get(data.name, {}).get("rows", [])
-                      if r.get("measured_with") == conditions} if a.reuse and not lib.endswith("-dirty") else {}
-            todo = [s for s, lb in zip(specs, labels, strict=True) if lb not in stored]
-            say(f"{b.name} on {data.name}: reusing {len(specs) - len(todo)} stored rows, evaluating {len(todo)}")
-            # m@A / m@B are on-the-fly FG-SBIR's instance-level metrics: not run on category-level doodles
-            steps = 0 if data.positives is not None else a.prefix_steps
-            fresh = {r["model"]: r | {"measured_with": conditions}
-                     for r in (evaluate(b, data, todo, prefix_steps=steps, progress=say) if todo else [])}
-            # (rows evaluate() skips, e.g. the selector's on raster sketches, are left out)
-            rows = [dict(stored[lb], reused=True) if lb in stored else fresh[lb] for lb in labels if lb in stored or lb in fresh]
-            if todo:
-                m.setdefault("metrics", {})[data.name] = {"rows": [{k: v for k, v in r.items() if k != "reused"} for r in rows]}
-                write_manifest(ref, m)
-            for r in rows:
-                print(json.dumps(r), flush=True)
-            rows_d += rows
+        rows_d = [r for ref, b in zip(a.weights, bundles, strict=True)
+                  for r in weight_set_rows(ref, b, data, di == 0, conditions, a, say)]
         all_rows[data.name] = rows_d
-        note = ("Category-level: held-out Quick, Draw! doodles (CC BY 4.0, Google) of the kinds the default gallery holds; "
-                "a hit is any photo of the doodle's kind (reviewed map gallery/quickdraw_map.json), so Acc@5 is "
-                "\"a photo of that kind in the top 5\".\n\n" if data.positives is not None else "")
-        if dname == "chairv2":
-            for b in bundles:
-                pt = paper_table(b, rows_d)
-                if pt:
-                    sections.append(f"## {b.name}: the paper's table ({data.name})\n\nEach student at its default canvas (its "
-                                    "best on validation); GFLOPs of the network-alone row (+HOG adds ~0.0015).\n\n" + pt)
-        sections.append(f"## Retrieval: {data.name} ({len(data.sketches)} sketches, {len(data.photos)} photos)\n\n"
-                        + note + table(rows_d, published=dname == "chairv2"))
+        sections += dataset_sections(data, dname, bundles, rows_d)
     for item in a.seeds:
         name, path = item.split("=", 1)
         sections.append(f"## {name}: students over seeds (network alone, {path})\n\n"
@@ -238,17 +244,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     out = Path(a.results)
     png = out.with_name("flops_vs_acc.png")
     plot(all_rows[first], png, f"{first}: Acc@1 vs sketch-branch GFLOPs per query")
-    rec = ""
-    held = list(loaded.values())
-    if any(b.classes for b in bundles) or a.recognizer:
-        pooled = merge_datasets(held, "held-out sketches")
-        say(f"recognition on {len(pooled.sketches)} held-out sketches")
-        rrows = recognition_rows(bundles, dict(r.split("=", 1) for r in a.recognizer), pooled)
-        for r in rrows:
-            print(json.dumps(r), flush=True)
-        rec = (f"## Sketch recognition ({len(pooled.sketches)} held-out sketches: {', '.join(d.name for d in held)})\n\n"
-               "Each sketch's class is its photo's category; a model scores the sketches whose class it knows. "
-               "Precision, recall and F1 are macro averages over the classes present.\n\n" + recognition_table(rrows))
+    rec = recognition_section(bundles, a.recognizer, list(loaded.values()), say)
     text = ("# Results\n\n"
             f"Made by `python -m training.make_results {' '.join(argv or sys.argv[1:])}` on a 2-core CPU. "
             "GFLOPs are the sketch branch per query (selector and, in +HOG rows, the HOG descriptor included), "

@@ -24,7 +24,7 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
-from .common import load_checkpoint, save_checkpoint
+from .checkpoints import load_checkpoint, save_checkpoint
 
 INDEX = "index.json"
 SKIP = ("opt",)  # optimizer state: large and not needed to evaluate or continue a recipe

@@ -41,10 +41,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .common import git_sha, parse_config
+from .configs import parse_config
+from .env import git_sha
 
 STAGES = ("teacher", "students", "seeds", "fusion", "selector", "export", "results")
-LAMS = "0,0.02,0.05,0.1,0.15,0.2"
 
 
 @dataclass
@@ -75,7 +75,7 @@ PROFILES: dict[str, dict[str, Any]] = {
         "teacher_lrs": ("1e-4", "3e-5"),
         "teacher_budget_s": 170.0,
         "student": ["--batch", "48", "--steps", "1000", "--warmup", "50", "--val-every", "200", "--cls-weight", "0",
-                    "--workers", "2", "--bank", "8"],
+                    "--no-use-sketchy", "--workers", "2", "--bank", "8"],
         "archs": {"lite0": "5e-4", "mobilenet_v2": "2e-3"},
         "kd_weight": "30",
         "seeds": 3,
@@ -88,7 +88,7 @@ PROFILES: dict[str, dict[str, Any]] = {
         "teacher_lrs": ("1e-4",),
         "teacher_budget_s": 0.0,
         "student": ["--batch", "32", "--steps", "600", "--warmup", "20", "--val-every", "100", "--cls-weight", "0",
-                    "--bank", "8"],
+                    "--no-use-sketchy", "--bank", "8"],
         "archs": {"lite0": "5e-4", "mobilenet_v2": "2e-3"},
         "kd_weight": "30",
         "seeds": 3,
@@ -100,7 +100,7 @@ PROFILES: dict[str, dict[str, Any]] = {
                     "--cls-weight", "0", "--freeze-blocks", "4", "--workers", "0"],
         "teacher_lrs": ("1e-4", "3e-5"),
         "teacher_budget_s": 0.0,
-        "student": ["--smoke", "--cls-weight", "0", "--workers", "0", "--bank", "3"],
+        "student": ["--smoke", "--cls-weight", "0", "--no-use-sketchy", "--workers", "0", "--bank", "3"],
         "archs": {"lite0": "5e-4", "mobilenet_v2": "2e-3"},
         "kd_weight": "30",
         "seeds": 2,
@@ -215,8 +215,7 @@ class Recipe:
 
     def fusion(self) -> None:
         kept = json.loads((self.out / "students.json").read_text())
-        argv = ["training.fit_fusion", "--teacher", str(self.out / "teacher.pt"), "--distractors", "0",
-                "--specs", "16/3", "--out", str(self.out / "fusion"),
+        argv = ["training.fit_fusion", "--teacher", str(self.out / "teacher.pt"), "--out", str(self.out / "fusion"),
                 *[a for name, ck in kept.items() for a in ("--student", f"{name}={self.out / ck}")],
                 *(["--smoke"] if self.profile == "smoke" else []),
                 *(["--data-root", self.cfg.data_root] if self.cfg.data_root else [])]
@@ -225,10 +224,8 @@ class Recipe:
     def selector(self) -> None:
         kept = json.loads((self.out / "students.json").read_text())
         argv = ["training.train_selector", "--student", str(self.out / kept["student"]),
-                "--teacher", str(self.out / "teacher.pt"), "--distractors", "0",
-                "--policy", "tradeoff", "--entropy", "0.05", "--entropy-final", "0.001", "--lr", "1e-3",
-                "--lam-power", "5", "--lams", LAMS, "--folds", "4", "--out", str(self.out / "selector"),
-                *(["--smoke"] if self.profile == "smoke" else ["--steps", "2000"]),
+                "--teacher", str(self.out / "teacher.pt"), "--out", str(self.out / "selector"),
+                *(["--smoke"] if self.profile == "smoke" else []),
                 *(["--data-root", self.cfg.data_root] if self.cfg.data_root else [])]
         _pool(self, [(argv, self.out / "selector")], 1)
 
@@ -237,7 +234,7 @@ class Recipe:
         argv = ["training.export", "--name", self.cfg.name, "--teacher", str(self.out / "teacher.pt"),
                 *[a for name, ck in kept.items() for a in ("--student", f"{name}={self.out / ck}")],
                 "--selector", str(self.out / "selector" / "selector.pt"), "--fusion", str(self.out / "fusion" / "fusion.json"),
-                "--lams", LAMS, "--default-lam-tol", "1", "--out", str(self.out / "weights")]
+                "--default-lam-tol", "1", "--out", str(self.out / "weights")]
         _pool(self, [(argv, self.out / "weights")], 1)
 
     def results(self) -> None:

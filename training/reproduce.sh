@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# One from-scratch recipe for a ChairV2 weight set, collapsed from the staged history in training/README.md:
+# One from-scratch recipe for a ChairV2 weight set, collapsed from the versions in docs/experiments.md:
 # ImageNet Lite2 teacher -> one KD student and its no-KD pair (ImageNet Lite0, trained on the fused
 # score from step 0) -> HOG weights -> RL selector (4-fold CV picks the default lambda_F) -> category
 # heads refit on frozen features -> export -> ChairV2 test table. Every stage is resumable: a finished stage leaves STAGE.done and is skipped,
@@ -15,9 +15,9 @@ set -euo pipefail
 R=${1:-runs/repro}
 W=${2:-$R/weights}
 N=${3:-repro}
+# every script's defaults are this recipe (data mix, run lengths, selector settings): only paths are passed
 S=()
-steps() { echo --steps "$1"; }  # run lengths; smoke mode keeps each script's own few steps
-if [ "${SMOKE:-0}" = 1 ]; then S=(--smoke); steps() { :; }; fi
+if [ "${SMOKE:-0}" = 1 ]; then S=(--smoke); fi
 mkdir -p "$R"
 log() { echo "[$(date -u +%FT%TZ)] $*" | tee -a "$R/times.log" >&2; }
 stage() {  # stage NAME command...: run once, record its wall time
@@ -31,26 +31,24 @@ stage() {  # stage NAME command...: run once, record its wall time
   log "$name: finished in $(cat "$R/$name.done") s"
 }
 
-MIX=(--use-sketchy --mix 0.7,0.3)                # 70% ChairV2 / 30% Sketchy10 batches
 T=$R/teacher/best.pt                             # chosen on the ChairV2 validation split (40 train photos)
-LAMS=0,0.02,0.05,0.1,0.15,0.2
 [ -f weights/hed/hed.safetensors ] || stage hed python -m training.convert_hed
 
-# 1. teacher ("full network"): Lite2 sketch + Lite2 photo-edge branches at 224 px, stem + 5 blocks frozen
-stage teacher python -m training.train_teacher "${S[@]}" "${MIX[@]}" $(steps 600) --out "$R/teacher"
-# 2. the teacher's HOG weight: the students train on cos + alpha * cos(HOG) from step 0 with it
-stage fusion_teacher python -m training.fit_fusion "${S[@]}" --teacher "$T" --distractors 0 --specs 16/3 --out "$R/fusion_teacher"
-# 3. students: Lite0 with per-canvas BN (32/64/96/128), with and without cross-modal KD
-STU=(--teacher "$T" "${MIX[@]}" --fusion "$R/fusion_teacher/fusion.json" --fusion-branch teacher $(steps 900) --val-every 100)
+# 1. teacher ("full network"): Lite2 sketch + Lite2 photo-edge branches at 224 px, stem + 5 blocks frozen,
+#    600 steps of 70% ChairV2 / 30% Sketchy10 batches
+stage teacher python -m training.train_teacher "${S[@]}" --out "$R/teacher"
+# 2. the teacher's HOG weight (HOG 16/3, 40 validation photos): the students train on cos + alpha * cos(HOG) from step 0
+stage fusion_teacher python -m training.fit_fusion "${S[@]}" --teacher "$T" --out "$R/fusion_teacher"
+# 3. students: Lite0 with per-canvas BN (32/64/96/128), with and without cross-modal KD, 900 steps
+STU=(--teacher "$T" --fusion "$R/fusion_teacher/fusion.json" --fusion-branch teacher)
 stage student python -m training.distill "${S[@]}" "${STU[@]}" --out "$R/student"
 stage student_nokd python -m training.distill "${S[@]}" "${STU[@]}" --kd-weight 0 --out "$R/student_nokd"
 # 4. each branch's own HOG weight, on the 40 validation photos
 stage fusion python -m training.fit_fusion "${S[@]}" --teacher "$T" --student "student=$R/student/best.pt" \
-  --student "student-nokd=$R/student_nokd/best.pt" --distractors 0 --specs 16/3 --out "$R/fusion"
-# 5. RL canvas selector on the fused score; 4-fold CV over validation photos first (cv.json)
+  --student "student-nokd=$R/student_nokd/best.pt" --out "$R/fusion"
+# 5. RL canvas selector on the fused score (lambda_F 0..0.2); 4-fold CV over validation photos first (cv.json)
 stage selector python -m training.train_selector "${S[@]}" --student "$R/student/best.pt" \
-  --fusion "$R/fusion/fusion.json" --distractors 0 --policy tradeoff --entropy 0.05 --entropy-final 0.001 \
-  $(steps 2000) --lr 1e-3 --lam-power 5 --lams $LAMS --folds 4 --out "$R/selector"
+  --fusion "$R/fusion/fusion.json" --out "$R/selector"
 # 6. category heads refit on frozen features (teacher: CE; KD student: CE + Hinton KD from it; no-KD student:
 #    CE): the heads trained jointly with the embedding recognise 33-44% of held-out sketches. Embeddings unchanged.
 stage heads python -m training.fit_heads "${S[@]}" --teacher "$T" --distilled "$R/student/best.pt" \
@@ -58,7 +56,7 @@ stage heads python -m training.fit_heads "${S[@]}" --teacher "$T" --distilled "$
 # 7. export; default lambda_F = the largest whose held-out Acc@1 is within 2 points of lambda_F = 0
 stage export python -m training.export --name "$N" --teacher "$R/heads/teacher.pt" --student "student=$R/heads/student.pt" \
   --student "student-nokd=$R/heads/student_nokd.pt" --selector "$R/selector/selector.pt" \
-  --fusion "$R/fusion/fusion.json" --lams $LAMS --default-lam-tol 2 --out "$W"
+  --fusion "$R/fusion/fusion.json" --default-lam-tol 2 --out "$W"
 # 8. the ChairV2 test table (the only stage that reads the test split)
 if [ "${SMOKE:-0}" != 1 ]; then
   stage results python -m training.make_results --weights "$W" --dataset chairv2 --results "$R/RESULTS.md"

@@ -32,7 +32,9 @@ from sketchdown.bundles.photo import EdgeCache, PhotoSpec
 from sketchdown.sketch.render import RenderSpec
 from sketchdown.sketch.strokes import Sketch, stroke_sequence
 
-from .common import encode_photos, load_checkpoint, load_sources, load_teacher, set_threads, sketch_tensor
+from .checkpoints import load_checkpoint, load_teacher
+from .common import encode_photos, load_sources, sketch_tensor
+from .env import set_threads
 
 STATS = ("log_points", "log_strokes", "ink_length", "ink_per_extent", "log_points_per_stroke")
 

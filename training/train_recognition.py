@@ -31,22 +31,11 @@ from sketchdown.models.losses import hinton_kd
 from sketchdown.sketch.render import RenderSpec
 
 from .augment import augment_sketch
-from .common import (
-    Source,
-    apply_smoke,
-    cosine_lr,
-    load_checkpoint,
-    load_sources,
-    load_teacher,
-    parse_config,
-    pick_device,
-    pick_source,
-    save_checkpoint,
-    seed_all,
-    set_threads,
-    sketch_tensor,
-    write_run_info,
-)
+from .checkpoints import load_checkpoint, save_checkpoint, write_run_info
+from .common import Source, load_sources, pick_source, sketch_tensor
+from .configs import apply_smoke, parse_config
+from .env import cosine_lr
+from .runs import start_run, teacher_for
 
 
 @dataclass
@@ -59,11 +48,11 @@ class RecognitionConfig:
     kd: bool = True
     alpha: float = 0.7  # weight of the soft targets
     hinton_t: float = 4.0
-    batch: int = 64
-    steps: int = 400
-    lr: float = 2e-3
+    batch: int = 64  # sketches per step, all from one source
+    steps: int = 400  # AdamW steps, cosine schedule to 0
+    lr: float = 2e-3  # peak learning rate (a fresh MobileNetV2 learns from scratch)
     weight_decay: float = 1e-4
-    warmup: int = 20
+    warmup: int = 20  # linear warm-up steps
     mix: tuple[float, ...] = (0.2, 0.5, 0.3)  # chairv2, sketchy10, gallery
     max_per_source: int = 1600  # training sketches per source (bounds the one-off teacher pass)
     logits_cache: str = ""  # where the teacher's logits are kept (default: <out>/teacher_logits.pt); shareable
@@ -83,43 +72,52 @@ def teacher_logits(t_sk: torch.nn.Module, src: Source, idx: np.ndarray, canvas: 
     return torch.cat(out)
 
 
+def soft_targets(cfg: RecognitionConfig, t_sk: torch.nn.Module, t_canvas: int, sources: list[Source],
+                 keep: dict[str, np.ndarray], out: Path) -> dict[str, torch.Tensor]:
+    """The teacher's category logits for the kept sketches of every source, cached (keyed by teacher, sample size and seed)."""
+    cache = Path(cfg.logits_cache) if cfg.logits_cache else out / "teacher_logits.pt"
+    ident = {"teacher": cfg.teacher, "max_per_source": cfg.max_per_source, "seed": cfg.seed}
+    ck = load_checkpoint(cache) if cache.is_file() else None
+    if ck is not None and all(ck.get(k) == v for k, v in ident.items()):
+        return ck["logits"]
+    t0 = time.time()
+    soft = {s.name: teacher_logits(t_sk, s, keep[s.name], t_canvas, RenderSpec()) for s in sources}
+    save_checkpoint(cache, logits=soft, **ident)
+    print(f"teacher logits for {sum(len(v) for v in soft.values())} sketches in {time.time() - t0:.0f} s")
+    return soft
+
+
+def _batch(cfg: RecognitionConfig, src: Source, keep: np.ndarray, class_index: dict[str, int], rng: np.random.Generator,
+           device: torch.device) -> tuple[torch.Tensor, torch.Tensor, np.ndarray]:
+    """(sketches (B, 3, canvas, canvas), labels (B,), their positions in ``keep``): augmented, half mirrored."""
+    pos = rng.choice(len(keep), size=min(cfg.batch, len(keep)), replace=False)
+    sks, labels = [], []
+    for i in keep[pos]:
+        sks.append(augment_sketch(src.sketch(int(i)), rng))
+        labels.append(class_index[src.data.photo_labels[src.data.sketches[int(i)].photo]])
+    flips = rng.random(len(sks)) < 0.5
+    x = sketch_tensor(sks, cfg.canvas, RenderSpec(), flips).to(device, memory_format=torch.channels_last)
+    return x, torch.tensor(labels, device=device), pos
+
+
 def main(argv: list[str] | None = None) -> dict:
     cfg = parse_config(RecognitionConfig, argv, __doc__)
     if cfg.smoke:
         cfg = apply_smoke(cfg, canvas=48, batch=8, steps=4, warmup=1)
-    set_threads()
-    seed_all(cfg.seed)
-    device = pick_device(cfg.device)
+    _, device = start_run(cfg.seed, cfg.device)
     out = Path(cfg.out)
-    render = RenderSpec()
+    t_sk, _, t_canvas, _, classes = teacher_for(cfg.teacher, cfg.smoke, pretrained=False)
     if cfg.smoke:
         from .synthetic import synthetic_source
-        from .train_teacher import TeacherConfig, build_teacher
 
         sources = [synthetic_source(12, seed=1)]
-        t_sk, _ = build_teacher(TeacherConfig(arch="lite0"), pretrained=False, num_classes=3)
-        t_canvas, classes = 64, ["class0", "class1", "class2"]
     else:
-        t_sk, _, tcfg, classes = load_teacher(cfg.teacher)
-        t_canvas = tcfg["canvas"]
         sources, _ = load_sources(cfg.data_root, True, 40, EdgeCache(), use_gallery=True)
     write_run_info(out, cfg)
     class_index = {c: i for i, c in enumerate(classes)}
     sub_rng = np.random.default_rng(cfg.seed)
     keep = {s.name: np.sort(sub_rng.permutation(len(s.data.sketches))[: cfg.max_per_source]) for s in sources}
-
-    soft: dict[str, torch.Tensor] = {}
-    if cfg.kd:
-        cache = Path(cfg.logits_cache) if cfg.logits_cache else out / "teacher_logits.pt"
-        ident = {"teacher": cfg.teacher, "max_per_source": cfg.max_per_source, "seed": cfg.seed}
-        ck = load_checkpoint(cache) if cache.is_file() else None
-        if ck is not None and all(ck.get(k) == v for k, v in ident.items()):
-            soft = ck["logits"]
-        else:
-            t0 = time.time()
-            soft = {s.name: teacher_logits(t_sk, s, keep[s.name], t_canvas, render) for s in sources}
-            save_checkpoint(cache, logits=soft, **ident)
-            print(f"teacher logits for {sum(len(v) for v in soft.values())} sketches in {time.time() - t0:.0f} s")
+    soft = soft_targets(cfg, t_sk, t_canvas, sources, keep, out) if cfg.kd else {}
     del t_sk
 
     enc_cfg = EncoderConfig(cfg.arch, 0, 1, len(classes))
@@ -131,15 +129,7 @@ def main(argv: list[str] | None = None) -> dict:
     bar = tqdm(range(cfg.steps), desc=f"recog {cfg.arch} kd={cfg.kd}", mininterval=5)
     for step in bar:
         src = pick_source(sources, cfg.mix, rng)
-        pos = rng.choice(len(keep[src.name]), size=min(cfg.batch, len(keep[src.name])), replace=False)
-        idx = keep[src.name][pos]
-        sks, labels = [], []
-        for i in idx:
-            sks.append(augment_sketch(src.sketch(int(i)), rng))
-            labels.append(class_index[src.data.photo_labels[src.data.sketches[int(i)].photo]])
-        flips = rng.random(len(sks)) < 0.5
-        x = sketch_tensor(sks, cfg.canvas, render, flips).to(device, memory_format=torch.channels_last)
-        y = torch.tensor(labels, device=device)
+        x, y, pos = _batch(cfg, src, keep[src.name], class_index, rng, device)
         for g in opt.param_groups:
             g["lr"] = cosine_lr(step, cfg.steps, cfg.lr, cfg.warmup)
         _, logits = model.forward_with_logits(x)

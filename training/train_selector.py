@@ -11,21 +11,20 @@ validation sketches (the student never trained on them) at 10 prefix lengths x a
 variants; REINFORCE then samples canvases from the policy, with the policy's expected reward as
 baseline. lambda_F is drawn per sample, so one policy serves the app's whole knob.
 
-How the policy reads lambda_F (``--policy``): "concat" (sessions 1-5) feeds it as one more input of the
-linear head; the large-lambda_F samples, whose reward gaps are up to lambda_F against ~0.03 for
-accuracy, then own the gradient and the policy saturates onto the cheapest canvases for every lambda_F.
-"tradeoff" (shipped since session 6) builds the reward's own trade-off into the logits,
-(1 - lambda_F) * head(GRU) + lambda_F * tau * R_comp, so the head only learns what the sketch needs.
+The policy builds the reward's own trade-off into its logits, (1 - lambda_F) * head(GRU) + lambda_F * tau *
+R_comp, so the head only learns what the sketch needs. Feeding lambda_F as one more input of the linear head
+instead let the large-lambda_F samples, whose reward gaps are up to lambda_F against ~0.03 for accuracy,
+own the gradient: the policy saturated onto the cheapest canvases for every lambda_F.
 
 The ranks are taken in a gallery of the validation photos plus ``distractors`` training photos (100
 in all, the test split's size): among the 40 validation photos alone small canvases ranked well
 enough that the first selector sent too many test sketches to 32 px. Students trained longer on those
 training photos rank them too high, which a test gallery (unseen photos only) never asks about: the
-shipped session-4 selector uses ``--distractors 0`` (training/README.md). With ``--fusion`` (from
+shipped selectors use ``--distractors 0``, the default (docs/experiments.md, weights/default v2). With ``--fusion`` (from
 ``fit_fusion``) the rewards use the fused score the app searches with, cos + alpha * cos(HOG).
 
 Those samples are also the only data the policy is judged on, and with 131 sketches a GRU can learn
-which canvas happened to win for each one (session 5: it beat a fixed 128 px on its own samples at a
+which canvas happened to win for each one (one such policy beat a fixed 128 px on its own samples at a
 quarter of the FLOPs, then lost 3 Acc@1 to 128 px on test). ``--folds K`` first measures what the
 recipe does on sketches it never saw: K folds over the validation *photos*, a policy trained on the
 other folds picks canvases for each held-out fold, and ``cv.json`` reports the pooled held-out reward,
@@ -36,8 +35,8 @@ hidden size, weight decay, entropy) are compared on that report, never on test.
 kind: the student selected on them, never trained on them) as category-level samples, ranked among the
 default gallery's training photos with the weight set's category-level HOG weight: any photo of the
 doodle's kind counts. ChairV2 validation (131 sketches of one kind) teaches the policy nothing about
-the abstract drawings the app's gallery mostly gets, and those need larger canvases (session 7,
-weights/default with its category-level HOG weight: doodle validation Acc@5 30 at 32 px, 40 at 96 px).
+the abstract drawings the app's gallery mostly gets, and those need larger canvases
+(weights/default with its category-level HOG weight: doodle validation Acc@5 30 at 32 px, 40 at 96 px).
 The two sources weigh equally in the loss; folds split the doodles by kind, and ``cv.json`` reports
 each source on its own.
 
@@ -62,34 +61,16 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from sketchdown.bundles.build import EncoderConfig, build_encoder
-from sketchdown.bundles.flops import encoder_flops
-from sketchdown.bundles.photo import EdgeCache, PhotoSpec
-from sketchdown.bundles.weights import read_manifest
-from sketchdown.eval.data import load_doodles
 from sketchdown.models.modules import CanvasSelector
-from sketchdown.sketch.hog import HogSpec, ink_hogs, sketch_hogs
-from sketchdown.sketch.render import RenderSpec
-from sketchdown.sketch.strokes import Sketch, stroke_sequence
 
-from .augment import augment_vector
-from .common import (
-    Source,
-    apply_smoke,
-    distractor_inks,
-    encode_photos,
-    load_checkpoint,
-    load_fusion,
-    load_sources,
-    load_teacher,
-    make_source,
-    parse_config,
-    save_checkpoint,
-    seed_all,
-    set_threads,
-    sketch_tensor,
-    write_run_info,
-)
+from .checkpoints import save_checkpoint, write_run_info
+from .configs import apply_smoke, parse_config
+from .env import seed_all, set_threads
+
+# reward_table: the per-(sample, canvas) reward, part of this script's interface (tests compare it by hand)
+from .selector_data import Samples, prepare, reward_table
+
+__all__ = ["SelectorConfig", "main", "photo_folds", "pick_report", "prepare", "reward_table", "train_policy"]
 
 
 @dataclass
@@ -100,7 +81,7 @@ class SelectorConfig:
     teacher: str = ""  # the teacher checkpoint (photo encoder); empty: the one the student's checkpoint records
     fusion: str | None = None  # fit_fusion's fusion.json: reward on the fused score (HOG spec + alpha)
     fusion_branch: str = "student"  # whose alpha in fusion.json
-    distractors: int = 60  # training photos added to the validation gallery
+    distractors: int = 0  # training photos added to the validation gallery (0: the 40 validation photos alone)
     doodle_variants: int = 0  # > 0: also the doodle validation split (category-level) x this many variants
     data_root: str | None = None
     hidden: int = 64
@@ -113,55 +94,16 @@ class SelectorConfig:
     # "expected": the exact gradient of the same objective, sum_k pi_k R_k, which the cached table allows
     # because every canvas' reward is known (no sampling noise: the reward gaps are ~0.01-0.03)
     estimator: str = "reinforce"
-    # "tradeoff": logits = (1 - lambda_F) * head(GRU) + lambda_F * tau * R_comp (models.CanvasSelector);
-    # "concat": lambda_F ** (1 / lam_power) as one more head input (the sessions 1-5 selectors)
-    policy: str = "concat"
     weight_decay: float = 0.0  # AdamW decoupled decay: pulls the policy toward sketch-independent picks
-    folds: int = 0  # > 1: K-fold cross-validation over validation photos first (cv.json), then the final fit
+    folds: int = 4  # > 1: K-fold cross-validation over validation photos first (cv.json), then the final fit
     entropy: float = 0.05  # entropy bonus at the start, annealed linearly to entropy_final: a low
-    entropy_final: float = 0.05  # bonus from the start collapses onto the cheapest canvas before lambda_F is learned
-    lam_power: float = 3.0  # lambda_F = u ** lam_power, u ~ U(0, 1): most mass where the trade-off bites
-    lam_feature: bool = True  # the policy reads u = lambda_F ** (1 / lam_power), not lambda_F itself
+    entropy_final: float = 0.001  # bonus from the start collapses onto the cheapest canvas before lambda_F is learned
+    lam_power: float = 5.0  # lambda_F = u ** lam_power, u ~ U(0, 1): most mass where the trade-off bites
     triplet_weight: float = 0.5
     margin: float = 0.2
-    lams: tuple[float, ...] = (0.0, 0.05, 0.15, 0.3)  # reported here, offered by the app
+    lams: tuple[float, ...] = (0.0, 0.02, 0.05, 0.1, 0.15, 0.2)  # reported here, offered by the app
     seed: int = 0
     smoke: bool = False
-
-
-@torch.inference_mode()
-def reward_table(student: torch.nn.Module, canvases: tuple[int, ...], sketches: list[Sketch], true: np.ndarray,
-                 photo_emb: torch.Tensor, render: RenderSpec, margin: float, triplet_weight: float,
-                 hog_sims: torch.Tensor | None = None, alpha: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
-    """(R_acc, rank) for every (sample, canvas): (N, K) float32 and (N, K) int32 (1 = true photo first).
-    ``true``: (N,) photo index, or a (N, P) bool mask of right photos (category-level: the best-scoring
-    right photo is the positive, ranks as ``metrics.rank_of_true``). ``hog_sims`` (N, P): the
-    canvas-independent HOG similarity, fused as (cos + alpha * hog) / (1 + alpha) so the hinge margin
-    keeps its scale."""
-    out = np.zeros((len(sketches), len(canvases)), np.float32)
-    ranks = np.zeros((len(sketches), len(canvases)), np.int32)
-    n = len(sketches)
-    mask = torch.as_tensor(true) if np.ndim(true) == 2 else torch.nn.functional.one_hot(
-        torch.as_tensor(true), photo_emb.shape[0]).bool()
-    for ci, c in enumerate(canvases):
-        embs = torch.cat([student(sketch_tensor(sketches[i : i + 128], c, render), ci) for i in range(0, n, 128)])
-        sims = embs @ photo_emb.T
-        if hog_sims is not None and alpha > 0:
-            sims = (sims + alpha * hog_sims) / (1 + alpha)
-        pos = sims.masked_fill(~mask, float("-inf")).max(1).values
-        rank = ((sims >= pos[:, None]) & ~mask).sum(1).float() + 1
-        hinge = torch.relu(sims - pos[:, None] + margin).masked_fill(mask, 0.0)
-        out[:, ci] = (1.0 / rank - triplet_weight * hinge.mean(1)).numpy()
-        ranks[:, ci] = rank.int().numpy()
-    return out, ranks
-
-
-def _file_id(path: str | None) -> str:
-    """Size and mtime of a file the reward table depends on ("" when unset or missing)."""
-    if not path or not Path(path).is_file():
-        return ""
-    st = Path(path).stat()
-    return f"{st.st_size}:{st.st_mtime_ns}"
 
 
 def pad_batch(seqs: list[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -172,39 +114,13 @@ def pad_batch(seqs: list[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
     return x, lens
 
 
-def load_student(cfg: SelectorConfig) -> tuple[torch.nn.Module, tuple[int, ...], torch.nn.Module, PhotoSpec, int,
-                                                str | None, tuple[HogSpec, float, float] | None]:
-    """(student, canvases, photo encoder, photo spec, n_val, data root, fusion) from a distill checkpoint
-    (fusion from ``--fusion``) or a weight-set folder (its own HOG spec and weights). fusion: None or
-    (HOG spec, instance-level alpha, category-level alpha)."""
-    fusion = load_fusion(cfg.fusion, cfg.fusion_branch) if cfg.fusion else None
-    if Path(cfg.student).is_dir():
-        from sketchdown.bundles.bundle import load_bundle
-
-        b = load_bundle(cfg.student)
-        if cfg.student_branch not in b.sketch:
-            raise SystemExit(f"{cfg.student}: no sketch branch {cfg.student_branch!r} (has {sorted(b.sketch)})")
-        br = b.sketch[cfg.student_branch]
-        prov = read_manifest(cfg.student).get("provenance", {}).get(cfg.student_branch, {}).get("config", {})
-        if fusion is None and b.hog is not None and br.hog_alpha > 0:
-            fusion = (b.hog, br.alpha_for("instance"), br.alpha_for("category"))
-        return (br.encoder, br.canvas_sizes, b.photo_encoder, b.photo_spec, int(prov.get("n_val", 40)),
-                prov.get("data_root"), fusion)
-    ck = load_checkpoint(Path(cfg.student))
-    scfg = json.loads(ck["config"])
-    student = build_encoder(EncoderConfig(**json.loads(ck["encoder"])), weights=ck["student"])
-    _, photo_enc, tcfg, _ = load_teacher(cfg.teacher or scfg["teacher"])
-    return (student, tuple(scfg["canvases"]), photo_enc, PhotoSpec("hed", tcfg["photo_size"]), scfg["n_val"],
-            scfg.get("data_root"), fusion)
-
-
 def train_policy(cfg: SelectorConfig, seqs: list[np.ndarray], r_acc: np.ndarray, r_comp: np.ndarray, idx: np.ndarray,
                  rng: np.random.Generator, desc: str = "selector", source: np.ndarray | None = None) -> CanvasSelector:
     """REINFORCE on the samples ``idx`` (rows of the (N, K) reward table); lambda_F drawn per sample.
     ``source`` (N,): each source's samples weigh 1 / (its count in ``idx``), so every source counts equally."""
     k = r_acc.shape[1]
-    policy = CanvasSelector(k, cfg.hidden, conditioned=True, lam_power=cfg.lam_power if cfg.lam_feature else 1.0,
-                            costs=r_comp.tolist() if cfg.policy == "tradeoff" else None)
+    # logits = (1 - lambda_F) * head(GRU) + lambda_F * tau * R_comp: the head learns only what the sketch needs
+    policy = CanvasSelector(k, cfg.hidden, costs=r_comp.tolist())
     opt = torch.optim.AdamW(policy.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     ra, rc = torch.from_numpy(r_acc), torch.from_numpy(r_comp).float()
     weight = torch.ones(len(r_acc))
@@ -302,125 +218,10 @@ def source_reports(smp: Samples, picks: dict[float, np.ndarray], prefix: str = "
     return out
 
 
-@dataclass
-class Samples:
-    """The selector's training data: N samples (validation sketches x variants x prefixes), K canvases."""
-
-    seqs: list[np.ndarray]  # RDP-simplified stroke-5 sequence per sample, (L, 5) float32
-    group: np.ndarray  # (N,) int64: what folds split by (a ChairV2 photo; a doodle's kind, offset by 10**6)
-    full: np.ndarray  # (N,) bool: the complete sketch as drawn
-    r_acc: np.ndarray  # (N, K) float32 accuracy reward
-    rank: np.ndarray  # (N, K) int32 rank of the true photo
-    flops: np.ndarray  # (K,) sketch-branch FLOPs per canvas
-    r_comp: np.ndarray  # (K,) compute reward in [-1, 0]
-    canvases: tuple[int, ...]
-    source: np.ndarray  # (N,) int64 index into ``sources``
-    sources: tuple[str, ...] = ("chairv2",)
-
-
-@dataclass
-class _Part:
-    source: str
-    sketches: list[Sketch]
-    true: np.ndarray  # (n,) photo index or (n, P) bool mask of right photos
-    full: np.ndarray  # (n,) bool
-    group: np.ndarray  # (n,) int64
-    inks: list[np.ndarray]  # the P photos' edge maps
-
-
-def _samples(source: str, src: Source, inks: list[np.ndarray], variants: int, prefix_steps: int,
-             rng: np.random.Generator) -> _Part:
-    """Every sketch of ``src`` x ``variants`` (the first as drawn, the others augmented) x prefix lengths,
-    ranked among ``inks`` (the source's photos first, then any distractors)."""
-    truth = src.data.true()  # (n,) photo index, or (n, photos) mask for category-level pairs
-    cat = truth.ndim == 2
-    if cat and len(inks) != truth.shape[1]:
-        raise ValueError("category-level samples are ranked among their own photos only (no distractors)")
-    kinds = {pos: k for k, pos in enumerate(sorted({tuple(sorted(p)) for p in src.data.positives}))} if cat else {}
-    sketches, true, full, group = [], [], [], []
-    for i in range(len(src.data.sketches)):
-        base = src.sketch(i)
-        g = 10**6 + kinds[tuple(sorted(src.data.positives[i]))] if cat else int(truth[i])
-        for v in range(variants):
-            sk = base if v == 0 else augment_vector(base, rng, p_prefix=0.0)
-            for f in np.linspace(1.0 / prefix_steps, 1.0, prefix_steps):
-                sketches.append(sk.prefix_ink(float(f)))
-                true.append(truth[i])
-                full.append(v == 0 and f == 1.0)  # the sketch as drawn: what test Acc@1 is measured on
-                group.append(g)
-    return _Part(source, sketches, np.array(true), np.array(full), np.array(group, np.int64), inks)
-
-
-def prepare(cfg: SelectorConfig, rng: np.random.Generator) -> Samples:
-    """Samples and their reward table (cached in ``cfg.out``) for the student ``cfg.student``."""
-    render = RenderSpec()
-    out = Path(cfg.out)
-    if cfg.smoke and cfg.student == SelectorConfig.student:  # smoke without a checkpoint: random tiny nets
-        canvases = (32, 48)
-        student = build_encoder(EncoderConfig("lite0", 32, len(canvases), 0), weights=None)
-        photo_enc = build_encoder(EncoderConfig("lite0", 32, 1, 0), weights=None)
-        pspec, n_val, root, fusion = PhotoSpec("hed", 64), 0, None, None
-    else:
-        student, canvases, photo_enc, pspec, n_val, root, fusion = load_student(cfg)
-    extra: list[np.ndarray] = []  # distractor photos (none in smoke mode)
-    if cfg.smoke:
-        from .synthetic import synthetic_source
-
-        val = synthetic_source(6, seed=2, name="val")
-    else:
-        train, val = load_sources(cfg.data_root or root, False, n_val, EdgeCache())
-        extra = distractor_inks(train[0], cfg.distractors, rng)
-    student.eval()
-    parts = [_samples("chairv2", val, list(val.photo_ink) + extra, cfg.variants, cfg.prefix_steps, rng)]
-    if cfg.doodle_variants > 0:
-        if cfg.smoke:
-            from .synthetic import category_level, synthetic_source
-
-            dv = category_level(synthetic_source(6, seed=4, name="doodles-val"))
-        else:
-            dv = make_source("doodles-val", load_doodles("val"), EdgeCache())
-        parts.append(_samples("doodles", dv, list(dv.photo_ink), cfg.doodle_variants, cfg.prefix_steps, rng))
-    # the reward table is the slow part (every sample x canvas through the student): cached in the run
-    # folder under a key of everything it depends on, so re-running REINFORCE settings is quick
-    student_id = _file_id(str(Path(cfg.student) / "manifest.json") if Path(cfg.student).is_dir() else cfg.student)
-    key = json.dumps([3, cfg.student, student_id, cfg.student_branch, cfg.fusion, _file_id(cfg.fusion), cfg.fusion_branch,
-                      cfg.distractors, cfg.variants, cfg.doodle_variants, cfg.prefix_steps, cfg.margin,
-                      cfg.triplet_weight, cfg.seed, [len(pt.sketches) for pt in parts]])
-    cache = out / "rewards.npz"
-    cached = np.load(cache) if cache.is_file() else None
-    if cached is not None and str(cached["key"]) == key:
-        r_acc, rank = cached["r_acc"], cached["rank"]
-    else:
-        tables = []
-        for pt in parts:
-            hog_sims, alpha = None, 0.0
-            if fusion is not None:
-                spec, instance_alpha, category_alpha = fusion
-                alpha = category_alpha if pt.true.ndim == 2 else instance_alpha
-                hog_sims = torch.from_numpy(sketch_hogs(pt.sketches, spec, render) @ ink_hogs(pt.inks, spec, render).T)
-            photo_emb = encode_photos(photo_enc, pt.inks, pspec, render)
-            tables.append(reward_table(student, canvases, pt.sketches, pt.true, photo_emb, render, cfg.margin,
-                                       cfg.triplet_weight, hog_sims, alpha))
-        r_acc, rank = np.concatenate([t[0] for t in tables]), np.concatenate([t[1] for t in tables])
-        np.savez(cache, r_acc=r_acc, rank=rank, key=np.array(key))
-    flops = np.array([encoder_flops(student, c, ci) for ci, c in enumerate(canvases)], np.float64)
-    r_comp = -(flops - flops.min()) / max(1.0, flops.max() - flops.min())
-    seqs = [stroke_sequence(sk) for pt in parts for sk in pt.sketches]
-    group = np.concatenate([pt.group for pt in parts])
-    source = np.concatenate([np.full(len(pt.sketches), i, np.int64) for i, pt in enumerate(parts)])
-    print(json.dumps({"samples": len(seqs), "mean_r_acc_per_canvas": r_acc.mean(0).round(3).tolist(),
-                      "gflops": (flops / 1e9).round(4).tolist()}), file=sys.stderr)
-
-    return Samples(seqs, group, np.concatenate([pt.full for pt in parts]), r_acc, rank, flops, r_comp, tuple(canvases),
-                   source, tuple(pt.source for pt in parts))
-
-
 def main(argv: list[str] | None = None) -> dict:
     cfg = parse_config(SelectorConfig, argv, __doc__)
     if cfg.estimator not in ("reinforce", "expected"):
         raise SystemExit(f"--estimator must be reinforce or expected, not {cfg.estimator!r}")
-    if cfg.policy not in ("concat", "tradeoff"):
-        raise SystemExit(f"--policy must be concat or tradeoff, not {cfg.policy!r}")
     if cfg.smoke:
         cfg = apply_smoke(cfg, steps=20, batch=16, variants=1, prefix_steps=3)
     set_threads()
@@ -448,8 +249,8 @@ def main(argv: list[str] | None = None) -> dict:
         report["cv"] = cv
     print(json.dumps({k: v for k, v in report.items() if k != "cv"}, indent=1), file=sys.stderr)
     save_checkpoint(out / "selector.pt", policy=policy.state_dict(), config=json.dumps(dataclasses.asdict(cfg)),
-                    canvases=json.dumps(list(canvases)), report=json.dumps(report), lam_power=policy.lam_power,
-                    **({"costs": json.dumps(r_comp.tolist())} if cfg.policy == "tradeoff" else {}))
+                    canvases=json.dumps(list(canvases)), report=json.dumps(report), lam_power=cfg.lam_power,
+                    costs=json.dumps(r_comp.tolist()))
     (out / "result.json").write_text(json.dumps(report, indent=2) + "\n")
     return report
 

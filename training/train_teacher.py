@@ -17,14 +17,12 @@ from __future__ import annotations
 import dataclasses
 import json
 import sys
-import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from tqdm import tqdm
 
 from sketchdown.bundles.build import EncoderConfig, build_encoder
 from sketchdown.bundles.photo import EdgeCache, PhotoSpec
@@ -33,34 +31,22 @@ from sketchdown.models.losses import info_nce, triplet_loss
 from sketchdown.models.modules import EmbeddingEncoder
 from sketchdown.sketch.render import RenderSpec
 
+from .checkpoints import checkpoint_step, finish_run, load_checkpoint, write_run_info
 from .common import (
-    Budget,
-    Pace,
-    allreduce_grads,
-    apply_smoke,
-    autocast,
-    checkpoint_step,
-    configure_device,
-    cosine_lr,
+    Source,
     encode_photos,
     evaluate_ranks,
-    finish_run,
-    freeze_early,
-    init_distributed,
-    load_checkpoint,
     load_sources,
-    parse_config,
     photo_tensor,
-    pick_device,
     pick_source,
     sample_batch,
-    seed_all,
-    set_threads,
     sketch_tensor,
     source_classes,
-    write_run_info,
 )
+from .configs import apply_smoke, parse_config
+from .env import allreduce_grads, autocast, cosine_lr, freeze_early
 from .loader import batches, default_workers
+from .runs import resume, run_loop, start_run
 
 PRETRAINED = ("lite0", "lite1", "lite2", "vgg16")  # archs with offline pretrained weights (sketchdown.bundles.build)
 
@@ -74,13 +60,13 @@ class TeacherConfig:
     photo_size: int = 224
     embed_dim: int = 256
     batch: int = 24
-    steps: int = 700
+    steps: int = 600
     lr: float = 2e-4
     weight_decay: float = 1e-4
     warmup: int = 50
     use_sketchy: bool = True
     use_gallery: bool = False  # pseudo-sketches of the default gallery's training photos
-    mix: tuple[float, ...] = (0.6, 0.4, 0.0)  # batch share per source: chairv2, sketchy10, gallery
+    mix: tuple[float, ...] = (0.7, 0.3, 0.0)  # batch share per source: chairv2, sketchy10, gallery
     init: str = ""  # start from this teacher checkpoint (weights only; category rows matched by name)
     n_val: int = 40  # ChairV2 train photos held out for model selection
     val_every: int = 50
@@ -149,27 +135,66 @@ def init_from(sk: torch.nn.Module, ph: torch.nn.Module, path: str, classes: list
                 sk.classifier.bias[i] = b[old.index(c)]
 
 
-def main(argv: list[str] | None = None) -> dict:
-    cfg = parse(argv)
-    set_threads()
-    d = init_distributed()
-    seed_all(cfg.seed + d.rank)
-    device = pick_device(cfg.device)
-    configure_device(device)
-    out = Path(cfg.out)
-    render, pspec = RenderSpec(), PhotoSpec("hed", cfg.photo_size)
-
+def _sources(cfg: TeacherConfig) -> tuple[list[Source], Source]:
+    """(training sources, ChairV2 validation split); synthetic ones in smoke mode."""
     if cfg.smoke:
         from .synthetic import synthetic_source
 
-        sources, val = [synthetic_source(12, seed=1)], synthetic_source(6, seed=2, name="val")
-    else:
-        sources, val = load_sources(cfg.data_root, cfg.use_sketchy, cfg.n_val, EdgeCache(), cfg.use_gallery)
-    if d.main:
-        write_run_info(out, cfg)
+        return [synthetic_source(12, seed=1)], synthetic_source(6, seed=2, name="val")
+    return load_sources(cfg.data_root, cfg.use_sketchy, cfg.n_val, EdgeCache(), cfg.use_gallery)
 
-    classes = source_classes(sources)
-    class_index = {c: i for i, c in enumerate(classes)}
+
+def _loss(cfg: TeacherConfig, sk: torch.nn.Module, ph: torch.nn.Module, b: dict, device: torch.device) -> torch.Tensor:
+    """InfoNCE + triplet between a batch's sketch and photo embeddings, + the category head's cross-entropy."""
+    cl = torch.channels_last
+    xs = b["xs"].to(device, memory_format=cl, non_blocking=True)
+    xp = b["xp"].to(device, memory_format=cl, non_blocking=True)
+    with autocast(device):
+        es, logits = sk.forward_with_logits(xs)
+        ep = ph(xp)
+    es, ep = es.float(), ep.float()
+    loss = info_nce(es, ep, cfg.temperature) + triplet_loss(es, ep, cfg.margin)
+    lab = b["labels"].to(device)
+    if logits is not None and (lab >= 0).any():
+        loss = loss + cfg.cls_weight * F.cross_entropy(logits.float()[lab >= 0], lab[lab >= 0], label_smoothing=0.1)
+    return loss
+
+
+@dataclass
+class _Run:
+    """A teacher run's state between steps."""
+
+    cfg: TeacherConfig
+    sk: torch.nn.Module
+    ph: torch.nn.Module
+    opt: torch.optim.Optimizer
+    frozen: list[torch.nn.Module]
+    classes: list[str]
+    step: int = 0
+    best: float = -1.0
+    history: list[dict] = field(default_factory=list)
+
+    def validate(self, val: Source, loss: float, elapsed: float, timing: dict) -> None:
+        """Acc@1 + Acc@10 on the validation split; log it, save ``last.pt`` (and ``best.pt`` when it improved)."""
+        cfg, render = self.cfg, RenderSpec()
+        pe = encode_photos(self.ph, val.photo_ink, PhotoSpec("hed", cfg.photo_size), render)
+        m = summary(evaluate_ranks(self.sk, pe, val, cfg.canvas, render))
+        score = m["acc@1"] + m["acc@10"]
+        m.update(step=self.step, loss=loss, elapsed_s=round(elapsed, 1), **timing)
+        self.history.append(m)
+        print(json.dumps(m), file=sys.stderr, flush=True)
+        state = dict(
+            sketch=self.sk.state_dict(), photo=self.ph.state_dict(), opt=self.opt.state_dict(), step=self.step,
+            best=max(self.best, score), history=json.dumps(self.history), config=json.dumps(dataclasses.asdict(cfg)),
+            classes=json.dumps(self.classes if cfg.cls_weight > 0 else []),
+        )
+        self.best = checkpoint_step(Path(cfg.out), state, score, self.best)
+        for m_ in self.frozen:  # evaluation put everything in train mode again
+            m_.eval()
+
+
+def _build(cfg: TeacherConfig, classes: list[str], device: torch.device, main: bool) -> _Run:
+    """Both branches (pretrained, ``--init`` or resumed), early blocks frozen, and their optimizer."""
     n_cls = len(classes) if cfg.cls_weight > 0 else 0
     sk, ph = build_teacher(cfg, pretrained=cfg.arch in PRETRAINED and not cfg.init, num_classes=n_cls)
     if cfg.init:
@@ -178,18 +203,23 @@ def main(argv: list[str] | None = None) -> dict:
     sk.to(device, memory_format=torch.channels_last).train()
     ph.to(device, memory_format=torch.channels_last).train()
     frozen = freeze_early(sk, cfg.freeze_blocks) + freeze_early(ph, cfg.freeze_blocks)
-    params = teacher_params(sk, ph)
     opt = torch.optim.AdamW(param_groups(sk, ph, cfg.lr, cfg.head_lr_mult), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    step, best, history = 0, -1.0, []
-    last = out / "last.pt"
-    if last.is_file():  # resume
-        ck = load_checkpoint(last)
-        sk.load_state_dict(ck["sketch"])
-        ph.load_state_dict(ck["photo"])
-        opt.load_state_dict(ck["opt"])
-        step, best, history = ck["step"], ck["best"], json.loads(ck["history"])
-        if d.main:
-            print(f"resumed at step {step}", file=sys.stderr)
+    run = _Run(cfg, sk, ph, opt, frozen, classes)
+    run.step, run.best, run.history = resume(Path(cfg.out), {"sketch": sk, "photo": ph}, opt, main)
+    return run
+
+
+def main(argv: list[str] | None = None) -> dict:
+    cfg = parse(argv)
+    d, device = start_run(cfg.seed, cfg.device)
+    render, pspec = RenderSpec(), PhotoSpec("hed", cfg.photo_size)
+    sources, val = _sources(cfg)
+    if d.main:
+        write_run_info(Path(cfg.out), cfg)
+    classes = source_classes(sources)
+    class_index = {c: i for i, c in enumerate(classes)}
+    run = _build(cfg, classes, device, d.main)
+    params = teacher_params(run.sk, run.ph)
 
     def make(rng: np.random.Generator) -> dict:
         src = pick_source(sources, cfg.mix, rng)
@@ -197,52 +227,28 @@ def main(argv: list[str] | None = None) -> dict:
         return {"xs": sketch_tensor(b.sketches, cfg.canvas, render, b.flips),
                 "xp": photo_tensor(b.photo_ink, pspec, render, b.flips), "labels": b.labels, "src": src.name}
 
-    stream = batches(make, cfg.seed * 1000 + d.rank + step, default_workers(device, cfg.workers))
-    budget = Budget(cfg.steps, cfg.time_budget_s)
-    bar = tqdm(total=cfg.steps, initial=step, disable=not d.main, desc="teacher", mininterval=5)
-    t0 = time.time()
-    cl = torch.channels_last
-    pace = Pace()
-    while not budget.done(step):
-        b = pace.wait(stream)
-        xs = b["xs"].to(device, memory_format=cl, non_blocking=True)
-        xp = b["xp"].to(device, memory_format=cl, non_blocking=True)
-        lr = cosine_lr(step, cfg.steps, cfg.lr, cfg.warmup, budget.time_fraction())
-        for g in opt.param_groups:
+    last_loss = [0.0]
+
+    def train(b: dict, step: int, time_fraction: float) -> dict[str, str]:
+        lr = cosine_lr(step, cfg.steps, cfg.lr, cfg.warmup, time_fraction)
+        for g in run.opt.param_groups:
             g["lr"] = lr * g.get("lr_mult", 1.0)
-        with autocast(device):
-            es, logits = sk.forward_with_logits(xs)
-            ep = ph(xp)
-        es, ep = es.float(), ep.float()
-        loss = info_nce(es, ep, cfg.temperature) + triplet_loss(es, ep, cfg.margin)
-        lab = b["labels"].to(device)
-        if logits is not None and (lab >= 0).any():
-            loss = loss + cfg.cls_weight * F.cross_entropy(logits.float()[lab >= 0], lab[lab >= 0], label_smoothing=0.1)
-        opt.zero_grad(set_to_none=True)
+        loss = _loss(cfg, run.sk, run.ph, b, device)
+        run.opt.zero_grad(set_to_none=True)
         loss.backward()
         if d.world > 1:
             allreduce_grads(params, d.world)
-        opt.step()
-        step += 1
-        bar.update(1)
-        bar.set_postfix(loss=f"{loss.item():.3f}", src=b["src"][:6])
-        if d.main and (step % cfg.val_every == 0 or step == cfg.steps or budget.done(step)):
-            pe = encode_photos(ph, val.photo_ink, pspec, render)
-            m = summary(evaluate_ranks(sk, pe, val, cfg.canvas, render))
-            score = m["acc@1"] + m["acc@10"]
-            m.update(step=step, loss=float(loss.item()), elapsed_s=round(time.time() - t0, 1), **pace.report())
-            history.append(m)
-            print(json.dumps(m), file=sys.stderr, flush=True)
-            state = dict(
-                sketch=sk.state_dict(), photo=ph.state_dict(), opt=opt.state_dict(), step=step,
-                best=max(best, score), history=json.dumps(history), config=json.dumps(dataclasses.asdict(cfg)),
-                classes=json.dumps(classes if n_cls else []),
-            )
-            best = checkpoint_step(out, state, score, best)
-            for m_ in frozen:  # evaluation put everything in train mode again
-                m_.eval()
-    bar.close()
-    return finish_run(out, best, step, history, d.main)
+        run.opt.step()
+        last_loss[0] = float(loss.item())
+        return {"loss": f"{last_loss[0]:.3f}", "src": b["src"][:6]}
+
+    def validate(step: int, elapsed: float, timing: dict) -> None:
+        run.step = step
+        run.validate(val, last_loss[0], elapsed, timing)
+
+    stream = batches(make, cfg.seed * 1000 + d.rank + run.step, default_workers(device, cfg.workers))
+    run.step = run_loop(stream, run.step, cfg.steps, cfg.time_budget_s, cfg.val_every, "teacher", d.main, train, validate)
+    return finish_run(Path(cfg.out), run.best, run.step, run.history, d.main)
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ canvas selector, and the preprocessing they were trained with.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
 from dataclasses import dataclass, field
@@ -19,8 +20,9 @@ import torch
 from sketchdown import config
 from sketchdown.bundles.build import EncoderConfig, build_encoder, imagenet_lite_path
 from sketchdown.bundles.flops import encoder_flops, param_count
+from sketchdown.bundles.manifest import Manifest, PhotoComponent, SelectorComponent, SketchComponent, hog_to_dict, load_manifest
 from sketchdown.bundles.photo import PhotoSpec
-from sketchdown.bundles.weights import WeightsError, load_tensors, read_manifest, resolve_weights, sha256_file
+from sketchdown.bundles.weights import WeightsError, load_tensors, resolve_weights, sha256_file
 from sketchdown.models.modules import CanvasSelector, EmbeddingEncoder
 from sketchdown.sketch.hog import HogSpec
 from sketchdown.sketch.render import RenderSpec
@@ -122,64 +124,67 @@ def _builtin_lite0() -> ModelBundle:
     )
 
 
+def _encoder(folder: Path, m: Manifest, file: str, cfg: EncoderConfig) -> EmbeddingEncoder:
+    """One encoder of the set from its sha256-checked file; weights that do not fit ``cfg`` name the file."""
+    try:
+        return build_encoder(cfg, weights=load_tensors(folder, file, m.files))
+    except ValueError as e:  # build_encoder: missing/unexpected keys or wrong shapes
+        raise WeightsError(f"{folder / file}: {e} (manifest: {cfg})") from None
+
+
+def _branch(folder: Path, m: Manifest, name: str, c: SketchComponent) -> SketchBranch:
+    sizes = c.canvas_sizes
+    return SketchBranch(name, _encoder(folder, m, c.file, c.encoder), sizes,
+                        c.default_canvas if c.default_canvas is not None else sizes[-1], bool(c.full),
+                        c.hog_alpha if c.hog_alpha is not None else 0.0, c.hog_alpha_category)
+
+
+def _selector(folder: Path, m: Manifest, c: SelectorComponent) -> SelectorSpec:
+    try:
+        if c.costs is None:
+            raise ValueError("no costs: selectors that take lambda_F as a head input are no longer supported")
+        pol = CanvasSelector(c.num_canvases, c.hidden, costs=c.costs)
+        pol.load_state_dict(load_tensors(folder, c.file, m.files), strict=True)
+    except (RuntimeError, ValueError) as e:  # load_state_dict's key/shape mismatch; costs of the wrong length
+        raise WeightsError(f"{folder / c.file}: weights do not fit the manifest's selector: {str(e).splitlines()[0]}") from None
+    return SelectorSpec(pol.eval(), c.model, c.lams, c.start_lam)
+
+
+def photo_id(m: Manifest, photo: PhotoComponent) -> str:
+    """Identity of the gallery's vector space: the photo encoder's sha256, its preprocessing and the HOG spec
+    (a gallery index built under another id is stale). Hashes the manifest's JSON form of each."""
+    key = m.files[photo.file] + repr(sorted(dataclasses.asdict(photo.photo).items()))
+    if m.hog is not None:
+        key += repr(sorted(hog_to_dict(m.hog).items()))
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
 def load_bundle(ref: str | os.PathLike | None = None) -> ModelBundle:
     """Load a weight set (sha256-checked, strict keys). None: ``$SKETCHDOWN_WEIGHTS_SET`` or weights/default."""
     ref = config.default_weights_ref(ref)
     if str(ref) in BUILTIN:
         return _builtin_lite0()
     folder = resolve_weights(ref)
-    m = read_manifest(folder)
-    comps = m.get("components", {})
-    if "photo" not in comps:
+    m = load_manifest(folder)
+    pc = m.photo
+    if pc is None:
         raise WeightsError(f"{folder}: manifest has no photo component")
-    try:
-        pc = comps["photo"]
-        photo = build_encoder(EncoderConfig(**pc["encoder"]), weights=load_tensors(folder, pc["file"], m))
-        sketch: dict[str, SketchBranch] = {}
-        selector = None
-        for name, c in comps.items():
-            if c.get("role") == "sketch":
-                enc = build_encoder(EncoderConfig(**c["encoder"]), weights=load_tensors(folder, c["file"], m))
-                sizes = tuple(int(s) for s in c["canvas_sizes"])
-                sketch[name] = SketchBranch(name, enc, sizes, int(c.get("default_canvas", sizes[-1])), bool(c.get("full")),
-                                            float(c.get("hog_alpha", 0.0)),
-                                            None if c.get("hog_alpha_category") is None else float(c["hog_alpha_category"]))
-            elif c.get("role") == "selector":
-                pol = CanvasSelector(int(c["num_canvases"]), int(c["hidden"]), bool(c.get("conditioned", True)),
-                                     float(c.get("lam_power", 1.0)), c.get("costs"))
-                pol.load_state_dict(load_tensors(folder, c["file"], m), strict=True)
-                lams = tuple(float(x) for x in c["lams"])
-                selector = SelectorSpec(pol.eval(), c["model"], lams, float(c.get("default_lam", lams[len(lams) // 2])))
-    except (KeyError, TypeError) as e:
-        raise WeightsError(f"{folder}: malformed manifest ({type(e).__name__}: {e})") from None
-    except RuntimeError as e:  # load_state_dict shape/key mismatch
-        raise WeightsError(f"{folder}: weights do not fit the manifest's architecture: {str(e).splitlines()[0]}") from None
-    if not sketch:
+    if not m.sketch:
         raise WeightsError(f"{folder}: manifest has no sketch encoder")
-    if selector is not None and selector.model not in sketch:
-        raise WeightsError(f"{folder}: selector refers to unknown model {selector.model!r}")
-    hog = None
-    if m.get("hog") is not None:
-        try:
-            hog = HogSpec(**m["hog"])
-        except (TypeError, ValueError) as e:
-            raise WeightsError(f"{folder}: malformed hog spec: {e}") from None
-        if pc.get("photo", {}).get("input", "hed") != "hed":
-            raise WeightsError(f"{folder}: HOG fusion needs the photo branch's edge-map input")
-    # the gallery's vectors depend on the photo encoder, its preprocessing and the HOG spec
-    photo_id = hashlib.sha256(
-        (m["files"][pc["file"]] + repr(sorted(pc.get("photo", {}).items())) + (repr(sorted(m["hog"].items())) if hog else "")).encode()
-    ).hexdigest()
+    if m.selector is not None and m.selector.model not in m.sketch:
+        raise WeightsError(f"{folder}: selector refers to unknown model {m.selector.model!r}")
+    if m.hog is not None and pc.photo.input != "hed":
+        raise WeightsError(f"{folder}: HOG fusion needs the photo branch's edge-map input")
     return ModelBundle(
-        name=str(m.get("name", Path(folder).name)),
-        photo_encoder=photo,
-        photo_spec=PhotoSpec(**pc.get("photo", {})),
-        photo_id=photo_id,
-        render=RenderSpec(**m.get("render", {})),
-        sketch=sketch,
-        selector=selector,
-        classes=list(m.get("classes", [])),
-        metrics=dict(m.get("metrics", {})),
+        name=m.name if m.name is not None else Path(folder).name,
+        photo_encoder=_encoder(folder, m, pc.file, pc.encoder),
+        photo_spec=pc.photo,
+        photo_id=photo_id(m, pc),
+        render=m.render or RenderSpec(),
+        sketch={name: _branch(folder, m, name, c) for name, c in m.sketch.items()},
+        selector=None if m.selector is None else _selector(folder, m, m.selector),
+        classes=list(m.classes or ()),
+        metrics=dict(m.metrics or {}),
         source=str(folder),
-        hog=hog,
+        hog=m.hog,
     )

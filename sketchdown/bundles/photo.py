@@ -20,7 +20,7 @@ import torch
 
 from sketchdown import config
 from sketchdown.models.hed import HED, hed_preprocess
-from sketchdown.sketch.render import RenderSpec, ink_to_tensor, render_ink, rgb_to_tensor
+from sketchdown.sketch.render import RenderSpec, ink_to_tensor, pad_to_bbox_square, render_ink, rgb_to_tensor
 
 HED_SIZE = 256  # photos are edge-detected with their long side at this size (~40 GFLOPs each)
 
@@ -49,17 +49,7 @@ def photo_autocast(x: torch.Tensor) -> tuple[torch.Tensor, contextlib.AbstractCo
 
 def nonwhite_bbox_crop(rgb: np.ndarray, thresh: int = 16, margin: float = 0.06) -> np.ndarray:
     """Crop an RGB photo on a light background to the object's box, padded square with white."""
-    mask = (255 - rgb.min(axis=2)) > thresh
-    if not mask.any():
-        return rgb
-    ys, xs = np.nonzero(mask)
-    crop = rgb[ys.min() : ys.max() + 1, xs.min() : xs.max() + 1]
-    h, w = crop.shape[:2]
-    side = int(np.ceil(max(h, w) / (1 - 2 * margin)))
-    out = np.full((side, side, 3), 255, np.uint8)
-    oy, ox = (side - h) // 2, (side - w) // 2
-    out[oy : oy + h, ox : ox + w] = crop
-    return out
+    return pad_to_bbox_square(rgb, (255 - rgb.min(axis=2)) > thresh, margin, 255)
 
 
 def resize_long(rgb: np.ndarray, size: int) -> np.ndarray:

@@ -2,7 +2,8 @@
 
 ``weights/<name>/`` holds fp16 ``*.safetensors`` files and ``manifest.json``:
 ``{"format": "sketchdown/1", "name", "files": {file: sha256}, "components": {...}, "metrics": {...}}``.
-Every component records its architecture config and preprocessing, so loading never guesses.
+Every component records its architecture config and preprocessing, so loading never guesses; the
+typed fields and their checks live in :mod:`sketchdown.bundles.manifest`.
 :func:`resolve_weights` also accepts ``hf://owner/name[@revision]`` (Hugging Face Hub, through
 ``huggingface_hub.snapshot_download``; honours ``HF_HUB_OFFLINE``).
 """
@@ -12,8 +13,9 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from safetensors import SafetensorError
@@ -21,6 +23,9 @@ from safetensors.torch import load_file, save_file
 
 FORMAT = "sketchdown/1"
 MANIFEST = "manifest.json"
+
+if TYPE_CHECKING:
+    from sketchdown.bundles.manifest import Manifest
 
 
 class WeightsError(RuntimeError):
@@ -54,6 +59,8 @@ def resolve_weights(ref: str | os.PathLike) -> Path:
 
 
 def read_manifest(folder: str | os.PathLike) -> dict[str, Any]:
+    """The manifest's raw JSON object (format checked). :func:`sketchdown.bundles.manifest.load_manifest`
+    parses it into typed fields; this form is for code that only passes it on (make_results' metric rows)."""
     p = Path(folder) / MANIFEST
     try:
         m = json.loads(p.read_text())
@@ -66,11 +73,15 @@ def read_manifest(folder: str | os.PathLike) -> dict[str, Any]:
     return m
 
 
-def load_tensors(folder: str | os.PathLike, file: str, manifest: dict[str, Any] | None = None) -> dict[str, torch.Tensor]:
-    """Load one safetensors file of a weights folder after checking its recorded sha256 (as float32)."""
+def load_tensors(folder: str | os.PathLike, file: str, files: Mapping[str, str] | None = None) -> dict[str, torch.Tensor]:
+    """Load one safetensors file of a weights folder after checking its recorded sha256 (as float32).
+    ``files``: the manifest's file -> sha256 table (None: read from ``folder``'s manifest)."""
     folder = Path(folder)
-    manifest = manifest if manifest is not None else read_manifest(folder)
-    expected = manifest.get("files", {}).get(file)
+    if files is None:
+        from sketchdown.bundles.manifest import load_manifest  # the typed manifest imports this module
+
+        files = load_manifest(folder).files
+    expected = files.get(file)
     path = folder / file
     if expected is None:
         raise WeightsError(f"{file} is not listed in {folder / MANIFEST}")
@@ -86,19 +97,26 @@ def load_tensors(folder: str | os.PathLike, file: str, manifest: dict[str, Any] 
     return {k: v.float() for k, v in tensors.items()}
 
 
-def save_tensors(folder: str | os.PathLike, file: str, state: dict[str, torch.Tensor], manifest: dict[str, Any]) -> str:
-    """Write fp16 safetensors (integer buffers kept as they are) and record its sha256 in ``manifest``."""
+def save_tensors(folder: str | os.PathLike, file: str, state: dict[str, torch.Tensor], files: dict[str, str]) -> str:
+    """Write fp16 safetensors (integer buffers kept as they are) and record its sha256 in ``files``
+    (a manifest's file -> sha256 table)."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     out = {k: (v.detach().half() if v.is_floating_point() else v.detach()).contiguous() for k, v in state.items()}
     save_file(out, str(folder / file))
     digest = sha256_file(folder / file)
-    manifest.setdefault("files", {})[file] = digest
+    files[file] = digest
     return digest
 
 
-def write_manifest(folder: str | os.PathLike, manifest: dict[str, Any]) -> None:
-    manifest["format"] = FORMAT
-    tmp = Path(folder) / (MANIFEST + ".tmp")
-    tmp.write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
-    tmp.replace(Path(folder) / MANIFEST)  # atomic: a crash never leaves half a manifest
+def write_manifest(folder: str | os.PathLike, manifest: Manifest | dict[str, Any]) -> None:
+    """Write ``folder/manifest.json`` (sorted keys). A dict is checked by parsing it as a :class:`Manifest`
+    first, so nothing writes a manifest the loader would refuse."""
+    from sketchdown.bundles.manifest import Manifest
+
+    path = Path(folder) / MANIFEST
+    if isinstance(manifest, dict):
+        manifest = Manifest.from_dict({**manifest, "format": FORMAT}, str(path))
+    tmp = path.with_name(MANIFEST + ".tmp")
+    tmp.write_text(json.dumps(manifest.to_dict(), indent=2, sort_keys=True) + "\n")
+    tmp.replace(path)  # atomic: a crash never leaves half a manifest

@@ -157,34 +157,23 @@ class CanvasSelector(nn.Module):
     """RL canvas-size policy: 1-layer GRU over the RDP-simplified stroke-5 sequence -> K logits.
 
     forward(seq: float32 (B, L, 5), lengths: int64 (B,), lam: float32 (B,) or None) -> (B, K) logits.
-    When ``conditioned``, the accuracy-vs-FLOPs weight lambda_F in [0, 1] is an input, so one policy
-    serves every setting of the app's knob, in one of two ways:
-
-    * ``costs`` None (the selectors of weights/default v1-v3): ``lambda_F ** (1 / lam_power)`` is one more input of the linear
-      head. Training draws lambda_F = u ** lam_power, so the policy sees u, spread over [0, 1].
-    * ``costs`` (K,) = the canvases' compute reward R_comp in [-1, 0]: the logits mirror the reward,
-      ``(1 - lambda_F) * head(h) + lambda_F * tau * costs`` with a learned temperature tau. The head
-      only has to learn which canvas the sketch needs; lambda_F trades it against FLOPs exactly as the
-      reward does, so the knob cannot be ignored (the concatenated input was: its single weight lost to
-      the GRU features and the policy saturated onto one canvas for every lambda_F).
+    ``costs`` (K,) are the canvases' compute reward R_comp in [-1, 0]. The policy is conditioned on the
+    accuracy-vs-FLOPs weight lambda_F in [0, 1], so one policy serves every setting of the app's knob:
+    the logits mirror the reward, ``(1 - lambda_F) * head(h) + lambda_F * tau * costs`` with a learned
+    temperature tau. The head only has to learn which canvas the sketch needs; lambda_F trades it against
+    FLOPs exactly as the reward does, so the knob cannot be ignored (lambda_F as one more head input was
+    tried: its single weight lost to the GRU features and the policy saturated onto one canvas).
     """
 
-    def __init__(self, num_canvases: int, hidden: int = 64, conditioned: bool = True, lam_power: float = 1.0,
-                 costs: tuple[float, ...] | list[float] | None = None) -> None:
+    def __init__(self, num_canvases: int, hidden: int = 64, *, costs: tuple[float, ...] | list[float]) -> None:
         super().__init__()
+        if len(costs) != num_canvases:
+            raise ValueError(f"costs need one value per canvas ({num_canvases}), got {len(costs)}")
         self.hidden = hidden
-        self.conditioned = conditioned
-        self.lam_power = float(lam_power)
         self.gru = nn.GRU(5, hidden, num_layers=1, batch_first=True)
-        self.tradeoff = costs is not None
-        if self.tradeoff:
-            if not conditioned or len(costs) != num_canvases:
-                raise ValueError(f"costs need a conditioned selector and one value per canvas ({num_canvases})")
-            self.register_buffer("costs", torch.tensor([float(c) for c in costs]))
-            self.log_tau = nn.Parameter(torch.tensor(3.0))  # tau = e^3 ~ 20 at the start
-            self.head = nn.Linear(hidden, num_canvases)
-        else:
-            self.head = nn.Linear(hidden + (1 if conditioned else 0), num_canvases)
+        self.head = nn.Linear(hidden, num_canvases)
+        self.register_buffer("costs", torch.tensor([float(c) for c in costs]))
+        self.log_tau = nn.Parameter(torch.tensor(3.0))  # tau = e^3 ~ 20 at the start
 
     def forward(
         self, seq: torch.Tensor, lengths: torch.Tensor, lam: torch.Tensor | None = None
@@ -197,15 +186,10 @@ class CanvasSelector(nn.Module):
 
     def decide(self, z: torch.Tensor, lam: torch.Tensor | None) -> torch.Tensor:
         """Logits (B, K) from the GRU's last hidden state ``z`` (B, hidden) and lambda_F (B,)."""
-        if not self.conditioned:
-            return self.head(z)
         if lam is None:
             raise ValueError("this selector is conditioned on lambda_F: pass lam")
-        lam = lam.view(-1, 1).to(z).clamp(0.0, 1.0)
-        if self.tradeoff:
-            return (1 - lam) * self.head(z) + lam * self.log_tau.exp() * self.costs
-        u = lam ** (1.0 / self.lam_power) if self.lam_power != 1.0 else lam
-        return self.head(torch.cat([z, u], 1))
+        lam = lam.view(-1, 1).to(z).clamp(0.0, 1.0)  # the Retriever validates the range; clamping keeps it defined
+        return (1 - lam) * self.head(z) + lam * self.log_tau.exp() * self.costs
 
 
 def gru_flops(input_size: int, hidden: int, steps: int) -> int:

@@ -22,12 +22,20 @@ import numpy as np
 import torch
 
 from sketchdown.bundles.bundle import ModelBundle
-from sketchdown.bundles.flops import selector_flops
 from sketchdown.retrieval.accel import OnnxBranch, OnnxSelector, resolve_backend
+from sketchdown.retrieval.encode import (
+    Runner,
+    SelectOne,
+    branch_runner,
+    choose_canvases,
+    encode_queries,
+    encode_sketches,
+    query_hogs,
+    search_vectors,
+)
 from sketchdown.retrieval.gallery import GalleryError, GalleryIndex, build_gallery, check_granularity, default_index_dir
-from sketchdown.sketch.hog import fuse_queries, hog_descriptor, hog_flops
-from sketchdown.sketch.render import ink_to_tensor, render_sketch
-from sketchdown.sketch.strokes import Sketch, SketchError, stroke_sequence
+from sketchdown.sketch.hog import hog_flops
+from sketchdown.sketch.strokes import Sketch, SketchError
 
 _EXPORT_LOCK = threading.Lock()
 
@@ -136,25 +144,23 @@ class Retriever:
         return cls(bundle, g, backend=backend)
 
     # ---- one query ------------------------------------------------------------------------
+    def _run(self, model: str) -> Runner:
+        """The branch's runner on this Retriever's backend (ONNX sessions are built per canvas on first use)."""
+        if self.backend == "onnx":
+            return lambda x, canvas: self._runner(model, canvas)(x)
+        return branch_runner(self.bundle.sketch[model], logits=True)
+
+    def _select(self) -> SelectOne | None:
+        """The selector one sketch at a time on this backend (None: the eager policy)."""
+        if self.backend != "onnx":
+            return None
+        return lambda seq, lam: self._selector_runner()(seq, lam)
+
     def select_canvas(self, sketch: Sketch, model: str, lam: float | None = None) -> tuple[int, dict[int, float] | None, int]:
         """Canvas the selector picks for ``sketch`` (and its probabilities and FLOPs); the model's
         default canvas where there is no selector for this model or the sketch is raster-only."""
-        b = self.bundle.sketch[model]
-        sel = self.bundle.selector
-        if sel is None or sel.model != model or sketch.is_raster:
-            return b.default_canvas, None, 0
-        seq = stroke_sequence(sketch)
-        lam = sel.default_lam if lam is None else float(lam)
-        if self.backend == "onnx":
-            logits = torch.from_numpy(self._selector_runner()(seq, lam))
-        else:
-            with torch.inference_mode():
-                logits = sel.policy(
-                    torch.from_numpy(seq)[None], torch.tensor([len(seq)]), torch.tensor([lam], dtype=torch.float32)
-                )[0]
-        probs = torch.softmax(logits, -1).numpy()
-        canvas = b.canvas_sizes[int(np.argmax(probs))]
-        return canvas, {int(c): float(p) for c, p in zip(b.canvas_sizes, probs, strict=True)}, selector_flops(sel.policy, len(seq))
+        c = choose_canvases(self.bundle, [sketch], model, None, lam, self._select())
+        return c.canvases[0], c.probs[0], c.flops[0]
 
     @property
     def granularity(self) -> str:
@@ -173,30 +179,21 @@ class Retriever:
         """The search vector: the embedding (D,), or ``[embedding, alpha * HOG]`` when the weight set
         fuses HOG (zeros in place of the HOG when ``alpha`` is 0), matching the gallery's vectors.
         ``ink``: the sketch already drawn at the HOG's size, if the encoder's canvas was that size."""
-        hog = self.bundle.hog
-        if hog is None:
-            return embedding
-        h = None
-        if alpha > 0:
-            h = hog_descriptor(ink if ink is not None else render_sketch(sketch, hog.size, self.bundle.render), hog)
-        return fuse_queries(embedding, h, alpha, hog)[0]
+        fuse = self.bundle.hog is not None and alpha > 0
+        hogs = query_hogs(self.bundle, [sketch], None if ink is None else [ink]) if fuse else None
+        return search_vectors(self.bundle, np.asarray(embedding, np.float32)[None], hogs, alpha)[0]
+
+    def _categories(self, logits: np.ndarray | None) -> list[tuple[str, float]]:
+        """The three likeliest categories (name, probability) from one sketch's logits (C,)."""
+        if logits is None or not self.bundle.classes:
+            return []
+        p = torch.softmax(torch.from_numpy(logits), -1).numpy()
+        return [(self.bundle.classes[i], float(p[i])) for i in np.argsort(-p)[:3]]
 
     def embed(self, sketch: Sketch, model: str, canvas: int) -> tuple[np.ndarray, np.ndarray, list[tuple[str, float]]]:
         """Render at ``canvas`` and encode: (embedding (D,), canvas image, top categories)."""
-        b = self.bundle.sketch[model]
-        img = render_sketch(sketch, canvas, self.bundle.render)
-        x = ink_to_tensor(img)
-        if self.backend == "onnx":
-            e, logits = self._runner(model, canvas)(x)
-        else:
-            with torch.inference_mode():
-                e, logits = b.encoder.forward_with_logits(x, b.canvas_index(canvas))
-        cats: list[tuple[str, float]] = []
-        if logits is not None and self.bundle.classes:
-            p = torch.softmax(logits[0], -1).numpy()
-            top = np.argsort(-p)[:3]
-            cats = [(self.bundle.classes[i], float(p[i])) for i in top]
-        return e[0].numpy(), img, cats
+        enc = encode_sketches(self._run(model), [sketch], [canvas], self.bundle.render, keep_inks=True)
+        return enc.embeddings[0], enc.inks[0], self._categories(enc.logits_of(0))
 
     def retrieve(
         self, sketch: Sketch, k: int = 10, canvas: str | int = "auto", model: str | None = None, lam: float | None = None,
@@ -218,18 +215,13 @@ class Retriever:
         if model not in self.bundle.sketch:
             raise ValueError(f"unknown model {model!r}; this weight set has {sorted(self.bundle.sketch)}")
         b = self.bundle.sketch[model]
-        sel_flops, probs = 0, None
-        if canvas == "auto":
-            size, probs, sel_flops = self.select_canvas(sketch, model, lam)
-        else:
-            size = int(canvas)
-            b.canvas_index(size)  # validates
-        emb, img, cats = self.embed(sketch, model, size)
         alpha = self.hog_alpha(model, fusion)
+        q = encode_queries(self.bundle, [sketch], model, None if canvas == "auto" else int(canvas), lam, alpha,
+                           run=self._run(model), select=self._select(), keep_inks=True)
+        size, probs, sel_flops = q.choice.canvases[0], q.choice.probs[0], q.choice.flops[0]
         hog_fl = hog_flops(self.bundle.hog) if alpha > 0 else 0
-        hog = self.bundle.hog
-        ink = img if hog is not None and size == hog.size else None  # one render when the canvases agree
-        scores, ids = self.gallery.search(self.query_vector(sketch, emb, alpha, ink)[None], k)
+        scores, ids = self.gallery.search(q.vectors, k)
+        img, emb, cats = q.encoded.inks[0], q.encoded.embeddings[0], self._categories(q.encoded.logits_of(0))
         latency = (time.perf_counter() - t0) * 1000
         g = self.gallery
         hits = [

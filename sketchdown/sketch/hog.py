@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass
 import cv2
 import numpy as np
 
-from sketchdown.sketch.render import RenderSpec, render_ink, render_sketch
+from sketchdown.sketch.render import RenderSpec, render_ink, render_sketches
 from sketchdown.sketch.strokes import Sketch
 
 
@@ -130,10 +130,8 @@ def sketch_hogs(sketches: list[Sketch], spec: HogSpec, render: RenderSpec = Rend
     """HOG ``(N, D)`` of sketches drawn at ``spec.size`` (bbox-cropped, like the encoders' input)."""
     if not sketches:
         return np.zeros((0, spec.dim), np.float32)
-    return np.concatenate([
-        hog_descriptor(np.stack([render_sketch(s, spec.size, render) for s in sketches[j : j + bs]]), spec)
-        for j in range(0, len(sketches), bs)
-    ])
+    return np.concatenate([hog_descriptor(render_sketches(sketches[j : j + bs], spec.size, render), spec)
+                           for j in range(0, len(sketches), bs)])
 
 
 def ink_hogs(inks: list[np.ndarray], spec: HogSpec, render: RenderSpec = RenderSpec(), bs: int = 256) -> np.ndarray:

@@ -8,6 +8,7 @@ input (white paper = +1, ink = -1, three channels, like the ImageNet models' [-1
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import cv2
@@ -34,6 +35,14 @@ def render_sketch(sketch: Sketch, size: int, spec: RenderSpec = RenderSpec()) ->
     if sketch.is_raster:
         return render_ink(sketch.raster.astype(np.float32) / 255.0, size, spec)
     return _downsample(_draw(sketch, max(REF_SIZE, size), spec), size)
+
+
+def render_sketches(sketches: Sequence[Sketch], size: int, spec: RenderSpec = RenderSpec()) -> np.ndarray:
+    """``render_sketch`` of each sketch: float32 ``(B, size, size)`` in [0, 1] (``(0, size, size)`` for none)."""
+    if not sketches:
+        _check_size(size)
+        return np.zeros((0, size, size), np.float32)
+    return np.stack([render_sketch(s, size, spec) for s in sketches])
 
 
 def render_sketch_sizes(sketch: Sketch, sizes: tuple[int, ...] | list[int], spec: RenderSpec = RenderSpec()) -> dict[int, np.ndarray]:
@@ -72,20 +81,25 @@ def _downsample(img: np.ndarray, size: int) -> np.ndarray:
     return img.astype(np.float32) / 255.0
 
 
-def crop_square(ink: np.ndarray, spec: RenderSpec = RenderSpec()) -> np.ndarray:
-    """Crop an ink map ``(H, W)`` float in [0, 1] to its ink bounding box, padded to a square with margin."""
-    mask = ink > spec.ink_threshold
+def pad_to_bbox_square(img: np.ndarray, mask: np.ndarray, margin: float, fill: float | int = 0) -> np.ndarray:
+    """``img`` ``(H, W)`` or ``(H, W, C)`` cropped to the bounding box of ``mask`` ``(H, W)`` bool and
+    centred on a square of ``fill`` with ``margin`` (fraction of the side) blank on each side; ``img``
+    itself when ``mask`` is empty. Keeps ``img``'s dtype."""
     if not mask.any():
-        return ink
+        return img
     ys, xs = np.nonzero(mask)
-    y0, y1, x0, x1 = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1
-    crop = ink[y0:y1, x0:x1]
-    h, w = crop.shape
-    side = int(np.ceil(max(h, w) / (1 - 2 * spec.margin)))
-    out = np.zeros((side, side), np.float32)
+    crop = img[ys.min() : ys.max() + 1, xs.min() : xs.max() + 1]
+    h, w = crop.shape[:2]
+    side = int(np.ceil(max(h, w) / (1 - 2 * margin)))
+    out = np.full((side, side, *img.shape[2:]), fill, img.dtype)
     oy, ox = (side - h) // 2, (side - w) // 2
     out[oy : oy + h, ox : ox + w] = crop
     return out
+
+
+def crop_square(ink: np.ndarray, spec: RenderSpec = RenderSpec()) -> np.ndarray:
+    """Crop an ink map ``(H, W)`` float in [0, 1] to its ink bounding box, padded to a square with margin."""
+    return pad_to_bbox_square(ink, ink > spec.ink_threshold, spec.margin, 0.0)
 
 
 def render_ink(ink: np.ndarray, size: int, spec: RenderSpec = RenderSpec()) -> np.ndarray:

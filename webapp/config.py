@@ -1,0 +1,68 @@
+"""What the app serves and where: command-line flags > environment > the library's defaults.
+
+The ``SKETCHDOWN_*`` variables are read by :mod:`sketchdown.config`; this module adds the server
+address (``GRADIO_SERVER_NAME``, ``GRADIO_SERVER_PORT`` / ``PORT``, as Gradio and Spaces set them).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sketchdown import config
+from sketchdown.retrieval.gallery import GRANULARITIES
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 7860
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The app's command line (``python app.py --help``); unset flags are None."""
+    p = argparse.ArgumentParser(description="SketchDown web app (Gradio)")
+    p.add_argument("--weights", help="weights folder, hf://owner/name or imagenet-lite0 (env SKETCHDOWN_WEIGHTS_SET)")
+    p.add_argument("--gallery", help="folder of photos to search (env SKETCHDOWN_GALLERY; default gallery/photos)")
+    p.add_argument("--granularity", choices=GRANULARITIES,
+                   help="the gallery's kind, which picks the HOG weight: category (many kinds) or instance (one kind, "
+                        "e.g. only chairs) (env SKETCHDOWN_GRANULARITY; default: what its index recorded, else category)")
+    p.add_argument("--host", help="bind address (env GRADIO_SERVER_NAME; default 127.0.0.1)")
+    p.add_argument("--port", type=int, help="port (env GRADIO_SERVER_PORT or PORT; default 7860)")
+    return p.parse_args(argv)
+
+
+@dataclass(frozen=True)
+class AppConfig:
+    """Everything the app is built from.
+
+    ``weights``: a weights folder, ``hf://owner/name`` or ``imagenet-lite0``; ``gallery``: the default
+    photo folder; ``granularity``: ``category``/``instance`` or None (what the gallery's index recorded);
+    ``index_dir``: where the gallery's index lives (None: the library's default location for the folder);
+    ``examples_dir``: folder with ``traced_*.json`` example sketches; ``warmup``: run one query per branch
+    at load so the first stroke is not slow.
+    """
+
+    weights: str
+    gallery: Path
+    granularity: str | None = None
+    host: str = DEFAULT_HOST
+    port: int = DEFAULT_PORT
+    index_dir: Path | None = None
+    examples_dir: Path = field(default_factory=config.examples_dir)
+    warmup: bool = True
+
+    @classmethod
+    def from_env(cls, args: argparse.Namespace | None = None) -> AppConfig:
+        """The configuration from parsed flags (:func:`parse_args`; None = no flags) over the environment."""
+        def arg(name: str):
+            return getattr(args, name, None) if args is not None else None
+
+        host = arg("host") or os.environ.get("GRADIO_SERVER_NAME") or DEFAULT_HOST
+        port = arg("port") or os.environ.get("GRADIO_SERVER_PORT") or os.environ.get("PORT") or DEFAULT_PORT
+        return cls(
+            weights=config.default_weights_ref(arg("weights")),
+            gallery=config.gallery_dir(arg("gallery")),
+            granularity=config.granularity(arg("granularity")),
+            host=host,
+            port=int(port),
+        )

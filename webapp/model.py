@@ -1,0 +1,113 @@
+"""The shared, read-only model: weights and the default gallery's index, loaded once per process.
+
+Everything user-specific lives in :class:`webapp.session.Session`; an :class:`AppModel` is only read
+by the handlers, so concurrent requests may share it.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from sketchdown.bundles.bundle import ModelBundle, SketchBranch, load_bundle
+from sketchdown.retrieval.gallery import GalleryError
+from sketchdown.retrieval.retriever import Retriever
+from sketchdown.sketch.imageio import ImageError
+from webapp.config import AppConfig
+
+log = logging.getLogger("sketchdown.app")
+
+HEAVY_GFLOPS = 5.0  # a full network above this is labelled as on-demand in the model picker
+
+
+def arch_name(branch: SketchBranch) -> str:
+    """A reader's name for a branch's backbone: "VGG-16", "EfficientNet-Lite", "MobileNetV2"/torchvision trunks."""
+    kind = type(branch.encoder.backbone).__name__
+    return {"VGGFeatures": "VGG-16", "LiteFeatures": "EfficientNet-Lite"}.get(kind, "CNN")
+
+
+@dataclass
+class AppModel:
+    """Loaded weights and the default gallery's retriever; ``error`` holds one line per load problem
+    (shown as a banner: the app keeps serving without weights or without a default gallery)."""
+
+    weights_ref: str
+    gallery_dir: Path
+    bundle: ModelBundle | None = None
+    retriever: Retriever | None = None  # over the default gallery (gallery None when it failed)
+    error: str = ""
+    load_seconds: float = 0.0
+
+    @property
+    def choices(self) -> list[tuple[str, str]]:
+        """Model radio: (label, value); value "<branch>+selector" or "<branch>"."""
+        b = self.bundle
+        if b is None:
+            return []
+        out = []
+        if b.selector:
+            out.append((f"{b.selector.model} + canvas selector", f"{b.selector.model}+selector"))
+        full = b.full.name
+        for name in b.sketch:
+            if name != full:
+                out.append((f"{name} alone (no selector)", name))
+        gf = b.full.flops(b.full.default_canvas) / 1e9
+        # a VGG-16 full network costs ~40 GFLOPs (~0.2-0.5 s a stroke on a 2-core CPU): it runs only when picked
+        slow = f", {gf:.0f} GFLOPs a query: runs only while picked, slow on a CPU" if gf > HEAVY_GFLOPS else ""
+        out.append((f"{full} — full network ({arch_name(b.full)}{slow})", full))
+        return out
+
+    @property
+    def default_choice(self) -> str | None:
+        c = self.choices
+        return c[0][1] if c else None
+
+
+def _print_progress(what: str) -> Callable[[int, int], None]:
+    """An indexing progress callback ``(done, total)`` printing to stderr every 10%."""
+    last = [-1]
+
+    def cb(i: int, n: int) -> None:
+        pct = int(100 * i / max(1, n))
+        if pct // 10 != last[0] // 10 or i == n:
+            last[0] = pct
+            print(f"[sketchdown] {what}: {i}/{n} photos", file=sys.stderr, flush=True)
+
+    return cb
+
+
+def load_model(cfg: AppConfig) -> AppModel:
+    """Load the weights and the default gallery's index (building it when missing or stale).
+    Never raises: a problem is recorded in ``AppModel.error``."""
+    t0 = time.perf_counter()
+    m = AppModel(cfg.weights, Path(cfg.gallery))
+    try:
+        m.bundle = load_bundle(cfg.weights)
+    except Exception as e:  # WeightsError, or anything else: the app still starts and says why
+        m.error = f"Could not load weights {cfg.weights!r}: {e}"
+        log.error(m.error)
+        return m
+    try:
+        m.retriever = Retriever.from_folder(m.bundle, cfg.gallery, cfg.index_dir,
+                                            progress=_print_progress(f"indexing {cfg.gallery}"), granularity=cfg.granularity)
+    except (GalleryError, ImageError, OSError) as e:
+        m.error = f"Default gallery unavailable ({e}); upload your own photos below."
+        log.error(m.error)
+        m.retriever = Retriever(m.bundle, None)
+    if cfg.warmup:
+        m.retriever.warmup()
+    m.load_seconds = time.perf_counter() - t0
+    return m
+
+
+def configure_logging() -> None:
+    """Send the app's log lines to stderr with a ``[sketchdown]`` prefix (once per process)."""
+    if not log.handlers:
+        h = logging.StreamHandler()
+        h.setFormatter(logging.Formatter("[sketchdown] %(levelname)s %(message)s"))
+        log.addHandler(h)
+        log.setLevel(logging.INFO)

@@ -1,0 +1,174 @@
+"""What the app shows: the selector and FLOP-counter panels (HTML), result captions with photo
+credits, the comparison header and the page header. (The FLOPs-vs-accuracy plot is
+:func:`sketchdown.eval.plot.flops_vs_acc`, shared with ``training.make_results``.)"""
+
+from __future__ import annotations
+
+import base64
+import functools
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from sketchdown.eval.plot import fmt_gflops
+from sketchdown.retrieval.retriever import RetrievalResult
+from webapp.model import AppModel, arch_name
+from webapp.session import Session
+
+COMPARE_EMPTY = "Pick a model under **Compare with** to see its ranked list next to the current one."
+
+
+def ink_png_uri(ink: np.ndarray, display: int = 192) -> str:
+    """The network's input canvas as a data URI, upscaled nearest-neighbour so pixels stay visible."""
+    a = np.asarray(ink, np.float32)
+    if a.ndim == 3:
+        a = a.mean(-1) if a.shape[-1] in (1, 3) else a.mean(0)
+    img = (255 * (1 - np.clip(a, 0, 1))).astype(np.uint8)
+    f = max(1, display // max(img.shape))
+    img = np.repeat(np.repeat(img, f, 0), f, 1)
+    buf = io.BytesIO()
+    Image.fromarray(img, "L").save(buf, "PNG", optimize=False)
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
+
+
+def esc(s: Any) -> str:
+    """``str(s)`` escaped for HTML text and double-quoted attributes."""
+    return str(s).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace('"', "&quot;")
+
+
+SELECTOR_EMPTY = (
+    "<div class='sd-panel sd-empty'><div class='sd-badge sd-badge-idle'>canvas — px</div>"
+    "<p>Draw on the canvas: the selector picks the resolution the network sees, live.</p></div>"
+)
+FLOPS_EMPTY = "<div class='sd-panel sd-empty'><div class='sd-kpi'><b>—</b> GFLOPs</div><p>FLOP counter: waiting for a sketch.</p></div>"
+
+
+def selector_html(res: RetrievalResult, how: str, lam: float | None) -> str:
+    """The selector panel: the chosen canvas, one probability bar per canvas, the abstraction gauge and
+    the canvas as the network saw it; ``how`` is "selector", "forced" or "fixed"."""
+    probs = res.canvas_probs
+    chosen = res.canvas
+    if probs:
+        sub = f"picked by the canvas selector (λ<sub>F</sub> = {lam:g}), {100 * probs.get(chosen, 0):.0f}% sure"
+    elif how == "forced":
+        sub = "forced by you (selector off)"
+    else:
+        sub = f"the fixed canvas of <b>{esc(res.model)}</b>"
+    rows = ""
+    options = sorted(probs) if probs else [chosen]
+    for c in options:
+        p = probs[c] if probs else 1.0
+        rows += (
+            f"<div class='sd-bar-row{' sd-chosen' if c == chosen else ''}'><span class='sd-bar-label'>{c} px</span>"
+            f"<span class='sd-bar'><span style='width:{100 * p:.1f}%'></span></span><span class='sd-bar-val'>{100 * p:.0f}%</span></div>"
+        )
+    if res.abstraction is not None:
+        a = res.abstraction
+        abstr = (
+            f"<div class='sd-abs'><span>abstraction</span><span class='sd-gauge'><span style='left:{100 * a:.1f}%'></span></span>"
+            f"<b>{a:.2f}</b></div><div class='sd-abs-scale'><span>detailed</span><span>abstract</span></div>"
+        )
+    else:
+        abstr = "<div class='sd-abs sd-muted'>abstraction: — (estimated only by the selector)</div>"
+    uri = ink_png_uri(res.canvas_image)
+    return (
+        "<div class='sd-panel sd-selector'>"
+        "<div class='sd-sel-main'>"
+        f"<div class='sd-sel-text'><div class='sd-badge'>canvas <b>{chosen}</b> px</div><div class='sd-sub'>{sub}</div>"
+        f"<div class='sd-bars'>{rows}</div>{abstr}</div>"
+        f"<figure class='sd-netview'><img alt='the sketch as the network saw it' src='{uri}'/>"
+        f"<figcaption>what the network saw: {chosen}×{chosen}</figcaption></figure>"
+        "</div></div>"
+    )
+
+
+def flops_html(res: RetrievalResult, s: Session) -> str:
+    """The FLOP counter: this query's GFLOPs against the full network's, latency, and the session's totals."""
+    save = res.saving_pct
+    save_txt = f"{save:.0f}% fewer FLOPs" if save >= 0.5 else ("same as the full network" if save > -0.5 else f"{-save:.0f}% more FLOPs")
+    parts = [f"{name}: {1000 * g:.2g} MFLOPs" for name, g in (("selector", res.selector_gflops), ("HOG", res.hog_gflops)) if g > 0]
+    if res.hog_alpha > 0:
+        parts[-1] += f", weight {res.hog_alpha:g}"
+    sel = f" ({', '.join(parts)})" if parts else ""
+    return (
+        "<div class='sd-panel sd-flops'>"
+        "<div class='sd-kpis'>"
+        f"<div class='sd-kpi'><b class='sd-q-gflops'>{fmt_gflops(res.gflops)}</b><span>GFLOPs this query{sel}</span></div>"
+        f"<div class='sd-kpi'><b>{fmt_gflops(res.full_gflops)}</b><span>GFLOPs full network, same sketch</span></div>"
+        f"<div class='sd-kpi sd-save'><b>{save:.0f}%</b><span>{save_txt}</span></div>"
+        f"<div class='sd-kpi'><b>{res.latency_ms:.0f}</b><span>ms on this CPU</span></div>"
+        "</div>"
+        f"<div class='sd-session'>This session: <b>{s.queries}</b> retrievals (live updates while you draw count too) · <b>{fmt_gflops(s.gflops)}</b> GFLOPs used vs "
+        f"<b>{fmt_gflops(s.full_gflops)}</b> for the full network · saved <b>{s.saving_pct:.0f}%</b></div>"
+        "</div>"
+    )
+
+
+@functools.lru_cache(maxsize=16)
+def photo_credits(photo_dir: str) -> dict[str, str]:
+    """Photo file name -> "author, licence" for the photos whose ``metadata.json`` (beside the folder or
+    in it) names an author: the default gallery's GCompris photos, whose CC-BY licences ask for credit
+    where the photo is shown. Empty for folders without such a file."""
+    # which metadata.json belongs to a folder follows sketchdown.retrieval.gallery._labels_for (labels, categories);
+    # credits are looked up here rather than stored in the index so the index format stays as measured
+    root = Path(photo_dir)
+    meta = root / "metadata.json"
+    if not meta.is_file() and root.name == "photos":  # the default gallery's layout: gallery/{photos/,metadata.json}
+        meta = root.parent / "metadata.json"
+    if not meta.is_file():
+        return {}
+    try:
+        items = json.loads(meta.read_text("utf-8")).get("items", [])
+    except (OSError, ValueError, AttributeError):
+        return {}  # someone else's metadata.json: no credits rather than no results
+    return {Path(str(it["file"])).name: f"{it['author']}, {it.get('license') or 'licence unknown'}"
+            for it in items if isinstance(it, dict) and it.get("author") and it.get("file")}
+
+
+def gallery_items(res: RetrievalResult) -> list[tuple[str, str]]:
+    """(photo path, caption) per hit for ``gr.Gallery``: rank, label, score and the photographer's credit."""
+    out = []
+    for h in res.hits:
+        p = Path(h.path)
+        credit = photo_credits(str(p.parent)).get(p.name)
+        if credit and not credit.startswith("©"):  # some authors already write "© 2014 ..."
+            credit = "© " + credit
+        out.append((h.path, f"#{h.rank} {h.label or p.stem} · {h.score:.2f}" + (f" · {credit}" if credit else "")))
+    return out
+
+
+def compare_header(a: RetrievalResult, b: RetrievalResult, k: int) -> str:
+    """Markdown above the two comparison lists: each model's canvas and GFLOPs, and their top-k overlap."""
+    shared = len({h.index for h in a.hits} & {h.index for h in b.hits})
+
+    def desc(r: RetrievalResult) -> str:
+        how = "selector" if r.canvas_probs else "fixed"
+        return f"**{r.model}** · canvas {r.canvas} px ({how}) · {fmt_gflops(r.gflops)} GFLOPs"
+
+    return f"Left: {desc(a)}  \nRight: {desc(b)}  \nPhotos in both top-{k} lists: **{shared}** of {min(k, len(a.hits))}"
+
+
+def header_markdown(m: AppModel) -> str:
+    """The page header (Markdown): what the app does, the weight set's branches and canvases, the gallery size."""
+    b = m.bundle
+    if b is None:
+        return "# ✏️ SketchDown"
+    parts = []
+    for name, br in b.sketch.items():
+        sizes = "/".join(str(c) for c in br.canvas_sizes)
+        parts.append(f"{name}{f' (full network, {arch_name(br)})' if br is b.full else ''} @ {sizes} px")
+    sel = f" + canvas selector (λ<sub>F</sub> ∈ {{{', '.join(f'{x:g}' for x in b.selector.lams)}}})" if b.selector else ""
+    g = m.retriever.gallery if m.retriever else None
+    gal = f"**{len(g)}** photos in `{m.gallery_dir.name}`" if g is not None else "no default gallery"
+    return (
+        "# ✏️ SketchDown: sketch it, find the photo — on a FLOP budget\n"
+        "Draw on the canvas: after every stroke a light student encoder ranks the photos, and a small RL policy picks "
+        "the canvas size the network looks at (rough sketches need fewer pixels). The counter compares every query's "
+        "FLOPs with the full network's.  \n"
+        f"Weights **{b.name}**: {', '.join(parts)}{sel} · {gal}"
+    )
+
