@@ -10,7 +10,7 @@
 | ``SKETCHDOWN_DATA`` | research datasets (ChairV2, Sketchy) | ``../shared/data`` |
 | ``SKETCHDOWN_QUICKDRAW`` | Quick, Draw! files | ``$SKETCHDOWN_CACHE/quickdraw`` |
 | ``SKETCHDOWN_BACKEND`` | sketch-branch runtime: ``onnx``, ``eager`` or ``auto`` | ``auto`` (onnx when installed) |
-| ``SKETCHDOWN_PHOTO_BF16`` | ``0`` keeps the photo side (HED, photo branch) in fp32 on bf16 CPUs | ``1`` |
+| ``SKETCHDOWN_PHOTO_BF16`` | ``1`` runs the photo side (HED, photo branch) in bf16 on CPUs with native bf16: ~2x faster indexing, rankings move by up to ~1 Acc@1 | ``0`` (fp32) |
 | ``SKETCHDOWN_THREADS`` | torch threads in training scripts | all cores (split under torchrun) |
 
 Every function reads the environment when called, so a test can set a variable and call again.
@@ -88,8 +88,9 @@ def backend(value: str | None = None) -> str:
 
 
 def photo_bf16() -> bool:
-    """Whether the photo side may run in bf16 where the CPU has it (``SKETCHDOWN_PHOTO_BF16=0`` turns it off)."""
-    return os.environ.get("SKETCHDOWN_PHOTO_BF16", "1") != "0"
+    """Whether the photo side may run in bf16 where the CPU has it (``SKETCHDOWN_PHOTO_BF16=1``; off by default,
+    so the shipped indexes and measured results, made in fp32, are what a user gets)."""
+    return os.environ.get("SKETCHDOWN_PHOTO_BF16", "0") == "1"
 
 
 def torch_threads(world_size: int = 1) -> int:

@@ -103,6 +103,23 @@ def test_bf16_photo_embeddings_match_fp32(photos, rgb_bundle, monkeypatch: pytes
     assert np.array_equal(sim_ref.argmax(1), sim_fast.argmax(1))
 
 
+def test_photo_precision_is_fp32_by_default_and_recorded(photos, rgb_bundle, monkeypatch: pytest.MonkeyPatch) -> None:
+    """fp32 unless asked for: the shipped indexes and results are fp32. A bf16 index or edge map carries
+    its precision in its key, so neither is ever read back for fp32 queries (or the other way)."""
+    from sketchdown.bundles.photo import EdgeCache, photo_precision
+    from sketchdown.retrieval.gallery import index_photo_id
+
+    monkeypatch.delenv("SKETCHDOWN_PHOTO_BF16", raising=False)
+    f = find_photos(photos)[0]
+    assert photo_precision() == "fp32" and index_photo_id(rgb_bundle) == rgb_bundle.photo_id
+    fp32_key = EdgeCache("/tmp/unused").key(f)
+    monkeypatch.setenv("SKETCHDOWN_PHOTO_BF16", "1")
+    if native_bf16():
+        assert index_photo_id(rgb_bundle) == rgb_bundle.photo_id + "+bf16" and EdgeCache("/tmp/unused").key(f) != fp32_key
+    else:  # asked for, but this CPU would emulate bf16 slowly: fp32, same keys
+        assert photo_precision() == "fp32" and EdgeCache("/tmp/unused").key(f) == fp32_key
+
+
 def test_flat_search_equals_brute_force(built) -> None:
     g, _ = built
     emb = g.embeddings()

@@ -34,15 +34,21 @@ def native_bf16() -> bool:
         return False
 
 
+def photo_precision() -> str:
+    """``"bf16"`` where the photo side runs in bf16 (asked for, and native on this CPU), else ``"fp32"``."""
+    return "bf16" if config.photo_bf16() and native_bf16() else "fp32"
+
+
 def photo_autocast(x: torch.Tensor) -> tuple[torch.Tensor, contextlib.AbstractContextManager]:
     """``x`` in channels-last layout and the context to run a photo-side VGG-16 (HED, photo branch) in.
 
     Why: indexing runs two VGG-16s per photo (~80 GFLOPs). On a CPU with native bf16, bf16 autocast in
     channels-last layout halves the time (bench: 0.47 -> ~0.2 s a photo) while embeddings move by ~0.3%
-    (tested against fp32). Elsewhere, or with ``SKETCHDOWN_PHOTO_BF16=0``, it is plain fp32.
+    (tested against fp32), enough to move ChairV2 test Acc@1 by up to ~1 point either way, so it is
+    opt-in (``SKETCHDOWN_PHOTO_BF16=1``); edge caches and gallery indexes record the precision.
     """
     x = x.contiguous(memory_format=torch.channels_last)
-    if native_bf16() and config.photo_bf16():
+    if photo_precision() == "bf16":
         return x, torch.autocast("cpu", dtype=torch.bfloat16)
     return x, contextlib.nullcontext()
 
@@ -128,6 +134,8 @@ class EdgeCache:
     def key(self, path: Path) -> Path:
         h = hashlib.sha1(path.read_bytes())
         h.update(f"|hed{HED_SIZE}".encode())
+        if photo_precision() == "bf16":  # bf16 edges differ slightly: never mix them with fp32 ones
+            h.update(b"|bf16")
         d = h.hexdigest()
         return self.dir / d[:2] / f"{d}.png"
 

@@ -21,7 +21,16 @@ import numpy as np
 import torch
 
 from sketchdown import config
-from sketchdown.bundles.photo import EdgeCache, canvas_to_tensor, hed_edges, load_hed, photo_autocast, photo_canvas
+from sketchdown.bundles.bundle import ModelBundle
+from sketchdown.bundles.photo import (
+    EdgeCache,
+    canvas_to_tensor,
+    hed_edges,
+    load_hed,
+    photo_autocast,
+    photo_canvas,
+    photo_precision,
+)
 from sketchdown.sketch.hog import hog_descriptor
 from sketchdown.sketch.imageio import IMAGE_EXTS, ImageError, open_image
 from sketchdown.sketch.render import render_ink
@@ -187,7 +196,7 @@ class GalleryIndex:
 
 
 def embed_photos(
-    bundle: ModelBundle,  # noqa: F821 - avoid an import cycle
+    bundle: ModelBundle,
     files: list[Path],
     *,
     edge_cache: EdgeCache | None = None,
@@ -237,8 +246,14 @@ def embed_photos(
     return np.concatenate(embs).astype(np.float32), ok, errors
 
 
+def index_photo_id(bundle: ModelBundle) -> str:
+    """What a gallery index records as its photo encoder: the bundle's ``photo_id``, plus the precision
+    when the photo side ran in bf16 (an index built in bf16 is stale for fp32 queries and back)."""
+    return bundle.photo_id + ("+bf16" if photo_precision() == "bf16" else "")
+
+
 def build_gallery(
-    bundle: ModelBundle,  # noqa: F821
+    bundle: ModelBundle,
     photo_dir: str | os.PathLike,
     out: str | os.PathLike | None = None,
     *,
@@ -260,7 +275,7 @@ def build_gallery(
     labels, cats = _labels_for(root, rels)
     meta = {
         "weights": bundle.name,
-        "photo_id": bundle.photo_id,
+        "photo_id": index_photo_id(bundle),
         "photo_spec": vars(bundle.photo_spec),
         "dim": int(emb.shape[1]),
         "count": len(rels),

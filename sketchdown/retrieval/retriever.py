@@ -33,7 +33,14 @@ from sketchdown.retrieval.encode import (
     query_hogs,
     search_vectors,
 )
-from sketchdown.retrieval.gallery import GalleryError, GalleryIndex, build_gallery, check_granularity, default_index_dir
+from sketchdown.retrieval.gallery import (
+    GalleryError,
+    GalleryIndex,
+    build_gallery,
+    check_granularity,
+    default_index_dir,
+    index_photo_id,
+)
 from sketchdown.sketch.hog import hog_flops
 from sketchdown.sketch.strokes import Sketch, SketchError
 
@@ -134,7 +141,7 @@ class Retriever:
         "instance") overrides the one the index recorded (it only picks the HOG weight at query time)."""
         out = Path(index_dir) if index_dir else default_index_dir(photo_dir, bundle.name)
         try:
-            g = GalleryIndex.load(out, photo_dir, bundle.photo_id)
+            g = GalleryIndex.load(out, photo_dir, index_photo_id(bundle))
         except GalleryError:
             if rebuild == "never":
                 raise
