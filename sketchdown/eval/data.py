@@ -204,7 +204,7 @@ def load_gallery_pseudo(
 
     split ``train``: the training photos and their pseudo-sketches (held-out photos absent, not even
     as negatives). ``heldout``: every gallery photo as the gallery, sketches only for held-out photos
-    (the evaluation of issue #3). ``variants`` > 1 adds jittered copies (seeded, reproducible).
+    (the gallery benchmark). ``variants`` > 1 adds jittered copies (seeded, reproducible).
     """
     import json
 
