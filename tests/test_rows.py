@@ -124,13 +124,14 @@ def test_plot_lines_and_markers() -> None:
     legend = [t.get_text() for t in ax.get_legend().get_texts()]
     lines = {RowKey.parse(r["model"]).series(False).line for r in rows}
     assert set(legend[: len(lines)]) == lines  # one weight set: its name is left out
-    assert legend[len(lines):] == ["full network (this sketch)", "this query: 0.2 GFLOPs"]
+    assert legend[len(lines):] == ["paper: VGG-16 Triplet-SN (full network): 40.18 GFLOPs", "paper: SketchyNetV2 + selector: 0.254 GFLOPs",
+                                   "full network (this sketch)", "this query: 0.2 GFLOPs"]
     # each line's points are its rows' (GFLOPs, Acc@1), in FLOPs order
     for ln in ax.get_lines()[: len(lines)]:
         pts = sorted((r["gflops_per_query"], r["acc@1"]) for r in rows if RowKey.parse(r["model"]).series(False).line == ln.get_label())
         assert list(zip(ln.get_xdata(), ln.get_ydata(), strict=True)) == pts
     two = [dict(r, model=replace(RowKey.parse(r["model"]), weights=w).label()) for r in rows[:3] for w in ("a", "b")]
     fig2 = flops_vs_acc(two, title="t")
-    assert all(t.get_text().startswith(("a/", "b/")) for t in fig2.axes[0].get_legend().get_texts())
+    assert all(t.get_text().startswith(("a/", "b/", "paper: ")) for t in fig2.axes[0].get_legend().get_texts())
     assert flops_vs_acc({"rows": [{"model": "x/y@1", "acc@1": None, "gflops_per_query": 1.0}]}) is None
     assert flops_vs_acc([]) is None

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from sketchdown.eval.rows import RowKey, Series
+from sketchdown.eval.rows import HOG_TAG, RowKey, Series
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -57,16 +57,24 @@ def _series(label: str, weights: bool) -> Series:
         return Series(label, "")
 
 
+# Published points of *Sketch Down the FLOPs* (Sain et al., CVPR 2025) drawn for reference: the full
+# network's (GFLOPs, ChairV2 Acc@1), and the GFLOPs of its selector-driven student (no ChairV2 Acc@1 given).
+PAPER_FULL = (40.18, 45.65, "paper: VGG-16 Triplet-SN (full network)")
+PAPER_STUDENT_GFLOPS = (0.254, "paper: SketchyNetV2 + selector")
+# where a point's tag may go, in points from the point, tried in this order
+_TAG_OFFSETS = ((4, 4), (4, -11), (-16, 4), (-16, -11), (4, 13), (4, -20), (-16, 13), (-16, -20))
+
+
 def flops_vs_acc(
     results: Sequence[dict] | dict[str, Any] | None,
     *,
     current: float | None = None,
     full: float | None = None,
     title: str | None = None,
-    reference: tuple[float, str] | None = None,
-    figsize: tuple[float, float] = (6.4, 3.6),
+    paper: bool = True,
+    figsize: tuple[float, float] = (8.0, 3.8),
     dpi: int = 100,
-    legend_loc: str = "lower right",
+    legend_loc: str = "outside",
 ) -> Figure | None:
     """FLOPs (log x) vs Acc@1 of result rows; None when no row has both.
 
@@ -77,53 +85,103 @@ def flops_vs_acc(
     current: this query's GFLOPs (a red vertical line), e.g. ``RetrievalResult.gflops``.
     full: the full network's GFLOPs on the same sketch (a grey dashed line), ``RetrievalResult.full_gflops``.
     title: the plot's title (default "FLOPs vs accuracy on <dataset>").
-    reference: (Acc@1, text): a published result drawn as a horizontal line.
-    figsize, dpi, legend_loc: as matplotlib takes them.
+    paper: draw the paper's published full network (a star) and its student's GFLOPs (a dotted line).
+    figsize, dpi: as matplotlib takes them. legend_loc: ``"outside"`` (right of the axes, clear of the
+        curves) or a matplotlib location inside them.
 
-    The legend names the weight set only when the rows come from several. Returns a
-    ``matplotlib.figure.Figure`` (no pyplot state: safe in a server; ``fig.savefig(path)`` writes it).
+    One curve per family (a branch at fixed canvases, or a branch with the selector over lambda_F),
+    its points in FLOPs order and tagged with their canvas or lambda_F; a family's network-alone curve is
+    dashed with hollow markers, its ``+HOG`` curve solid in the same colour. Tags that would overlap
+    another are moved, or dropped when no place is free. The legend names the weight set only when the
+    rows come from several. Returns a ``matplotlib.figure.Figure`` (no pyplot state: safe in a server).
     """
     name, rows = metric_rows(results) if isinstance(results, dict) else ("", _plottable(list(results or [])))
     if not rows:
         return None
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
     fig = Figure(figsize=figsize, dpi=dpi)
+    FigureCanvasAgg(fig)  # a renderer to measure tags with
     ax = fig.add_subplot()
-    labels = [str(r.get("model", "?")) for r in rows]
-    several = len({lb.split("/", 1)[0] for lb in labels if "/" in lb}) > 1
-    series: dict[str, list[tuple[float, float, str]]] = {}
-    for r, lb in zip(rows, labels, strict=True):
-        line, tag = _series(lb, several)
-        series.setdefault(line, []).append((float(r["gflops_per_query"]), float(r["acc@1"]), tag))
-    for line, pts in series.items():
-        pts.sort()
-        ax.plot([p[0] for p in pts], [p[1] for p in pts], "o-" if len(pts) > 1 else "s", label=line)
-        for x, y, t in pts:
-            ax.annotate(t, (x, y), fontsize=7, xytext=(3, 3), textcoords="offset points")
+    tags = _draw_curves(ax, _curves(rows))
+    if paper:
+        _draw_paper(ax)
     if full:
         ax.axvline(full, color="gray", ls="--", lw=0.8, label="full network (this sketch)")
     if current:
         ax.axvline(current, color="crimson", lw=1.6, label=f"this query: {fmt_gflops(current)} GFLOPs")
     ax.set_xscale("log")
-    if reference is not None:
-        ax.axhline(reference[0], color="gray", ls="--", lw=0.8)
-        ax.text(ax.get_xlim()[0], reference[0] + 0.25, reference[1], fontsize=7, color="gray")
     _label_axes(ax, title or f"FLOPs vs accuracy{f' on {name}' if name else ''}", legend_loc)
     fig.tight_layout()
+    place_tags(fig, tags)
     return fig
 
 
+def _curves(rows: list[dict]) -> dict[str, list[tuple[float, float, str]]]:
+    """Line name -> its points (GFLOPs, Acc@1, tag), sorted by GFLOPs."""
+    labels = [str(r.get("model", "?")) for r in rows]
+    several = len({lb.split("/", 1)[0] for lb in labels if "/" in lb}) > 1
+    curves: dict[str, list[tuple[float, float, str]]] = {}
+    for r, lb in zip(rows, labels, strict=True):
+        line, tag = _series(lb, several)
+        curves.setdefault(line, []).append((float(r["gflops_per_query"]), float(r["acc@1"]), tag))
+    return {k: sorted(v) for k, v in curves.items()}
+
+
+def _draw_curves(ax: Any, curves: dict[str, list[tuple[float, float, str]]]) -> list[Any]:
+    """Draw each curve (colour per family, style per network-alone / +HOG); returns the point tags."""
+    colours: dict[str, Any] = {}
+    tags = []
+    for line, pts in curves.items():
+        family = line.removesuffix(HOG_TAG)
+        colour = colours.setdefault(family, f"C{len(colours) % 10}")
+        hog = line.endswith(HOG_TAG)
+        ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o" if len(pts) > 1 else "s", color=colour,
+                ls="-" if hog else "--", mfc=colour if hog else "white", label=line)
+        tags += [ax.annotate(t, (x, y), fontsize=7, xytext=_TAG_OFFSETS[0], textcoords="offset points", color=colour)
+                 for x, y, t in pts if t]
+    return tags
+
+
+def _draw_paper(ax: Any) -> None:
+    gf, acc, text = PAPER_FULL
+    ax.plot([gf], [acc], marker="*", ms=11, color="black", ls="none", label=f"{text}: {gf:g} GFLOPs")
+    gf, text = PAPER_STUDENT_GFLOPS
+    ax.axvline(gf, color="black", ls=":", lw=0.9, label=f"{text}: {gf:g} GFLOPs")
+
+
+def place_tags(fig: Figure, tags: list[Any]) -> None:
+    """Move each point tag to the first offset (``_TAG_OFFSETS``) where its box overlaps no tag placed
+    before it and stays inside the axes; hide it when there is none (the legend still names the curve)."""
+    renderer = fig.canvas.get_renderer()
+    placed: list[Any] = []
+    for tag in tags:
+        axes_box = tag.axes.get_window_extent(renderer)
+        for off in _TAG_OFFSETS:
+            tag.xyann = off
+            box = tag.get_window_extent(renderer)
+            inside = axes_box.x0 <= box.x0 and box.x1 <= axes_box.x1 and axes_box.y0 <= box.y0 and box.y1 <= axes_box.y1
+            if inside and not any(box.overlaps(b) for b in placed):
+                placed.append(box)
+                break
+        else:
+            tag.set_visible(False)
+
+
 def _label_axes(ax: Any, title: str, legend_loc: str) -> None:
-    """Titles, grid, legend, and plain numbers on the log axis (0.05, not 5x10^-2: GFLOPs are read off it)."""
+    """Titles, grid, legend (outside the axes, right, unless ``legend_loc`` names a place inside), and
+    plain numbers on the log axis (0.05, not 5x10^-2: GFLOPs are read off it; minor ticks at 2 and 5 only)."""
     from matplotlib.ticker import FuncFormatter
 
     ax.set_xlabel("GFLOPs per query (sketch branch, selector included; log)")
     ax.set_ylabel("Acc@1 (%)")
     ax.set_title(title, fontsize=10)
     ax.grid(alpha=0.3)
-    fmt = FuncFormatter(lambda v, _: f"{v:g}")
-    ax.xaxis.set_major_formatter(fmt)
-    ax.xaxis.set_minor_formatter(fmt)
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    ax.xaxis.set_minor_formatter(FuncFormatter(lambda v, _: f"{v:g}" if f"{v:.0e}"[0] in "25" else ""))
     ax.tick_params(axis="x", which="minor", labelsize=7)
-    ax.legend(fontsize=7, loc=legend_loc)
+    if legend_loc == "outside":
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0)
+    else:
+        ax.legend(fontsize=7, loc=legend_loc)
