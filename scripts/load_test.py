@@ -53,10 +53,12 @@ def pct(xs: list[float], q: float) -> float | None:
     return xs[min(len(xs) - 1, max(0, round(q / 100 * (len(xs) - 1))))]
 
 
-def start_app(port: int, timeout: float = 180.0, app_args: list[str] | None = None, cache: str | None = None) -> subprocess.Popen:
+def start_app(port: int, timeout: float = 180.0, app_args: list[str] | None = None, cache: str | None = None,
+              env: dict[str, str] | None = None) -> subprocess.Popen:
     """``app.py`` on 127.0.0.1:``port`` with ``app_args`` (e.g. ``--weights``); ``cache`` is its SKETCHDOWN_CACHE
-    (where the index of a gallery outside the repo goes). Returns once ``/`` answers."""
-    env = dict(os.environ, GRADIO_ANALYTICS_ENABLED="False", **({"SKETCHDOWN_CACHE": cache} if cache else {}))
+    (where the index of a gallery outside the repo goes); ``env``: more variables (e.g. its own TMPDIR).
+    Returns once ``/`` answers."""
+    env = dict(os.environ, GRADIO_ANALYTICS_ENABLED="False", **({"SKETCHDOWN_CACHE": cache} if cache else {}), **(env or {}))
     proc = subprocess.Popen([sys.executable, str(REPO / "app.py"), "--host", "127.0.0.1", "--port", str(port), *(app_args or [])],
                             cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     t0 = time.time()

@@ -354,7 +354,9 @@ _MANY_STROKES = "[" + ",".join(["[[1,2]]"] * (MAX_STROKES + 1)) + "]"
         ("[[[1, 2]", "could not be parsed"),
         ("", "could not be parsed"),
         ("{'a': 1}", "could not be parsed"),
-        ("[" * 100_000 + "]" * 100_000, "could not be parsed"),  # nesting too deep for the parser
+        ("[" * 100_000 + "]" * 100_000, "too many points"),  # more lists than points allowed: refused unparsed
+        ("[" * 60_000 + "]" * 60_000, "nested too deeply"),  # within the count, too deep for the parser
+        (f"[[[{'9' * 5001}, 1]]]", "within"),  # past Python's 4300-digit int limit
         ("null", "expected a list of strokes"),
         ('"strokes"', "expected a list of strokes"),
         ('{"strokes": 5}', "expected a list of strokes"),

@@ -16,6 +16,8 @@ from sketchdown.retrieval.gallery import GRANULARITIES
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 7860
+DEFAULT_IDLE_TIMEOUT_S = 1800.0  # uploaded photos of a session without requests for 30 min are deleted
+DEFAULT_INDEX_WORKERS = 2  # photos being indexed at once, over all users (one per core of a small server)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -28,6 +30,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         "e.g. only chairs) (env SKETCHDOWN_GRANULARITY; default: what its index recorded, else category)")
     p.add_argument("--host", help="bind address (env GRADIO_SERVER_NAME; default 127.0.0.1)")
     p.add_argument("--port", type=int, help="port (env GRADIO_SERVER_PORT or PORT; default 7860)")
+    p.add_argument("--idle-timeout", type=float, metavar="SECONDS",
+                   help=f"delete a session's uploaded photos after this long without a request "
+                        f"(default {DEFAULT_IDLE_TIMEOUT_S:.0f})")
+    p.add_argument("--index-workers", type=int, metavar="N",
+                   help=f"uploaded photos indexed at once over all users, in fair turns (default {DEFAULT_INDEX_WORKERS})")
     return p.parse_args(argv)
 
 
@@ -39,7 +46,10 @@ class AppConfig:
     photo folder; ``granularity``: ``category``/``instance`` or None (what the gallery's index recorded);
     ``index_dir``: where the gallery's index lives (None: the library's default location for the folder);
     ``examples_dir``: folder with ``traced_*.json`` example sketches; ``warmup``: run one query per branch
-    at load so the first stroke is not slow.
+    at load so the first stroke is not slow; ``idle_timeout_s``: seconds without a request after which a
+    session's uploaded photos are deleted (> 0; the page states it); ``index_workers``: photos decoded and
+    embedded at once over all users' uploads (>= 1), taken in turns photo by photo so that no upload waits
+    behind another's.
     """
 
     weights: str
@@ -50,6 +60,14 @@ class AppConfig:
     index_dir: Path | None = None
     examples_dir: Path = field(default_factory=config.examples_dir)
     warmup: bool = True
+    idle_timeout_s: float = DEFAULT_IDLE_TIMEOUT_S
+    index_workers: int = DEFAULT_INDEX_WORKERS
+
+    def __post_init__(self) -> None:
+        if not self.idle_timeout_s > 0:
+            raise ValueError(f"idle_timeout_s must be > 0, got {self.idle_timeout_s}")
+        if self.index_workers < 1:
+            raise ValueError(f"index_workers must be >= 1, got {self.index_workers}")
 
     @classmethod
     def from_env(cls, args: argparse.Namespace | None = None) -> AppConfig:
@@ -65,4 +83,6 @@ class AppConfig:
             granularity=config.granularity(arg("granularity")),
             host=host,
             port=int(port),
+            idle_timeout_s=arg("idle_timeout") or DEFAULT_IDLE_TIMEOUT_S,
+            index_workers=arg("index_workers") or DEFAULT_INDEX_WORKERS,
         )

@@ -21,14 +21,19 @@ from sketchdown.sketch.hog import hog_flops
 from webapp import views
 from webapp.config import AppConfig
 from webapp.handlers import AUTO, DEFAULT_K, GALLERY_DEFAULT, GALLERY_MINE, OFF, Handlers
+from webapp.jobs import FairGate
+from webapp.limits import RequestSizeLimit
 from webapp.model import AppModel, load_model
-from webapp.session import Session, cleanup_session
+from webapp.privacy import FileRoutes404, exit_on_sigterm, upload_lifespan, without_temp_files
+from webapp.session import SESSIONS_ROOT, Session, UploadStore
 from webapp.uploads import MAX_FILE_BYTES, MAX_TOTAL_BYTES, MAX_UPLOAD_FILES
 
 log = logging.getLogger("sketchdown.app")
 STATIC = Path(__file__).resolve().parent / "static"
 TITLE = "SketchDown: sketch-based photo retrieval on a FLOP budget"
 MAX_REQUEST = "110mb"  # Gradio's per-request cap, just above MAX_TOTAL_BYTES of photos
+SEARCH_JOBS = 2  # searches at once (2 cores): the encoders, the selector and faiss are read-only and thread-safe
+INDEX_JOBS = 8  # uploads being indexed at once; their heavy steps share the FairGate's turns, so this bounds threads only
 
 
 @functools.cache
@@ -114,12 +119,22 @@ def _teaching_panel(ui: SimpleNamespace, m: AppModel) -> None:
                         "(`python -m training.make_results` writes them into the weights' manifest.)*")
 
 
-def _uploads_panel(ui: SimpleNamespace) -> None:
+def idle_text(seconds: float) -> str:
+    """A timeout for people: "30 minutes", "1 minute", "45 seconds"."""
+    if seconds >= 60 and seconds % 60 == 0:
+        m = int(seconds // 60)
+        return f"{m} minute{'s' if m != 1 else ''}"
+    return f"{seconds:g} second{'s' if seconds != 1 else ''}"
+
+
+def _uploads_panel(ui: SimpleNamespace, config: AppConfig) -> None:
     """The accordion for the user's own photos, and the raw API readout."""
     with gr.Accordion("Your own photos: upload images or a .zip and search them", open=False):
         gr.Markdown(f"Up to {MAX_UPLOAD_FILES} photos, {MAX_FILE_BYTES // 2**20} MB each, {MAX_TOTAL_BYTES // 2**20} MB in "
-                    "total. They stay in your session only (nobody else can search them) and are deleted when you leave.")
-        ui.uploads = gr.File(file_count="multiple", file_types=["image", ".zip"], label="Photos or .zip")
+                    "total. They stay in your session only (nobody else can search or open them) and are deleted from the "
+                    "server when you press **Delete my photos**, when you close or reload this page, and after "
+                    f"{idle_text(config.idle_timeout_s)} without a search.", elem_id="sd-upload-note")
+        ui.uploads = without_temp_files(gr.File(file_count="multiple", file_types=["image", ".zip"], label="Photos or .zip"))
         with gr.Row():
             ui.index_btn = gr.Button("Index my photos", variant="primary")
             ui.forget_btn = gr.Button("Delete my photos")
@@ -136,22 +151,27 @@ def _wire(ui: SimpleNamespace, h: Handlers) -> None:
     outputs = [ui.photos, ui.readout, ui.sel_panel, ui.flops_panel, ui.cats, ui.status, ui.cmp_a, ui.cmp_b, ui.compare_md,
                ui.session]
     private: dict[str, Any] = {"show_progress": "hidden", "api_visibility": "private"}
+    # every search shares one concurrency group of its own: it never queues behind indexing
+    search: dict[str, Any] = {"concurrency_id": "search", "concurrency_limit": SEARCH_JOBS}
     plot = (h.plot_update, [ui.teach_open, ui.session], ui.plot)
-    # two queries at once on 2 cores: the encoders, the selector and faiss are read-only and thread-safe
     ev = ui.draw.change(h.retrieve, inputs, outputs, api_name="retrieve", trigger_mode="always_last",
-                        show_progress="hidden", queue=True, concurrency_limit=2)
+                        show_progress="hidden", queue=True, **search)
     ev.then(*plot, **private)
     ui.compare.input(lambda c: gr.update(visible=c not in (None, OFF)), ui.compare, ui.cmp_row, api_visibility="private")
     for ctl in (ui.canvas_radio, ui.lam_radio, ui.k_slider, ui.compare, ui.source, ui.hog_box):
-        ctl.input(h.retrieve, inputs, outputs, trigger_mode="always_last", **private).then(*plot, **private)
+        ctl.input(h.retrieve, inputs, outputs, trigger_mode="always_last", **private, **search).then(*plot, **private)
     ui.model_radio.input(h.on_model_change, ui.model_radio, [ui.canvas_radio, ui.lam_radio], api_visibility="private").then(
-        h.retrieve, inputs, outputs, **private).then(*plot, **private)
+        h.retrieve, inputs, outputs, **private, **search).then(*plot, **private)
     ui.teach.expand(lambda s: (True, h.plot_update(True, s)), ui.session, [ui.teach_open, ui.plot], api_visibility="private")
     ui.teach.collapse(lambda: False, None, ui.teach_open, api_visibility="private")
+    # uploads: callable by API clients too (undocumented); each upload is its own job, its heavy steps in fair turns
     ui.index_btn.click(h.index_uploads, [ui.uploads, ui.session], [ui.upload_status, ui.source, ui.session],
-                       api_visibility="private", concurrency_limit=1).then(h.retrieve, inputs, outputs, **private)
-    ui.forget_btn.click(h.forget_uploads, ui.session, [ui.upload_status, ui.source, ui.session], api_visibility="private").then(
-        h.retrieve, inputs, outputs, **private)
+                       api_name="index_photos", api_visibility="undocumented", concurrency_id="index",
+                       concurrency_limit=INDEX_JOBS).then(
+        lambda: None, None, ui.uploads, **private).then(h.retrieve, inputs, outputs, **private, **search)
+    ui.forget_btn.click(h.forget_uploads, [ui.uploads, ui.session], [ui.upload_status, ui.source, ui.session],
+                        api_name="delete_photos", api_visibility="undocumented").then(
+        lambda: None, None, ui.uploads, **private).then(h.retrieve, inputs, outputs, **private, **search)
 
 
 def create_demo(config: AppConfig, model: AppModel | None = None) -> gr.Blocks:
@@ -162,21 +182,38 @@ def create_demo(config: AppConfig, model: AppModel | None = None) -> gr.Blocks:
     if m.gallery_dir.is_dir():
         gr.set_static_paths([str(m.gallery_dir.resolve())])
     ui = SimpleNamespace()
-    with gr.Blocks(title=TITLE, analytics_enabled=False) as demo:
-        ui.session = gr.State(Session(), delete_callback=cleanup_session)
+    store = UploadStore(config.idle_timeout_s)
+    h = Handlers(m, store, FairGate(config.index_workers))
+    # Gradio's copies of uploads never indexed go after the idle time too (all of them when the server stops), but
+    # never sooner than 10 minutes: an upload whose indexing job still waits in the queue must not vanish under it
+    age = max(600, round(config.idle_timeout_s))
+    with gr.Blocks(title=TITLE, analytics_enabled=False, delete_cache=(60, age)) as demo:
+        ui.session = gr.State(Session(), delete_callback=store.forget)
         ui.teach_open = gr.State(False)
         gr.Markdown(views.header_markdown(m), elem_classes=["sd-header"])
         if m.error:
             gr.Markdown(f"⚠️ {m.error}", elem_id="sd-banner")
         _sketch_row(ui, config)
         _teaching_panel(ui, m)
-        _uploads_panel(ui)
-        _wire(ui, Handlers(m))
+        _uploads_panel(ui, config)
+        _wire(ui, h)
+        demo.unload(h.end_session)
+    demo.upload_store = store  # launch() runs its sweeper and empties it when the server stops
     return demo
 
 
 def launch(demo: gr.Blocks, **kw: Any) -> Any:
-    """``demo.launch`` with the app's CSS and upload limit; ``kw`` overrides (tests:
-    ``launch(demo, prevent_thread_lock=True, server_port=p)``)."""
-    defaults = {"css": static_text("app.css"), "max_file_size": MAX_REQUEST, "footer_links": ["api"]}
+    """``demo.launch`` with the app's CSS and upload limit, the idle sweeper of the users' photo folders
+    (emptied when the server stops), 404s for file URLs of deleted or private photos, and Gradio barred
+    from the session folders; ``kw`` overrides (tests: ``launch(demo, prevent_thread_lock=True, server_port=p)``)."""
+    from starlette.middleware import Middleware
+
+    store: UploadStore | None = getattr(demo, "upload_store", None)
+    app_kwargs = {"middleware": [Middleware(RequestSizeLimit), Middleware(FileRoutes404)]}
+    if store is not None:
+        app_kwargs["lifespan"] = upload_lifespan(store)
+    defaults = {"css": static_text("app.css"), "max_file_size": MAX_REQUEST, "footer_links": ["api"],
+                "blocked_paths": [str(SESSIONS_ROOT)], "app_kwargs": app_kwargs}
+    if not kw.get("prevent_thread_lock"):
+        exit_on_sigterm()  # the blocking server (app.py): SIGTERM stops it in order, deleting the uploads
     return demo.launch(**{**defaults, **kw})

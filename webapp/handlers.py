@@ -6,7 +6,6 @@ everything per user comes and goes through the :class:`Session` in ``gr.State``.
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import shutil
@@ -21,10 +20,13 @@ from sketchdown.eval.plot import flops_vs_acc, metric_rows
 from sketchdown.retrieval.gallery import GalleryError, build_gallery
 from sketchdown.retrieval.retriever import RetrievalResult, Retriever
 from sketchdown.sketch.imageio import ImageError
-from sketchdown.sketch.strokes import SketchError, from_json
+from sketchdown.sketch.strokes import Sketch, SketchError, from_parsed, is_blank, parse_json
 from webapp import views
+from webapp.config import DEFAULT_IDLE_TIMEOUT_S, DEFAULT_INDEX_WORKERS
+from webapp.jobs import FairGate
 from webapp.model import AppModel
-from webapp.session import Session, as_session, cleanup_session, session_dir
+from webapp.privacy import drop_gradio_uploads
+from webapp.session import Session, UploadStore, as_session
 from webapp.uploads import MAX_UPLOAD_FILES, UploadError, collect_uploads
 
 log = logging.getLogger("sketchdown.app")
@@ -37,17 +39,31 @@ GALLERY_MINE = "My photos"
 USER_ERRORS = (SketchError, ImageError, GalleryError, WeightsError)
 
 
-def empty_sketch(text: str | None) -> bool:
-    """True when the canvas holds no ink (no text, [] or only empty strokes): results are cleared."""
-    if text is None or not str(text).strip():
-        return True
+def canvas_sketch(text: Any) -> Sketch | None:
+    """The drawing in a ``/retrieve`` payload, or None when the canvas holds no ink (no text, ``[]`` or only
+    empty strokes: results are cleared). The payload is parsed once, after the library's limits
+    (:func:`parse_json`: size before parsing, counts, number lengths) are checked; every bad payload raises
+    :class:`SketchError` with its own message."""
+    if text is None or (isinstance(text, str) and not text.strip()):
+        return None
+    obj = parse_json(text)
+    return None if is_blank(obj) else from_parsed(obj)
+
+
+def top_k(k: Any) -> int:
+    """The number of photos to return, 1-48 (``DEFAULT_K`` for None/""); ValueError with a message otherwise."""
+    if k in (None, ""):
+        return DEFAULT_K
+    if isinstance(k, int):  # any size: a 5,000-digit integer is clamped, not converted
+        return max(1, min(48, k))
     try:
-        obj = json.loads(text)
-    except (json.JSONDecodeError, RecursionError, TypeError):
-        return False
-    if isinstance(obj, dict) and "strokes" in obj:
-        obj = obj["strokes"]
-    return isinstance(obj, list) and all(isinstance(s, list) and len(s) == 0 for s in obj)
+        v = float(k)
+    except (TypeError, ValueError):
+        v = math.nan
+    if math.isnan(v):
+        shown = repr(k[:40]) if isinstance(k, str) else "NaN" if isinstance(k, float) else f"a {type(k).__name__}"
+        raise ValueError(f"k must be a number of photos (1-48), not {shown}")
+    return max(1, min(48, int(v))) if math.isfinite(v) else (48 if v > 0 else 1)
 
 
 def readout(res: RetrievalResult, how: str, lam: float | None, s: Session, handler_ms: float) -> dict[str, Any]:
@@ -95,10 +111,13 @@ def _empty_readout() -> dict[str, Any]:
 
 
 class Handlers:
-    """The app's callbacks over one loaded model (shared by all sessions, only read)."""
+    """The app's callbacks over one loaded model (shared by all sessions, only read), the store of the
+    users' photo folders and the gate that gives indexing jobs their turns (defaults: fresh ones)."""
 
-    def __init__(self, model: AppModel) -> None:
+    def __init__(self, model: AppModel, store: UploadStore | None = None, gate: FairGate | None = None) -> None:
         self.model = model
+        self.store = store if store is not None else UploadStore(DEFAULT_IDLE_TIMEOUT_S)
+        self.gate = gate if gate is not None else FairGate(DEFAULT_INDEX_WORKERS)
 
     # ---- argument checks --------------------------------------------------------------------
     def parse_choice(self, choice: str | None) -> tuple[str, bool]:
@@ -143,10 +162,13 @@ class Handlers:
         return lam
 
     def retriever_for(self, source: str | None, s: Session) -> Retriever:
-        """The default gallery's retriever, or one over the session's own uploaded photos."""
+        """The default gallery's retriever, or one over the session's own uploaded photos (a search keeps
+        them from counting as idle)."""
+        self.store.touch(s)
         if source == GALLERY_MINE:
             if s.gallery is None:
-                raise GalleryError("no photos of yours indexed yet: upload and index them under 'Your own photos'")
+                raise GalleryError("no photos of yours indexed yet (or they were deleted): upload and index them under "
+                                   "'Your own photos'")
             return Retriever(self.model.bundle, s.gallery)
         if self.model.retriever is None or self.model.retriever.gallery is None:
             raise GalleryError("the default gallery is not available: upload and index your own photos")
@@ -163,14 +185,17 @@ class Handlers:
         s = as_session(session)
         if self.model.bundle is None:
             return _cleared(s, f"⚠️ {self.model.error}", {"error": self.model.error, "results": []})
-        if empty_sketch(strokes):
+        try:
+            sketch = canvas_sketch(strokes)
+        except SketchError as e:  # the payload's own message (size, syntax, numbers, shape)
+            return _cleared(s, f"⚠️ {e}", {"error": str(e), "results": []})
+        if sketch is None:
             return _cleared(s, "", _empty_readout())
         try:
-            sketch = from_json(strokes)
             model, use_sel = self.parse_choice(model_choice)
             canvas, how = self.canvas_arg(model, use_sel, canvas_choice)
             lam_v = self.lam(lam) if how == "selector" else None
-            k = max(1, min(48, int(k or DEFAULT_K)))
+            k = top_k(k)
             retr = self.retriever_for(source, s)
             fusion = None if hog is None else bool(hog)  # the weight set's HOG fusion, or the network alone
             res = retr.retrieve(sketch, k=k, canvas=canvas, model=model, lam=lam_v, fusion=fusion)
@@ -220,45 +245,102 @@ class Handlers:
         return flops_vs_acc(b.metrics, current=last.get("gflops") or None, full=last.get("full_gflops"))
 
     # ---- your own photos ------------------------------------------------------------------------
-    def index_uploads(self, files: list[Any] | None, session: Any, progress=gr.Progress()):  # noqa: B008
-        """Upload handler: unpack, check and index the user's photos into this session's own gallery.
+    def index_uploads(self, files: list[Any] | None, session: Any, request: gr.Request | None = None,
+                      progress=gr.Progress()):  # noqa: B008
+        """Upload handler: unpack, check and index the user's photos into this session's own gallery, in the
+        session's own folder; Gradio's copies of the upload are deleted once read.
         Returns (status line, 'search in' radio update, session)."""
         s = as_session(session)
-        if self.model.bundle is None:
-            return f"⚠️ {self.model.error}", gr.update(), s
         paths = [f if isinstance(f, (str, Path)) else getattr(f, "name", None) or getattr(f, "path", None) for f in files or []]
-        paths = [p for p in paths if p]
-        if not paths:
-            gr.Warning("Choose some photos or a .zip first.")
-            return "⚠️ choose some photos (jpg/png/webp) or a .zip first", gr.update(), s
-        photos = session_dir(s) / "photos"
+        paths = [str(p) for p in paths if p]
+        try:
+            if self.model.bundle is None:
+                return f"⚠️ {self.model.error}", gr.update(), s
+            if not paths:
+                gr.Warning("Choose some photos or a .zip first.")
+                return "⚠️ choose some photos (jpg/png/webp) or a .zip first", gr.update(), s
+            if s.indexing:
+                return "⚠️ your previous upload is still being indexed: wait for it to finish", gr.update(), s
+            s.indexing = True
+            try:
+                return self._index(paths, s, request.session_hash if request else None, progress)
+            finally:
+                s.indexing = False
+        finally:
+            drop_gradio_uploads(paths)
+
+    def _index(self, paths: list[str], s: Session, key: str | None, progress: Any) -> tuple:
+        """index_uploads' work: the photos are checked and copied, then indexed and thumbnailed photo by photo
+        in fair turns with every other user's upload (:class:`FairGate`)."""
+        folder = self.store.folder(s, key)
+        photos, thumbs = folder / "photos", folder / "thumbs"
         shutil.rmtree(photos, ignore_errors=True)  # a new upload replaces the previous one
+        shutil.rmtree(thumbs, ignore_errors=True)
         s.gallery, s.gallery_note = None, ""
+        generation = s.generation
         try:
             progress(0, desc="checking the upload")
             saved, notes = collect_uploads(paths, photos)
-            cb = lambda i, n: progress((i, n), desc="indexing your photos (edge detection + embedding)", unit="photos")  # noqa: E731
-            g = build_gallery(self.model.bundle, photos, None, progress=cb, max_files=MAX_UPLOAD_FILES)
+            with self.gate.turn() as gate:
+                def step(i: int, n: int) -> None:
+                    progress((i, n), desc="indexing your photos (edge detection + embedding)", unit="photos")
+                    self.store.touch(s)
+                    gate.pass_turn()
+
+                g = build_gallery(self.model.bundle, photos, None, progress=step, max_files=MAX_UPLOAD_FILES)
+                notes += list(g.meta.get("skipped", []))
+                notes += self._thumbnails(g, thumbs, gate)
         except (UploadError, *USER_ERRORS) as e:
-            shutil.rmtree(photos, ignore_errors=True)
-            gr.Warning(str(e))
-            return f"⚠️ {e}", gr.update(value=GALLERY_DEFAULT), s
+            return self._failed(s, folder, generation, f"⚠️ {e}", str(e))
         except Exception as e:  # keep serving
-            log.exception("indexing uploads failed")
-            shutil.rmtree(photos, ignore_errors=True)
-            gr.Warning(f"indexing failed: {type(e).__name__}: {e}")
-            return f"⚠️ indexing failed ({type(e).__name__}: {e})", gr.update(value=GALLERY_DEFAULT), s
+            if s.generation == generation:
+                log.exception("indexing uploads failed")
+            return self._failed(s, folder, generation, f"⚠️ indexing failed ({type(e).__name__}: {e})",
+                                f"indexing failed: {type(e).__name__}: {e}")
+        if s.generation != generation:
+            return self._failed(s, folder, generation, "", "")
         s.gallery = g
-        notes += list(g.meta.get("skipped", []))
+        self.store.touch(s)
         s.gallery_note = f"Indexed **{len(g)}** of your photos in {g.meta.get('build_seconds', 0):.0f} s — now searching them."
         if notes:
             s.gallery_note += f"  \nSkipped {len(notes)}: " + "; ".join(views.esc(n) for n in notes[:5]) + (" …" if len(notes) > 5 else "")
         return s.gallery_note, gr.update(value=GALLERY_MINE), s
 
     @staticmethod
-    def forget_uploads(session: Any):
-        """Delete the session's uploaded photos and their index; search the default gallery again."""
+    def _thumbnails(g: Any, thumbs: Path, gate: FairGate) -> list[str]:
+        """Write each indexed photo's thumbnail (one turn each); notes for those that could not be made."""
+        notes = []
+        thumbs.mkdir(exist_ok=True)  # not parents: a folder deleted meanwhile is not recreated
+        for rel in g.paths:
+            try:
+                views.write_thumbnail(g.root / rel, thumbs)
+            except ImageError as e:
+                notes.append(str(e))
+            gate.pass_turn()
+        return notes
+
+    @staticmethod
+    def _failed(s: Session, folder: Path, generation: int, status: str, warning: str) -> tuple:
+        """index_uploads' outputs for a refused or failed upload, or one deleted while it was indexed ("Delete my
+        photos" or the session's end bumped ``s.generation``): nothing of it is kept."""
+        if s.generation != generation:
+            shutil.rmtree(folder, ignore_errors=True)  # also what a step may have written after the deletion
+            return "Your photos were deleted from the server.", gr.update(value=GALLERY_DEFAULT), s
+        shutil.rmtree(folder / "photos", ignore_errors=True)
+        shutil.rmtree(folder / "thumbs", ignore_errors=True)
+        gr.Warning(warning)
+        return status, gr.update(value=GALLERY_DEFAULT), s
+
+    def forget_uploads(self, files: list[Any] | None, session: Any):
+        """Delete the session's uploaded photos, thumbnails and index, and Gradio's copies of files chosen but
+        not indexed yet; search the default gallery again. Returns (status line, radio update, session)."""
         s = as_session(session)
-        cleanup_session(s)
+        drop_gradio_uploads(str(getattr(f, "name", None) or getattr(f, "path", None) or f) for f in files or [])
+        self.store.forget(s)
         s.gallery_note = ""
         return "Your photos were deleted from the server.", gr.update(value=GALLERY_DEFAULT), s
+
+    def end_session(self, request: gr.Request) -> None:
+        """The browser session ended (tab closed or reloaded): delete its photos now."""
+        if request is not None and self.store.forget_key(request.session_hash):
+            log.info("deleted the uploaded photos of a closed session")

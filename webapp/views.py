@@ -12,12 +12,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageOps
 
 from sketchdown.eval.plot import fmt_gflops
 from sketchdown.retrieval.retriever import RetrievalResult
+from sketchdown.sketch.imageio import MAX_PIXELS, ImageError
 from webapp.model import AppModel, arch_name
-from webapp.session import Session
+from webapp.session import THUMB_SUFFIX, Session, shown_path
 
 COMPARE_EMPTY = "Pick a model under **Compare with** to see its ranked list next to the current one."
 
@@ -130,14 +131,51 @@ def photo_credits(photo_dir: str) -> dict[str, str]:
 
 
 def gallery_items(res: RetrievalResult) -> list[tuple[str, str]]:
-    """(photo path, caption) per hit for ``gr.Gallery``: rank, label, score and the photographer's credit."""
+    """(photo path, caption) per hit for ``gr.Gallery``: rank, label, score and the photographer's credit.
+    An uploaded photo is shown as its inline SVG thumbnail (never as a file Gradio would copy and serve);
+    one deleted meanwhile is left out."""
     out = []
     for h in res.hits:
         p = Path(h.path)
+        shown = shown_path(p)
+        if shown is None:
+            continue
         credit = photo_credits(str(p.parent)).get(p.name)
         if credit and not credit.startswith("©"):  # some authors already write "© 2014 ..."
             credit = "© " + credit
-        out.append((h.path, f"#{h.rank} {h.label or p.stem} · {h.score:.2f}" + (f" · {credit}" if credit else "")))
+        out.append((shown, f"#{h.rank} {h.label or p.stem} · {h.score:.2f}" + (f" · {credit}" if credit else "")))
+    return out
+
+
+THUMB_SIDE = 384  # px, the longer side of an uploaded photo's thumbnail (~15-30 kB of JPEG)
+
+
+def write_thumbnail(photo: Path, thumbs: Path, side: int = THUMB_SIDE) -> Path:
+    """Save ``thumbs/<name>.svg``: an SVG holding a JPEG thumbnail of ``photo`` (longer side <= ``side`` px)
+    as a data URI. ``gr.Gallery`` sends an SVG inline in the response, so the photo never reaches Gradio's
+    shared file cache. Raises :class:`ImageError` when the photo cannot be read."""
+    try:
+        with Image.open(photo) as im:
+            if im.width * im.height > MAX_PIXELS:
+                raise ImageError(f"{photo.name} is too large ({im.width}x{im.height} pixels)")
+            im.draft("RGB", (side, side))  # JPEG: decode at 1/2..1/8 scale, far cheaper than the full image
+            im = ImageOps.exif_transpose(im)
+            if im.mode in ("RGBA", "LA", "P", "PA"):
+                rgba = im.convert("RGBA")
+                im = Image.alpha_composite(Image.new("RGBA", rgba.size, (255, 255, 255, 255)), rgba)
+            im = im.convert("RGB")
+            im.thumbnail((side, side), Image.Resampling.LANCZOS, reducing_gap=2.0)
+    except ImageError:
+        raise
+    except Exception as e:  # PIL raises many types for bad data
+        raise ImageError(f"{photo.name}: no thumbnail ({type(e).__name__})") from None
+    buf = io.BytesIO()
+    im.save(buf, "JPEG", quality=82)
+    w, h = im.size
+    uri = "data:image/jpeg;base64," + base64.b64encode(buf.getvalue()).decode()
+    out = thumbs / (photo.name + THUMB_SUFFIX)
+    out.write_text(f'<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" viewBox="0 0 {w} {h}">'
+                   f'<image width="{w}" height="{h}" href="{uri}"/></svg>', "ascii")
     return out
 
 

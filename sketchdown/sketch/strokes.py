@@ -19,6 +19,10 @@ import numpy as np
 MAX_POINTS = 50_000  # a browser sketch has ~10^3 points; beyond this is a bug or an attack
 MAX_STROKES = 5_000
 MAX_COORD = 1e6  # canvas pixels; larger values are almost surely garbage
+MAX_JSON_CHARS = 20_000_000  # stroke JSON, checked before parsing; 50,000 points pretty-printed take ~5 MB
+MAX_CONTAINERS = MAX_POINTS + 4 * MAX_STROKES + 64  # JSON lists + objects: one per point, a few per stroke
+MAX_VALUES = 8 * MAX_POINTS + 4 * MAX_STROKES  # commas: x, y and a few extras (time, pressure) per point
+MAX_NUMBER_CHARS = 100  # characters of one JSON number
 RASTER_EXTS = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif"}
 
 
@@ -221,21 +225,77 @@ def from_strokes(strokes: Sequence[Any], what: str = "sketch") -> Sketch:
     return Sketch(tuple(out))
 
 
-def from_json(text: str | bytes) -> Sketch:
-    """From the app's JSON ``[[[x, y], ...], ...]`` (pixels of the drawing canvas)."""
-    if isinstance(text, bytes):
-        text = text.decode("utf-8", errors="replace")
-    if len(text) > 20_000_000:
-        raise SketchError("stroke JSON is too large (> 20 MB)")
+def parse_json(text: Any) -> Any:
+    """The JSON value of a stroke payload, parsed only after its limits are checked: at most
+    ``MAX_JSON_CHARS`` characters (bytes for ``bytes``), a bounded count of lists, objects and values (so the
+    parsed value stays ~10 MB however it is nested), numbers of at most ``MAX_NUMBER_CHARS`` characters,
+    no NaN/Infinity. Raises :class:`SketchError` with a message of its own for every failure."""
+    if isinstance(text, (bytes, bytearray, memoryview)):
+        _check_length(len(text))  # before decoding, let alone parsing
+        try:
+            text = bytes(text).decode("utf-8-sig")
+        except UnicodeDecodeError as e:
+            raise SketchError(f"stroke JSON is not UTF-8 text (bad byte at position {e.start})") from None
+    if not isinstance(text, str):
+        raise SketchError(f"stroke JSON must be text like '[[[x, y], ...], ...]', not {type(text).__name__}")
+    _check_length(len(text))
+    # counting is ~1 ms per MB; it bounds what json.loads may build (bracket counts over-count, never under)
+    if text.count("[") + text.count("{") > MAX_CONTAINERS or text.count(",") > MAX_VALUES:
+        raise SketchError(f"stroke JSON: too many points (> {MAX_POINTS}) or values")
     try:
-        obj = json.loads(text)
-    except (json.JSONDecodeError, RecursionError) as e:
-        raise SketchError(f"stroke JSON could not be parsed: {e}") from None
+        return json.loads(text.lstrip("\ufeff"), parse_int=_number(int), parse_float=_number(float),
+                          parse_constant=_no_constant)
+    except RecursionError:
+        raise SketchError("stroke JSON is nested too deeply (strokes are [[[x, y], ...], ...])") from None
+    except SketchError:  # ours, from the number hooks
+        raise
+    except json.JSONDecodeError as e:
+        raise SketchError(f"stroke JSON could not be parsed: {e.msg} (line {e.lineno}, column {e.colno})") from None
+    except (ValueError, MemoryError) as e:
+        raise SketchError(f"stroke JSON could not be parsed ({type(e).__name__})") from None
+
+
+def _check_length(n: int) -> None:
+    if n > MAX_JSON_CHARS:
+        raise SketchError(f"stroke JSON is too large ({n / 1e6:.1f} MB > {MAX_JSON_CHARS / 1e6:.0f} MB)")
+
+
+def _number(kind: type) -> Any:
+    """A json.loads hook that turns a number token into ``kind`` after checking its length: Python refuses
+    integers over 4300 digits with a ValueError of its own, and a 10^5-digit float is absurd for a pixel."""
+
+    def parse(token: str) -> int | float:
+        if len(token) > MAX_NUMBER_CHARS:
+            raise SketchError(f"stroke JSON: a number has {len(token)} characters; coordinates must lie within "
+                              f"+-{MAX_COORD:.0e} pixels")
+        return kind(token)
+
+    return parse
+
+
+def _no_constant(token: str) -> float:
+    raise SketchError(f"stroke JSON: coordinates must be finite numbers (found {token})")
+
+
+def is_blank(obj: Any) -> bool:
+    """True for a parsed payload without ink: ``[]``, only empty strokes, or ``{"strokes": that}``."""
+    if isinstance(obj, dict) and "strokes" in obj:
+        obj = obj["strokes"]
+    return isinstance(obj, list) and all(isinstance(s, list) and len(s) == 0 for s in obj)
+
+
+def from_parsed(obj: Any) -> Sketch:
+    """From a parsed stroke payload: the app's strokes, ``{"strokes": ...}`` or one QuickDraw record."""
     if isinstance(obj, dict) and "drawing" in obj:  # one QuickDraw ndjson record
         return from_quickdraw(obj["drawing"])
     if isinstance(obj, dict) and "strokes" in obj:
         obj = obj["strokes"]
     return from_strokes(obj, "stroke JSON")
+
+
+def from_json(text: str | bytes) -> Sketch:
+    """From the app's JSON ``[[[x, y], ...], ...]`` (pixels of the drawing canvas), checked by :func:`parse_json`."""
+    return from_parsed(parse_json(text))
 
 
 def from_pen_array(arr: np.ndarray) -> Sketch:
@@ -348,18 +408,6 @@ def stroke_sequence(sketch: Sketch, epsilon: float = 2.0, max_len: int = 200) ->
     return s5
 
 
-__all__ = [
-    "MAX_POINTS",
-    "Sketch",
-    "SketchError",
-    "from_json",
-    "from_pen_array",
-    "from_quickdraw",
-    "from_raster",
-    "from_stroke3",
-    "from_stroke5",
-    "from_strokes",
-    "load_sketch",
-    "rdp",
-    "stroke_sequence",
-]
+__all__ = ["MAX_JSON_CHARS", "MAX_POINTS", "Sketch", "SketchError", "from_json", "from_parsed", "from_pen_array",
+           "from_quickdraw", "from_raster", "from_stroke3", "from_stroke5", "from_strokes", "is_blank", "load_sketch",
+           "parse_json", "rdp", "stroke_sequence"]
