@@ -254,9 +254,16 @@ def test_vanishing_clients_leave_nothing(smoke_weights, tmp_path):
     the server has stopped no session folder is left either."""
     photos = [[(f"c{c}-{i}.png", photo_bytes(tmp_path, 1000 + 10 * c + i)) for i in range(10)] for c in range(CLIENTS)]
     with app_server(smoke_weights, tmp_path / "app") as srv:
-        warm = RawClient(srv.url, srv.fns)  # one-time loads (HED, thread pools) are not the users' memory
-        warm.index(photos[0][:2])
-        warm.call("delete_photos", [None, None])
+        # one-time loads (HED, every indexing worker's thread pools and caches) are not the users' memory:
+        # two clients at once, so each of the pool's workers has run before the baseline is read
+        warm = [RawClient(srv.url, srv.fns) for _ in range(2)]
+        pending = [threading.Thread(target=w.index, args=(photos[0][2 * i:2 * i + 2],)) for i, w in enumerate(warm)]
+        for t in pending:
+            t.start()
+        for t in pending:
+            t.join(120)
+        for w in warm:
+            w.call("delete_photos", [None, None])
         rss0 = load_test.rss_mb(srv.proc.pid)
         errors: list[str] = []
 
