@@ -77,7 +77,7 @@ def stamps(tmp_path: Path) -> Path:
 
 def _run(stamps: Path, out: Path, review: Path) -> dict:
     assert (
-        bg.main(["--stamps", str(stamps), "--out", str(out), "--review", str(review), "--no-extra"])
+        bg.main(["--stamps", str(stamps), "--out", str(out), "--review", str(review), "--no-extra", "--no-clipart"])
         == 0
     )
     return json.loads((out / "metadata.json").read_text("utf-8"))
@@ -219,3 +219,45 @@ def test_ids_and_labels(tmp_path: Path) -> None:
     }
     assert bg.clean_label("  A  Seville orange.\r") == "A Seville orange"
     assert bg.clean_label("Wait...") == "Wait..."
+
+
+def _clipart_list(tmp_path: Path, label: str = "A chair (clip art)") -> Path:
+    f = tmp_path / "clipart.json"
+    f.write_text(json.dumps({"packages": {"ulcc": "1.0.2-3"}, "items": [{
+        "package": "ulcc", "file": "usr/share/ulcc/chair.png", "id": "clipart-chair", "label": label,
+        "category": "household", "subcategory": None, "kind": "chair", "author": "someone", "license": "CC0-1.0",
+    }]}), "utf-8")
+    return f
+
+
+def test_clipart_is_added_with_its_credit(stamps: Path, tmp_path: Path) -> None:
+    root = tmp_path / "clipart"
+    (root / "ulcc" / "usr" / "share" / "ulcc").mkdir(parents=True)
+    _flat_stamp(root / "ulcc" / "usr" / "share" / "ulcc" / "chair.png")
+    out = tmp_path / "gallery"
+    argv = ["--stamps", str(stamps), "--out", str(out), "--review", str(tmp_path / "none.json"), "--no-extra",
+            "--clipart", str(_clipart_list(tmp_path)), "--clipart-root", str(root)]
+    assert bg.main(argv) == 0
+    meta = json.loads((out / "metadata.json").read_text("utf-8"))
+    assert meta["sources"][-1] == {"package": "ulcc", "version": "1.0.2-3", "license": "per image (items)"}
+    chair = next(it for it in meta["items"] if it["id"] == "clipart-chair")
+    assert chair["medium"] == "clip art" and chair["kind"] == "chair" and chair["license"] == "CC0-1.0"
+    assert chair["source_file"] == "usr/share/ulcc/chair.png" and chair["author"] == "someone"
+    with Image.open(out / chair["file"]) as im:
+        assert im.size == (256, 256) and im.getpixel((0, 0)) == (255, 255, 255)  # drawn on white, with a margin
+    text = (out / "ATTRIBUTION.md").read_text("utf-8")
+    assert "## Clip art" in text and "| `clipart-chair` | A chair (clip art) | someone | CC0-1.0 |" in text
+    with pytest.raises(SystemExit):  # no clip-art folder: a clear argparse error
+        bg.main([*argv[:-1], str(tmp_path / "elsewhere")])
+    (tmp_path / "elsewhere").mkdir()
+    with pytest.raises(FileNotFoundError, match="extract ulcc"):  # a package not extracted: said, not skipped
+        bg.main([*argv[:-1], str(tmp_path / "elsewhere")])
+
+
+def test_clipart_list_validation(tmp_path: Path) -> None:
+    from training import gallery_clipart
+
+    with pytest.raises(ValueError, match="must end in"):  # a drawing is never passed off as a photograph
+        gallery_clipart.load_clipart(_clipart_list(tmp_path, "A chair"))
+    versions, arts = gallery_clipart.load_clipart(_clipart_list(tmp_path))
+    assert versions == {"ulcc": "1.0.2-3"} and arts[0].kind == "chair"

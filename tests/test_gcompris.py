@@ -144,7 +144,7 @@ def test_build_with_extra(tmp_path: Path, rcc_dir: Path) -> None:
            "subcategory": "mammals/dogs", "crop": [0.5, 0.2, 0.5]}
     out = tmp_path / "gallery"
     argv = ["--stamps", str(stamps), "--out", str(out), "--review", str(tmp_path / "none.json"),
-            "--extra", str(_extra(tmp_path, [CAT, dog])), "--gcompris", str(rcc_dir)]
+            "--extra", str(_extra(tmp_path, [CAT, dog])), "--gcompris", str(rcc_dir), "--no-clipart"]
     assert bg.main(argv) == 0
     meta = json.loads((out / "metadata.json").read_text("utf-8"))
     assert meta["sources"][1] == {"package": gc.PACKAGE, "version": "unknown", "license": "per photo (items)"}
@@ -164,7 +164,7 @@ def test_build_with_extra(tmp_path: Path, rcc_dir: Path) -> None:
     first = {p.name: p.read_bytes() for p in sorted((out / "photos").iterdir())}
     assert bg.main(argv) == 0  # deterministic
     assert {p.name: p.read_bytes() for p in sorted((out / "photos").iterdir())} == first
-    assert bg.main(argv[:6] + ["--no-extra"]) == 0  # the stamps only: the extra photos are removed
+    assert bg.main(argv[:6] + ["--no-extra", "--no-clipart"]) == 0  # the stamps only: the extra photos are removed
     assert list((out / "photos").iterdir()) == []
 
 

@@ -27,6 +27,12 @@ licence and source URL in the metadata and in ``ATTRIBUTION.md``::
     (cd /tmp && apt-get download gcompris-qt-data)
     dpkg -x /tmp/gcompris-qt-data_*.deb /tmp/gcompris
 
+Last it adds the reviewed clip art of ``training/gallery_clipart.json`` (furniture, of which the
+packages hold one photograph; see ``training/gallery_clipart.py``)::
+
+    (cd /tmp && apt-get download ulcc openclipart-png)
+    for p in ulcc openclipart-png; do dpkg -x /tmp/${p}_*.deb /tmp/clipart/$p; done
+
 The output is deterministic: the same input gives byte-identical files. The stamp rule and
 thumbnails live in ``training/gallery_stamps.py``, the metadata and attribution text in
 ``training/gallery_files.py``.
@@ -44,7 +50,7 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a script (python training/build_gallery.py): put the repository on the path
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from training import gcompris
+from training import gallery_clipart, gcompris
 from training.gallery_files import (
     attribution_text,
     extra_attribution_text,
@@ -79,6 +85,7 @@ REPO = Path(__file__).resolve().parents[1]
 GPL2_TEXT = Path("/usr/share/common-licenses/GPL-2")
 
 Item = dict[str, str | None]
+Clipart = tuple[dict[str, str], list[gallery_clipart.ClipArt]]  # (package -> version, drawings)
 
 
 def _write_stamps(stamps: Sequence[Stamp], decisions: Sequence[Decision], out: Path, size: int, quality: int) -> list[Item]:
@@ -109,8 +116,20 @@ def _write_extra(extra: Sequence[gcompris.ExtraPhoto], rcc_dir: Path | None, out
     return items
 
 
+def _write_clipart(clipart: Clipart, root: Path, out: Path, size: int, quality: int) -> list[Item]:
+    """Render the reviewed drawings (extracted under ``root``) into ``out/photos``."""
+    items = []
+    for art in clipart[1]:
+        item = gallery_clipart.item_record(art)
+        thumb = render_thumbnail(gallery_clipart.source_path(root, art), size)
+        write_if_changed(out / str(item["file"]), jpeg_bytes(thumb, quality))
+        items.append(item)
+    return items
+
+
 def _write_texts(out: Path, items: Sequence[Item], n_stamps: int, stamps_dir: Path, deb: Path | None,
-                 extra_items: Sequence[Item], rcc_dir: Path | None) -> None:
+                 extra_items: Sequence[Item], rcc_dir: Path | None, clipart: Clipart,
+                 clip_items: Sequence[Item]) -> None:
     """``metadata.json``, ``COPYING`` (when the system has the GPL-2 text) and ``ATTRIBUTION.md``."""
     version = package_version(stamps_dir, deb)
     sources = [{"package": PACKAGE, "version": version, "license": LICENSE}]
@@ -119,6 +138,9 @@ def _write_texts(out: Path, items: Sequence[Item], n_stamps: int, stamps_dir: Pa
         assert rcc_dir is not None
         extra_version = package_version(rcc_dir, None, gcompris.PACKAGE)
         sources.append({"package": gcompris.PACKAGE, "version": extra_version, "license": "per photo (items)"})
+    if clip_items:
+        used = sorted({str(it["package"]) for it in clip_items})
+        sources += [{"package": p, "version": clipart[0][p], "license": "per image (items)"} for p in used]
     meta = {"sources": sources, "items": list(items)}
     text = json.dumps(meta, indent=1, ensure_ascii=False, sort_keys=False) + "\n"
     write_if_changed(out / "metadata.json", text.encode("utf-8"))
@@ -128,6 +150,8 @@ def _write_texts(out: Path, items: Sequence[Item], n_stamps: int, stamps_dir: Pa
     attribution = attribution_text(version, n_stamps, with_copying)
     if extra_items:
         attribution += extra_attribution_text(extra_version, sorted(extra_items, key=lambda it: str(it["id"])))
+    if clip_items:
+        attribution += gallery_clipart.attribution_text(clipart[0], sorted(clip_items, key=lambda it: str(it["id"])))
     write_if_changed(out / "ATTRIBUTION.md", attribution.encode("utf-8"))
 
 
@@ -140,9 +164,12 @@ def build(
     deb: Path | None = None,
     extra: Sequence[gcompris.ExtraPhoto] = (),
     rcc_dir: Path | None = None,
+    clipart: Clipart = ({}, []),
+    clipart_root: Path = gallery_clipart.DEFAULT_ROOT,
 ) -> tuple[list[Decision], list[Item]]:
     """Decide, render and write the gallery (the stamps, then the ``extra`` photos read from
-    ``rcc_dir``); returns the decisions on the stamps and every metadata item, sorted by id."""
+    ``rcc_dir``, then the ``clipart`` read under ``clipart_root``); returns the decisions on the
+    stamps and every metadata item, sorted by id."""
     stamps = find_stamps(stamps_dir)
     decisions = decide(stamps, review)
     photos = out / "photos"
@@ -150,16 +177,18 @@ def build(
     items = _write_stamps(stamps, decisions, out, size, quality)
     n_stamps = len(items)
     extra_items = _write_extra(extra, rcc_dir, out, size, quality)
-    clash = sorted({str(it["id"]) for it in items} & {str(it["id"]) for it in extra_items})
+    clip_items = _write_clipart(clipart, clipart_root, out, size, quality)
+    ids = Counter(str(it["id"]) for it in [*items, *extra_items, *clip_items])
+    clash = sorted(i for i, n in ids.items() if n > 1)
     if clash:
-        raise ValueError(f"ids used by both sources: {clash}")
-    items += extra_items
+        raise ValueError(f"ids used by two sources: {clash}")
+    items += extra_items + clip_items
     items.sort(key=lambda it: it["id"] or "")
     wanted = {Path(str(it["file"])).name for it in items}
     for old in sorted(photos.glob("*.jpg")):  # photos no longer kept
         if old.name not in wanted:
             old.unlink()
-    _write_texts(out, items, n_stamps, stamps_dir, deb, extra_items, rcc_dir)
+    _write_texts(out, items, n_stamps, stamps_dir, deb, extra_items, rcc_dir, clipart, clip_items)
     return decisions, items
 
 
@@ -214,6 +243,11 @@ def _parser() -> argparse.ArgumentParser:
         help="extracted usr/share/gcompris-qt/rcc (default: " + " or ".join(str(d) for d in gcompris.DEFAULT_RCC_DIRS) + ")",
     )
     ap.add_argument("--no-extra", action="store_true", help="the Tux Paint photographs only")
+    ap.add_argument("--clipart", type=Path, default=REPO / "training" / "gallery_clipart.json",
+                    help="reviewed clip art to add (JSON)")
+    ap.add_argument("--clipart-root", type=Path, default=gallery_clipart.DEFAULT_ROOT,
+                    help="folder holding each clip-art package extracted as <root>/<package>")
+    ap.add_argument("--no-clipart", action="store_true", help="no clip art")
     return ap
 
 
@@ -232,7 +266,12 @@ def main(argv: list[str] | None = None) -> int:
             + " (extract the package, see training/gcompris.py, or pass --no-extra)"
         )
     review = load_review(args.review)
-    decisions, items = build(stamps_dir, args.out, review, args.size, args.quality, args.deb, extra, rcc_dir)
+    clipart: Clipart = ({}, []) if args.no_clipart else gallery_clipart.load_clipart(args.clipart)
+    if clipart[1] and not args.clipart_root.is_dir():
+        ap.error(f"clip-art folder not found: {args.clipart_root} (extract the packages, see "
+                 "training/gallery_clipart.py, or pass --no-clipart)")
+    decisions, items = build(stamps_dir, args.out, review, args.size, args.quality, args.deb, extra, rcc_dir,
+                             clipart, args.clipart_root)
     print(summary(decisions, items, args.out))
     return 0
 

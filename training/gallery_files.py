@@ -58,7 +58,7 @@ def item_record(stamp: Stamp, item_id: str) -> dict[str, str | None]:
 
 
 def extra_item_record(photo: gcompris.ExtraPhoto, credit: gcompris.Credit) -> dict[str, str | None]:
-    return {
+    return with_kind(photo.kind, {
         "id": photo.id,
         "file": f"photos/{photo.id}.jpg",
         "label": photo.label,
@@ -69,7 +69,12 @@ def extra_item_record(photo: gcompris.ExtraPhoto, credit: gcompris.Credit) -> di
         "package": gcompris.PACKAGE,
         "author": credit.author,
         "url": credit.url,
-    }
+    })
+
+
+def with_kind(kind: str | None, record: dict[str, str | None]) -> dict[str, str | None]:
+    """``record`` with ``"kind"`` (the object's name, for photos no folder names) when there is one."""
+    return {**record, "kind": kind} if kind else record
 
 
 def extra_attribution_text(version: str, items: Sequence[dict[str, str | None]]) -> str:

@@ -124,6 +124,7 @@ class ExtraPhoto:
     category: str
     subcategory: str | None
     crop: tuple[float, float, float] = (0.5, 0.5, 1.0)
+    kind: str | None = None  # the object's name where no folder says it (``chair``, ``cup``)
 
 
 def load_extra(path: str | Path) -> list[ExtraPhoto]:
@@ -137,7 +138,8 @@ def load_extra(path: str | Path) -> list[ExtraPhoto]:
         crop = tuple(float(v) for v in e.get("crop", (0.5, 0.5, 1.0)))
         if len(crop) != 3 or not (0 < crop[2] <= 1) or not all(0 <= v <= 1 for v in crop[:2]):
             raise ValueError(f"{path}: {e['id']}: crop must be [centre x, centre y, side] in (0, 1], got {crop}")
-        out.append(ExtraPhoto(e["rcc"], e["resource"], e["id"], e["label"], e["category"], e.get("subcategory"), crop))
+        out.append(ExtraPhoto(e["rcc"], e["resource"], e["id"], e["label"], e["category"], e.get("subcategory"), crop,
+                              e.get("kind")))
     ids = [p.id for p in out]
     if len(set(ids)) != len(ids):
         raise ValueError(f"{path}: duplicate ids")

@@ -169,7 +169,7 @@ class Handlers:
             if s.gallery is None:
                 raise GalleryError("no photos of yours indexed yet (or they were deleted): upload and index them under "
                                    "'Your own photos'")
-            return Retriever(self.model.bundle, s.gallery)
+            return Retriever(self.model.bundle, s.gallery, classes=self.model.offered_classes())
         if self.model.retriever is None or self.model.retriever.gallery is None:
             raise GalleryError("the default gallery is not available: upload and index your own photos")
         return self.model.retriever
@@ -209,7 +209,8 @@ class Handlers:
         s.add(res)
         out = readout(res, how, lam_v, s, (time.perf_counter() - t0) * 1000)
         s.last = out
-        cats = gr.update(value=dict(res.categories), visible=True) if res.categories else gr.update(value=None, visible=False)
+        cats = gr.update(value=views.category_label(res, self.model.class_photos), visible=True) if res.categories \
+            else gr.update(value=None, visible=False)
         return (views.gallery_items(res), out, views.selector_html(res, how, lam_v), views.flops_html(res, s), cats, "",
                 *cmp_out, s)
 

@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sketchdown.bundles.bundle import ModelBundle, SketchBranch, load_bundle
-from sketchdown.retrieval.gallery import GalleryError
+from sketchdown.eval.data import class_photo_counts
+from sketchdown.retrieval.gallery import GalleryError, gallery_metadata
 from sketchdown.retrieval.retriever import Retriever
 from sketchdown.sketch.imageio import ImageError
 from webapp.config import AppConfig
@@ -41,6 +42,11 @@ class AppModel:
     retriever: Retriever | None = None  # over the default gallery (gallery None when it failed)
     error: str = ""
     load_seconds: float = 0.0
+    class_photos: dict[str, int] | None = None  # recognition class -> default-gallery photos of it (None: all offered)
+
+    def offered_classes(self) -> list[str] | None:
+        """The recognition classes the app may name: those the default gallery has photos of."""
+        return None if self.class_photos is None else [c for c, n in self.class_photos.items() if n > 0]
 
     @property
     def choices(self) -> list[tuple[str, str]]:
@@ -91,13 +97,16 @@ def load_model(cfg: AppConfig) -> AppModel:
         m.error = f"Could not load weights {cfg.weights!r}: {e}"
         log.error(m.error)
         return m
+    _, items = gallery_metadata(cfg.gallery)
+    if items and m.bundle.classes:  # a gallery with metadata says which kinds it has photos of
+        m.class_photos = class_photo_counts(m.bundle.classes, items)
     try:
-        m.retriever = Retriever.from_folder(m.bundle, cfg.gallery, cfg.index_dir,
+        m.retriever = Retriever.from_folder(m.bundle, cfg.gallery, cfg.index_dir, classes=m.offered_classes(),
                                             progress=_print_progress(f"indexing {cfg.gallery}"), granularity=cfg.granularity)
     except (GalleryError, ImageError, OSError) as e:
         m.error = f"Default gallery unavailable ({e}); upload your own photos below."
         log.error(m.error)
-        m.retriever = Retriever(m.bundle, None)
+        m.retriever = Retriever(m.bundle, None, classes=m.offered_classes())
     if cfg.warmup:
         m.retriever.warmup()
     m.load_seconds = time.perf_counter() - t0

@@ -7,7 +7,6 @@ from __future__ import annotations
 import base64
 import functools
 import io
-import json
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +14,7 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from sketchdown.eval.plot import fmt_gflops
+from sketchdown.retrieval.gallery import gallery_metadata
 from sketchdown.retrieval.retriever import RetrievalResult
 from sketchdown.sketch.imageio import MAX_PIXELS, ImageError
 from webapp.model import AppModel, arch_name
@@ -114,20 +114,18 @@ def photo_credits(photo_dir: str) -> dict[str, str]:
     """Photo file name -> "author, licence" for the photos whose ``metadata.json`` (beside the folder or
     in it) names an author: the default gallery's GCompris photos, whose CC-BY licences ask for credit
     where the photo is shown. Empty for folders without such a file."""
-    # which metadata.json belongs to a folder follows sketchdown.retrieval.gallery._labels_for (labels, categories);
     # credits are looked up here rather than stored in the index so the index format stays as measured
-    root = Path(photo_dir)
-    meta = root / "metadata.json"
-    if not meta.is_file() and root.name == "photos":  # the default gallery's layout: gallery/{photos/,metadata.json}
-        meta = root.parent / "metadata.json"
-    if not meta.is_file():
-        return {}
-    try:
-        items = json.loads(meta.read_text("utf-8")).get("items", [])
-    except (OSError, ValueError, AttributeError):
-        return {}  # someone else's metadata.json: no credits rather than no results
+    _, items = gallery_metadata(photo_dir)
     return {Path(str(it["file"])).name: f"{it['author']}, {it.get('license') or 'licence unknown'}"
-            for it in items if isinstance(it, dict) and it.get("author") and it.get("file")}
+            for it in items if it.get("author")}
+
+
+def category_label(res: RetrievalResult, counts: dict[str, int] | None) -> dict[str, float]:
+    """The recognised categories for ``gr.Label``: "chair · 7 photos" -> probability (counts: default gallery)."""
+    def name(c: str) -> str:
+        n = (counts or {}).get(c)
+        return c.replace("_", " ") + (f" · {n} photo{'s' * (n != 1)} in the gallery" if n else "")
+    return {name(c): p for c, p in res.categories}
 
 
 def gallery_items(res: RetrievalResult) -> list[tuple[str, str]]:

@@ -186,6 +186,24 @@ def gallery_classes(meta: list[dict], min_count: int = 6) -> list[str]:
     return [s if s and n[s] >= min_count else m["category"] for s, m in zip(sub, meta, strict=True)]
 
 
+def class_photos(cls: str, meta: list[dict]) -> list[str]:
+    """Ids of the gallery photos of recognition class ``cls`` (``chair``, ``fish``, ``household``...):
+    its :func:`gallery_classes` class, top folder, first sub-folder or ``kind`` is ``cls``, or its label
+    names it as a whole word (``alarm_clock`` -> "alarm clock", plural "s" allowed)."""
+    import re
+
+    word = re.compile(rf"\b{re.escape(cls.replace('_', ' '))}s?\b", re.IGNORECASE)
+    klass = gallery_classes(meta)
+    return [str(m["id"]) for m, k in zip(meta, klass, strict=True)
+            if {cls, cls + "s"} & {k, m.get("category"), m.get("kind"), (m.get("subcategory") or "").split("/")[0]}
+            or word.search(str(m.get("label", "")))]
+
+
+def class_photo_counts(classes: list[str], meta: list[dict]) -> dict[str, int]:
+    """Recognition class -> number of gallery photos of it (:func:`class_photos`), in ``classes`` order."""
+    return {c: len(class_photos(c, meta)) for c in classes}
+
+
 def is_heldout(photo_id: str, share: int = 5) -> bool:
     """Deterministic ~1/``share`` of gallery photos kept out of training (by a hash of the id)."""
     import hashlib

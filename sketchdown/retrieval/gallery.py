@@ -85,20 +85,26 @@ def _rel_paths(root: Path, files: Iterable[Path]) -> list[str]:
     return [f.relative_to(root).as_posix() for f in files]
 
 
+def gallery_metadata(photo_dir: str | os.PathLike) -> tuple[Path, list[dict]]:
+    """(folder its ``file`` fields are relative to, items) of the ``metadata.json`` in ``photo_dir`` or,
+    for the default gallery's layout ``gallery/{photos/,metadata.json}``, beside it; no items when there
+    is none or it is not a gallery's (someone else's JSON must not stop indexing)."""
+    root = Path(photo_dir)
+    meta = root / "metadata.json"
+    if not meta.is_file() and root.name == "photos":
+        meta = root.parent / "metadata.json"
+    try:
+        items = json.loads(meta.read_text("utf-8")).get("items", []) if meta.is_file() else []
+    except (OSError, ValueError, AttributeError):
+        items = []
+    return meta.parent, [it for it in items if isinstance(it, dict) and "file" in it] if isinstance(items, list) else []
+
+
 def _labels_for(root: Path, rels: list[str]) -> tuple[list[str], list[str]]:
     """Labels and categories: from ``metadata.json`` next to the photos' folder when present
     (the default gallery), else the parent folder name (nested folders = categories)."""
-    meta = root / "metadata.json"
-    if not meta.is_file() and root.name == "photos":  # the default gallery's layout: gallery/{photos/,metadata.json}
-        meta = root.parent / "metadata.json"
-    by_file: dict[str, dict] = {}
-    if meta.is_file():
-        try:
-            items = json.loads(meta.read_text()).get("items", [])
-            base = meta.parent
-            by_file = {str((base / it["file"]).resolve()): it for it in items if "file" in it}
-        except (json.JSONDecodeError, AttributeError, TypeError):
-            by_file = {}
+    base, items = gallery_metadata(root)
+    by_file = {str((base / str(it["file"])).resolve()): it for it in items}
     labels, cats = [], []
     for r in rels:
         it = by_file.get(str((root / r).resolve()))

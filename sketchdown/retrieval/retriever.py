@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -100,12 +100,15 @@ class Retriever:
 
     def __init__(
         self, bundle: ModelBundle, gallery: GalleryIndex | None = None, threads: int | None = None,
-        backend: str | None = None,
+        backend: str | None = None, classes: Collection[str] | None = None,
     ) -> None:
         """backend: ``onnx`` (ONNX Runtime, several times faster per query), ``eager`` (plain PyTorch)
-        or None/``auto`` (``$SKETCHDOWN_BACKEND``, else onnx when installed). See :mod:`sketchdown.retrieval.accel`."""
+        or None/``auto`` (``$SKETCHDOWN_BACKEND``, else onnx when installed). See :mod:`sketchdown.retrieval.accel`.
+        classes: the recognition classes results may name (default: all the head's); the app passes those
+        its gallery has photos of, so it never names a kind it cannot show."""
         self.bundle = bundle
         self.gallery = gallery
+        self.classes = frozenset(bundle.classes if classes is None else classes)
         if threads:
             torch.set_num_threads(threads)
         self.backend = resolve_backend(backend)
@@ -135,6 +138,7 @@ class Retriever:
     def from_folder(
         cls, bundle: ModelBundle, photo_dir: str | os.PathLike, index_dir: str | os.PathLike | None = None,
         *, rebuild: str = "auto", progress=None, backend: str | None = None, granularity: str | None = None,
+        classes: Collection[str] | None = None,
     ) -> Retriever:
         """Open the index of ``photo_dir`` (default location per folder and weights); if it is missing
         or stale, build it (``rebuild="auto"``) or raise (``"never"``). ``granularity`` ("category" or
@@ -148,7 +152,7 @@ class Retriever:
             g = build_gallery(bundle, photo_dir, out, progress=progress, granularity=granularity or "category")
         if granularity is not None:
             g.meta["granularity"] = check_granularity(granularity)
-        return cls(bundle, g, backend=backend)
+        return cls(bundle, g, backend=backend, classes=classes)
 
     # ---- one query ------------------------------------------------------------------------
     def _run(self, model: str) -> Runner:
@@ -191,11 +195,13 @@ class Retriever:
         return search_vectors(self.bundle, np.asarray(embedding, np.float32)[None], hogs, alpha)[0]
 
     def _categories(self, logits: np.ndarray | None) -> list[tuple[str, float]]:
-        """The three likeliest categories (name, probability) from one sketch's logits (C,)."""
+        """The three likeliest of ``self.classes`` (name, probability over all the head's classes) from
+        one sketch's logits (C,)."""
         if logits is None or not self.bundle.classes:
             return []
         p = torch.softmax(torch.from_numpy(logits), -1).numpy()
-        return [(self.bundle.classes[i], float(p[i])) for i in np.argsort(-p)[:3]]
+        names = self.bundle.classes
+        return [(names[i], float(p[i])) for i in np.argsort(-p) if names[i] in self.classes][:3]
 
     def embed(self, sketch: Sketch, model: str, canvas: int) -> tuple[np.ndarray, np.ndarray, list[tuple[str, float]]]:
         """Render at ``canvas`` and encode: (embedding (D,), canvas image, top categories)."""
