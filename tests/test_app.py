@@ -13,6 +13,7 @@ import zipfile
 from pathlib import Path
 
 import gradio as gr
+import numpy as np
 import pytest
 from conftest import APP_PHOTOS as PHOTOS
 from PIL import Image
@@ -75,7 +76,7 @@ def test_module_config(h, web_app):
 
 def test_retrieve_returns_photos_and_readout(h):
     s = Session()
-    photos, readout, sel_html, flops_html, cats, status, cmp_a, cmp_b, cmp_md, s2 = h.retrieve(example_json("fish"), session=s)
+    photos, readout, sel_html, flops_html, cats, status, cmp_a, cmp_b, cmp_md, rank, s2 = h.retrieve(example_json("fish"), session=s)
     assert s2 is s and status == ""
     assert len(photos) == len(PHOTOS)  # k=10 capped at the gallery size
     assert all(Path(p).is_file() and cap.startswith(f"#{i + 1} ") for i, (p, cap) in enumerate(photos))
@@ -88,7 +89,7 @@ def test_retrieve_returns_photos_and_readout(h):
     assert [r["rank"] for r in readout["results"]] == list(range(1, len(PHOTOS) + 1))
     assert f"canvas <b>{readout['canvas']}</b> px" in sel_html and "data:image/png;base64," in sel_html
     assert "GFLOPs" in flops_html and "fewer FLOPs" in flops_html
-    assert cmp_a == [] and cmp_b == []
+    assert cmp_a == [] and cmp_b == [] and rank["visible"] is False  # no traced example replayed
     # the smoke student carries the teacher's 3-class head: the panel shows its top classes
     assert cats["visible"] is True and set(cats["value"]) <= {"class0", "class1", "class2"}
     json.dumps(readout)  # the API's readout is plain JSON
@@ -110,7 +111,7 @@ def test_empty_canvas_clears_results(h, text):
 ])
 def test_invalid_json_gives_clean_message(h, text, words):
     s = Session()
-    photos, readout, *_, status, _, _, _, s2 = h.retrieve(text, session=s)
+    photos, readout, *_, status, _, _, _, _, s2 = h.retrieve(text, session=s)
     assert photos == [] and words in readout["error"] and status.startswith("⚠️") and words in status
     assert "\n" not in readout["error"] and s2.queries == 0
     assert h.retrieve(example_json("chair"), session=s)[1]["error"] is None  # keeps serving
@@ -382,3 +383,34 @@ def test_api_through_gradio_client(h, web_app):
         client.close()
     finally:
         web_app.demo.close()
+
+
+# ---- sketches in and out ------------------------------------------------------------------------
+def test_downloaded_strokes_open_to_the_same_ranking(h, tmp_path):
+    page = example_json("guitar")  # what the page sends, and what its "JSON" button downloads
+    f = tmp_path / "sketch.json"
+    f.write_text(page, "utf-8")
+    out = h.open_sketch(str(f), None, AUTO, None, 10, "Off", GALLERY_DEFAULT, True, Session())
+    assert len(out) == 12 and "Opened **sketch.json**: 7 strokes" in out[6]
+    assert json.loads(out[0]) == json.loads(page)  # onto the canvas unchanged; its change event searches
+    ranked = [r["file"] for r in h.retrieve(out[0], session=Session())[1]["results"]]
+    assert ranked == [r["file"] for r in h.retrieve(page, session=Session())[1]["results"]]
+
+
+def test_open_sketch_image_and_bad_files(h, tmp_path):
+    from PIL import Image, ImageDraw
+
+    img = Image.new("RGB", (300, 300), "white")
+    ImageDraw.Draw(img).ellipse((40, 80, 260, 220), outline="black", width=4)
+    img.save(tmp_path / "drawing.png")
+    out = h.open_sketch(str(tmp_path / "drawing.png"), None, AUTO, None, 5, "Off", GALLERY_DEFAULT, True, Session())
+    assert out[1] and out[2]["error"] is None and "Results for the image **drawing.png**" in out[6]  # searched as is
+    big = tmp_path / "big.json"  # strokes off the canvas are scaled onto it
+    big.write_text(json.dumps([[[0, 0], [2000, 1000]], [[500, 900], [1500, 100]]]), "utf-8")
+    pts = np.array([p for s in json.loads(h.open_sketch(str(big), *[None] * 7, Session())[0]) for p in s])
+    assert pts.min() >= 19.9 and pts.max() <= 380.1
+    for name, text, msg in (("notes.txt", "hi", "not a sketch file"), ("bad.json", "[[[1, 2], [3", "stroke JSON"),
+                            ("empty.png", "", "")):
+        (tmp_path / name).write_text(text, "utf-8")
+        out = h.open_sketch(str(tmp_path / name), *[None] * 7, Session())
+        assert out[6].startswith("⚠️") and msg in out[6], out[6]

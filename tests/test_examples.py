@@ -4,8 +4,10 @@ names only recognition categories the default gallery has photos of (shipped wei
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from sketchdown import Retriever, load_bundle
@@ -69,3 +71,46 @@ def test_app_names_only_categories_the_gallery_has(app_model) -> None:
         assert len(named) == 3 and set(named) <= set(offered)
         top = [c for c, _ in plain.retrieve(from_strokes(strokes), k=1).categories]
         assert [c for c in top if c in offered] == named[: len([c for c in top if c in offered])]
+
+
+def _replay(h, strokes: list, n: int, part: int = 0) -> dict:
+    """The page's payload after ``n`` strokes and ``part`` points of the next, sent through ``/retrieve``;
+    the rank panel's update."""
+    shown = [s for s in strokes[:n]] + ([strokes[n][:part]] if part else [])
+    return h.retrieve(json.dumps(shown), session=h.session)[9]
+
+
+def test_rank_per_stroke_view_matches_evaluate(app_model) -> None:
+    from sketchdown.eval.data import PairedDataset, SketchItem
+    from sketchdown.eval.evaluate import evaluate
+    from sketchdown.eval.rows import RowKey
+    from webapp.handlers import Handlers
+    from webapp.session import Session
+
+    h = Handlers(app_model)
+    h.session = Session()
+    examples = app_examples(examples_dir())
+    assert [t.name for t in app_model.traced] == sorted(k for k in examples if k.startswith("traced: "))
+    g = app_model.retriever.gallery
+    photos = [g.root / p for p in g.paths]
+    items, app_ranks = [], []
+    for t in app_model.traced:
+        strokes = examples[t.name]
+        assert _replay(h, strokes, 1, part=0)["visible"] is True
+        assert _replay(h, strokes, 1, part=4)["visible"] is True  # mid-stroke: the completed strokes' curve
+        panel = _replay(h, strokes, len(strokes))
+        ranks = json.loads(re.search(r"data-ranks='([^']*)'", panel["value"]).group(1))
+        assert len(ranks) == len(strokes) and all(1 <= r <= len(g) for r in ranks)
+        app_ranks += ranks
+        target = [Path(p).name for p in g.paths].index(t.target)
+        items += [SketchItem(f"{t.name}/{i}", from_strokes(strokes[:i]), target) for i in range(1, len(strokes) + 1)]
+    assert _replay(h, [[[1, 1], [300, 300]]], 1)["visible"] is False  # a drawing of one's own: no panel
+    sel = app_model.bundle.selector
+    row = RowKey(sel.model, lam=sel.default_lam, hog=True)
+    data = PairedDataset("traced-prefixes", items, photos, list(g.categories), granularity="category")
+    got = evaluate(app_model.bundle, data, [row], prefix_steps=0, latency_queries=0)[0]
+    r = np.array(app_ranks)
+    print(f"\nrank after each stroke, app: {app_ranks}; evaluate: mean rank {got['mean_rank']}")
+    assert got["mean_rank"] == pytest.approx(r.mean(), abs=0.01) and got["median_rank"] == float(np.median(r))
+    for k in (1, 5, 10):
+        assert got[f"acc@{k}"] == pytest.approx(100 * (r <= k).mean(), abs=0.01)

@@ -26,6 +26,7 @@ from webapp.limits import RequestSizeLimit
 from webapp.model import AppModel, load_model
 from webapp.privacy import FileRoutes404, exit_on_sigterm, upload_lifespan, without_temp_files
 from webapp.session import SESSIONS_ROOT, Session, UploadStore
+from webapp.sketchfile import SKETCH_EXTS
 from webapp.uploads import MAX_FILE_BYTES, MAX_TOTAL_BYTES, MAX_UPLOAD_FILES
 
 log = logging.getLogger("sketchdown.app")
@@ -64,6 +65,12 @@ def _sketch_row(ui: SimpleNamespace, config: AppConfig) -> None:
                 elem_id="sd-draw", examples=app_examples(config.examples_dir), apply_default_css=False,
             )
             ui.status = gr.Markdown("", elem_id="sd-status")
+            ui.rank_panel = gr.HTML("", visible=False, css_template=static_text("panels.css"), elem_id="sd-rank")
+            ui.rank_full = gr.Checkbox(False, label="Rank-per-stroke view: also run the full network (slower)",
+                                       elem_id="sd-rank-full")
+            ui.sketch_file = without_temp_files(gr.File(
+                file_count="single", file_types=list(SKETCH_EXTS), elem_id="sd-sketch-file", height=90,
+                label="Open a sketch: strokes (.json as downloaded above, .ndjson, .npy) or a drawing image"))
         with gr.Column(scale=6, min_width=340):
             panels = static_text("panels.css")
             ui.sel_panel = gr.HTML(views.SELECTOR_EMPTY, css_template=panels, js_on_load=None, elem_id="sd-selector")
@@ -111,7 +118,7 @@ def _teaching_panel(ui: SimpleNamespace, m: AppModel) -> None:
             ui.cmp_a = gr.Gallery(label="Current model", columns=4, height="auto", object_fit="contain", fit_columns=False)
             ui.cmp_b = gr.Gallery(label="Comparison model", columns=4, height="auto", object_fit="contain", fit_columns=False)
         if b and metric_rows(b.metrics)[1]:
-            ui.plot = gr.Plot(label="FLOPs vs Acc@1 (shipped evaluation; red line = your last query)",
+            ui.plot = gr.Plot(label="FLOPs vs Acc@1 (shipped evaluation; red line = your last query)", elem_id="sd-plot",
                               value=flops_vs_acc(b.metrics, full=b.full.flops(b.full.default_canvas) / 1e9))
         else:
             ui.plot = gr.Plot(visible=False)
@@ -149,7 +156,7 @@ def _wire(ui: SimpleNamespace, h: Handlers) -> None:
     """Events: every stroke and control change re-runs ``retrieve`` (then redraws the plot when it is open)."""
     inputs = [ui.draw, ui.model_radio, ui.canvas_radio, ui.lam_radio, ui.k_slider, ui.compare, ui.source, ui.hog_box, ui.session]
     outputs = [ui.photos, ui.readout, ui.sel_panel, ui.flops_panel, ui.cats, ui.status, ui.cmp_a, ui.cmp_b, ui.compare_md,
-               ui.session]
+               ui.rank_panel, ui.session]
     private: dict[str, Any] = {"show_progress": "hidden", "api_visibility": "private"}
     # every search shares one concurrency group of its own: it never queues behind indexing
     search: dict[str, Any] = {"concurrency_id": "search", "concurrency_limit": SEARCH_JOBS}
@@ -162,6 +169,10 @@ def _wire(ui: SimpleNamespace, h: Handlers) -> None:
         ctl.input(h.retrieve, inputs, outputs, trigger_mode="always_last", **private, **search).then(*plot, **private)
     ui.model_radio.input(h.on_model_change, ui.model_radio, [ui.canvas_radio, ui.lam_radio], api_visibility="private").then(
         h.retrieve, inputs, outputs, **private, **search).then(*plot, **private)
+    ui.sketch_file.upload(h.open_sketch, [ui.sketch_file, *inputs[1:]], [ui.draw, *outputs], **private, **search).then(
+        lambda: None, None, ui.sketch_file, **private)
+    ui.rank_full.input(h.set_rank_full, [ui.rank_full, ui.session], ui.session, **private).then(
+        h.retrieve, inputs, outputs, **private, **search)
     ui.teach.expand(lambda s: (True, h.plot_update(True, s)), ui.session, [ui.teach_open, ui.plot], api_visibility="private")
     ui.teach.collapse(lambda: False, None, ui.teach_open, api_visibility="private")
     # uploads: callable by API clients too (undocumented); each upload is its own job, its heavy steps in fair turns

@@ -26,7 +26,9 @@ from webapp.config import DEFAULT_IDLE_TIMEOUT_S, DEFAULT_INDEX_WORKERS
 from webapp.jobs import FairGate
 from webapp.model import AppModel
 from webapp.privacy import drop_gradio_uploads
+from webapp.replay import replayed, target_ranks
 from webapp.session import Session, UploadStore, as_session
+from webapp.sketchfile import canvas_json, open_sketch_file
 from webapp.uploads import MAX_UPLOAD_FILES, UploadError, collect_uploads
 
 log = logging.getLogger("sketchdown.app")
@@ -96,12 +98,14 @@ def readout(res: RetrievalResult, how: str, lam: float | None, s: Session, handl
 
 
 NO_COMPARE = ([], [], views.COMPARE_EMPTY)
+HIDDEN = gr.update(value="", visible=False)
 
 
 def _cleared(s: Session, msg: str, out: dict[str, Any]) -> tuple:
     """``retrieve``'s outputs for an empty canvas or an error: no photos, idle panels, ``msg`` as status."""
     s.last = out
-    return ([], out, views.SELECTOR_EMPTY, views.FLOPS_EMPTY, gr.update(value=None, visible=False), msg, *NO_COMPARE, s)
+    return ([], out, views.SELECTOR_EMPTY, views.FLOPS_EMPTY, gr.update(value=None, visible=False), msg, *NO_COMPARE,
+            HIDDEN, s)
 
 
 def _empty_readout() -> dict[str, Any]:
@@ -180,7 +184,7 @@ class Handlers:
                  session: Any = None):
         """The per-stroke handler (API name ``retrieve``). Returns, in order: ranked photos, the JSON readout,
         the selector panel, the FLOP counter, recognised categories, the status line, the two comparison
-        lists and their header, and the session state."""
+        lists and their header, the rank-per-stroke panel (a traced example replayed) and the session state."""
         t0 = time.perf_counter()
         s = as_session(session)
         if self.model.bundle is None:
@@ -191,6 +195,11 @@ class Handlers:
             return _cleared(s, f"⚠️ {e}", {"error": str(e), "results": []})
         if sketch is None:
             return _cleared(s, "", _empty_readout())
+        return self.answer(sketch, model_choice, canvas_choice, lam, k, compare, source, hog, s, t0)
+
+    def answer(self, sketch: Sketch, model_choice: str | None, canvas_choice: Any, lam: Any, k: Any, compare: str | None,
+               source: str | None, hog: Any, s: Session, t0: float, status: str = "") -> tuple:
+        """``retrieve``'s outputs for a parsed ``sketch`` (also a sketch opened from a file)."""
         try:
             model, use_sel = self.parse_choice(model_choice)
             canvas, how = self.canvas_arg(model, use_sel, canvas_choice)
@@ -200,6 +209,7 @@ class Handlers:
             fusion = None if hog is None else bool(hog)  # the weight set's HOG fusion, or the network alone
             res = retr.retrieve(sketch, k=k, canvas=canvas, model=model, lam=lam_v, fusion=fusion)
             cmp_out = self._compare(retr, sketch, res, compare, lam, k, fusion)
+            ranks = self._rank_view(retr, sketch, source, s, dict(model=model, canvas=canvas, lam=lam_v, fusion=fusion))
         except (*USER_ERRORS, ValueError, TypeError) as e:
             return _cleared(s, f"⚠️ {e}", {"error": str(e), "results": []})
         except Exception as e:  # keep serving whatever happens; the log has the traceback
@@ -211,8 +221,54 @@ class Handlers:
         s.last = out
         cats = gr.update(value=views.category_label(res, self.model.class_photos), visible=True) if res.categories \
             else gr.update(value=None, visible=False)
-        return (views.gallery_items(res), out, views.selector_html(res, how, lam_v), views.flops_html(res, s), cats, "",
-                *cmp_out, s)
+        full = self.model.bundle.full.default_canvas
+        panel = views.selector_html(res, how, lam_v, views.canvas_reason(sketch, res, how, full, lam_v))
+        return (views.gallery_items(res), out, panel, views.flops_html(res, s), cats, status, *cmp_out, ranks, s)
+
+    def _rank_view(self, retr: Retriever, sketch: Sketch, source: str | None, s: Session, kw: dict) -> Any:
+        """The rank-per-stroke panel while a traced example is replayed on the default gallery, else hidden."""
+        hit = replayed(self.model.traced, sketch) if source != GALLERY_MINE else None
+        if hit is None:
+            return HIDDEN
+        ex, n = hit
+        curves = {f"{kw['model']}" + (" + selector" if kw["lam"] is not None else f" @{kw['canvas']} px"
+                                      if kw["canvas"] != "auto" else ""): target_ranks(retr, ex, n, s.ranks, **kw)}
+        b = self.model.bundle
+        if s.rank_full and b is not None and b.full.name != kw["model"]:
+            curves[f"full network ({b.full.name})"] = target_ranks(retr, ex, n, s.ranks, model=b.full.name,
+                                                                   fusion=kw["fusion"])
+        g = retr.gallery
+        return gr.update(value=views.rank_curve_html(curves, len(ex.strokes), ex.target, len(g) if g else 0), visible=True)
+
+    def open_sketch(self, file: Any, model_choice: str | None, canvas_choice: Any, lam: Any, k: Any, compare: str | None,
+                    source: str | None, hog: Any, session: Any) -> tuple:
+        """A sketch file the user opened: strokes go onto the canvas (whose change event searches with them);
+        a drawing image is searched as it is. Returns the canvas value, then ``retrieve``'s outputs."""
+        s = as_session(session)
+        path = file if isinstance(file, (str, Path)) else getattr(file, "name", None) or getattr(file, "path", None)
+        if not path:
+            return (gr.skip(),) * 11 + (s,)
+        name = Path(str(path)).name
+        try:
+            sketch = open_sketch_file(path)
+        except (SketchError, ImageError, OSError) as e:
+            return (gr.skip(),) * 6 + (f"⚠️ {views.esc(e)}",) + (gr.skip(),) * 4 + (s,)
+        finally:
+            drop_gradio_uploads([str(path)])
+        if not sketch.is_raster:
+            return (canvas_json(sketch),) + (gr.skip(),) * 5 + (f"Opened **{views.esc(name)}**: "
+                    f"{len(sketch.strokes)} strokes, searching with them.",) + (gr.skip(),) * 4 + (s,)
+        if self.model.bundle is None:
+            return (gr.skip(), *_cleared(s, f"⚠️ {self.model.error}", {"error": self.model.error, "results": []}))
+        note = f"Results for the image **{views.esc(name)}** (the canvas is not used until you draw again)."
+        return (gr.skip(), *self.answer(sketch, model_choice, canvas_choice, lam, k, compare, source, hog, s,
+                                        time.perf_counter(), note))
+
+    def set_rank_full(self, on: Any, session: Any) -> Session:
+        """The rank-per-stroke view's "also the full network" switch."""
+        s = as_session(session)
+        s.rank_full = bool(on)
+        return s
 
     def _compare(self, retr: Retriever, sketch, res: RetrievalResult, compare: str | None, lam: Any, k: int,
                  fusion: bool | None) -> tuple:

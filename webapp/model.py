@@ -10,7 +10,7 @@ import logging
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from sketchdown.bundles.bundle import ModelBundle, SketchBranch, load_bundle
@@ -19,6 +19,7 @@ from sketchdown.retrieval.gallery import GalleryError, gallery_metadata
 from sketchdown.retrieval.retriever import Retriever
 from sketchdown.sketch.imageio import ImageError
 from webapp.config import AppConfig
+from webapp.replay import Traced, load_traced
 
 log = logging.getLogger("sketchdown.app")
 
@@ -43,6 +44,7 @@ class AppModel:
     error: str = ""
     load_seconds: float = 0.0
     class_photos: dict[str, int] | None = None  # recognition class -> default-gallery photos of it (None: all offered)
+    traced: list[Traced] = field(default_factory=list)  # traced examples with their target photo (rank-per-stroke view)
 
     def offered_classes(self) -> list[str] | None:
         """The recognition classes the app may name: those the default gallery has photos of."""
@@ -97,6 +99,7 @@ def load_model(cfg: AppConfig) -> AppModel:
         m.error = f"Could not load weights {cfg.weights!r}: {e}"
         log.error(m.error)
         return m
+    m.traced = load_traced(cfg.examples_dir)
     _, items = gallery_metadata(cfg.gallery)
     if items and m.bundle.classes:  # a gallery with metadata says which kinds it has photos of
         m.class_photos = class_photo_counts(m.bundle.classes, items)

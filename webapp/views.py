@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import functools
 import io
+import json
 from pathlib import Path
 from typing import Any
 
@@ -17,23 +18,46 @@ from sketchdown.eval.plot import fmt_gflops
 from sketchdown.retrieval.gallery import gallery_metadata
 from sketchdown.retrieval.retriever import RetrievalResult
 from sketchdown.sketch.imageio import MAX_PIXELS, ImageError
+from sketchdown.sketch.strokes import Sketch, stroke_sequence
 from webapp.model import AppModel, arch_name
 from webapp.session import THUMB_SUFFIX, Session, shown_path
 
 COMPARE_EMPTY = "Pick a model under **Compare with** to see its ranked list next to the current one."
 
 
-def ink_png_uri(ink: np.ndarray, display: int = 192) -> str:
-    """The network's input canvas as a data URI, upscaled nearest-neighbour so pixels stay visible."""
+def ink_png_uri(ink: np.ndarray, display: int = 192) -> tuple[str, int]:
+    """The network's input canvas as a data URI and its side in pixels: each network pixel becomes an
+    integer block of ``round(display / side)`` pixels (nearest neighbour, shown unscaled), so a 32 px
+    canvas looks as coarse as the network saw it."""
     a = np.asarray(ink, np.float32)
     if a.ndim == 3:
         a = a.mean(-1) if a.shape[-1] in (1, 3) else a.mean(0)
     img = (255 * (1 - np.clip(a, 0, 1))).astype(np.uint8)
-    f = max(1, display // max(img.shape))
+    f = max(1, round(display / max(img.shape)))
     img = np.repeat(np.repeat(img, f, 0), f, 1)
     buf = io.BytesIO()
     Image.fromarray(img, "L").save(buf, "PNG", optimize=False)
-    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode(), img.shape[0]
+
+
+def canvas_reason(sketch: Sketch, res: RetrievalResult, how: str, full_canvas: int, lam: float | None) -> str:
+    """One sentence on why this sketch got this canvas, from what the selector reads (the strokes and
+    their points after simplification) and the ink the chosen canvas holds; then the full network's canvas."""
+    n = len(sketch.strokes)
+    pts = len(stroke_sequence(sketch)) if n else 0
+    ink = float((np.asarray(res.canvas_image) > 0.1).mean())
+    density = "sparse" if ink < 0.06 else ("moderate" if ink < 0.15 else "dense")
+    seen = (f"{n} stroke{'s' * (n != 1)}, {pts} points after simplification" if n else "an image (no strokes)") \
+        + f", {density} ink ({100 * ink:.0f}% of the {res.canvas} px canvas)"
+    if how == "selector" and res.canvas_probs:
+        biggest = max(res.canvas_probs)
+        verdict = (f"detailed enough to need the largest canvas, {res.canvas} px" if res.canvas == biggest
+                   else f"{res.canvas} px is enough at λ<sub>F</sub> = {lam:g}")
+    elif how == "forced":
+        verdict = f"you forced {res.canvas} px"
+    else:
+        verdict = f"{esc(res.model)} always draws at {res.canvas} px"
+    return f"{seen}: {verdict}. The full network would draw it at {full_canvas} px."
 
 
 def esc(s: Any) -> str:
@@ -48,9 +72,10 @@ SELECTOR_EMPTY = (
 FLOPS_EMPTY = "<div class='sd-panel sd-empty'><div class='sd-kpi'><b>—</b> GFLOPs</div><p>FLOP counter: waiting for a sketch.</p></div>"
 
 
-def selector_html(res: RetrievalResult, how: str, lam: float | None) -> str:
-    """The selector panel: the chosen canvas, one probability bar per canvas, the abstraction gauge and
-    the canvas as the network saw it; ``how`` is "selector", "forced" or "fixed"."""
+def selector_html(res: RetrievalResult, how: str, lam: float | None, reason: str = "") -> str:
+    """The selector panel: the chosen canvas, why (``reason``, :func:`canvas_reason`), one probability bar
+    per canvas, the abstraction gauge and the canvas as the network saw it at its true pixel grid; ``how``
+    is "selector", "forced" or "fixed"."""
     probs = res.canvas_probs
     chosen = res.canvas
     if probs:
@@ -75,13 +100,14 @@ def selector_html(res: RetrievalResult, how: str, lam: float | None) -> str:
         )
     else:
         abstr = "<div class='sd-abs sd-muted'>abstraction: — (estimated only by the selector)</div>"
-    uri = ink_png_uri(res.canvas_image)
+    uri, side = ink_png_uri(res.canvas_image)
+    why = f"<div class='sd-why'>{reason}</div>" if reason else ""
     return (
         "<div class='sd-panel sd-selector'>"
         "<div class='sd-sel-main'>"
         f"<div class='sd-sel-text'><div class='sd-badge'>canvas <b>{chosen}</b> px</div><div class='sd-sub'>{sub}</div>"
-        f"<div class='sd-bars'>{rows}</div>{abstr}</div>"
-        f"<figure class='sd-netview'><img alt='the sketch as the network saw it' src='{uri}'/>"
+        f"{why}<div class='sd-bars'>{rows}</div>{abstr}</div>"
+        f"<figure class='sd-netview'><img alt='the sketch as the network saw it' src='{uri}' width='{side}' height='{side}'/>"
         f"<figcaption>what the network saw: {chosen}×{chosen}</figcaption></figure>"
         "</div></div>"
     )
@@ -118,6 +144,46 @@ def photo_credits(photo_dir: str) -> dict[str, str]:
     _, items = gallery_metadata(photo_dir)
     return {Path(str(it["file"])).name: f"{it['author']}, {it.get('license') or 'licence unknown'}"
             for it in items if it.get("author")}
+
+
+RANK_COLOURS = ("#d62728", "#1f77b4")
+
+
+def rank_curve_html(curves: dict[str, list[int]], total: int, target: str, gallery_size: int) -> str:
+    """A small SVG line chart: the target photo's rank (log scale, 1 at the top) after each of ``total``
+    strokes, one line per model in ``curves`` (label -> ranks so far); each line carries its ranks in
+    ``data-ranks`` for scripts and tests."""
+    w, h, left, top, bottom = 360, 150, 34, 10, 24
+    iw, ih = w - left - 10, h - top - bottom
+    span = np.log(max(2, gallery_size))
+
+    def xy(i: int, r: int) -> tuple[float, float]:
+        x = left + (iw * (i - 1) / max(1, total - 1) if total > 1 else iw / 2)
+        return x, top + ih * float(np.log(max(1, r))) / span
+
+    grid = ""
+    for r in (1, 10, 100):
+        if r <= gallery_size:
+            y = xy(1, r)[1]
+            grid += (f"<line x1='{left}' x2='{left + iw}' y1='{y:.1f}' y2='{y:.1f}' class='sd-grid'/>"
+                     f"<text x='{left - 4}' y='{y + 4:.1f}' text-anchor='end'>#{r}</text>")
+    lines, legend = "", []
+    for (label, ranks), colour in zip(curves.items(), RANK_COLOURS, strict=False):
+        pts = " ".join(f"{x:.1f},{y:.1f}" for x, y in (xy(i + 1, r) for i, r in enumerate(ranks)))
+        dots = "".join(f"<circle cx='{x:.1f}' cy='{y:.1f}' r='3' fill='{colour}'/>"
+                       for x, y in (xy(i + 1, r) for i, r in enumerate(ranks)))
+        lines += (f"<g class='sd-rank-line' data-label='{esc(label)}' data-ranks='{json.dumps(ranks)}'>"
+                  f"<polyline points='{pts}' fill='none' stroke='{colour}' stroke-width='2'/>{dots}</g>")
+        legend.append(f"<span style='color:{colour}'>■</span> {esc(label)}: #{ranks[-1] if ranks else '—'}")
+    ticks = "".join(f"<text x='{xy(i, 1)[0]:.1f}' y='{h - 8}' text-anchor='middle'>{i}</text>" for i in range(1, total + 1))
+    return (
+        "<div class='sd-panel sd-rank'>"
+        f"<div class='sd-rank-title'>Rank of the traced photo <b>{esc(target)}</b> after each stroke "
+        f"(of {gallery_size}; 1 = top)</div>"
+        f"<svg viewBox='0 0 {w} {h}' width='{w}' height='{h}' role='img' aria-label='rank after each stroke'>"
+        f"{grid}{lines}{ticks}</svg>"
+        f"<div class='sd-rank-legend'>{' · '.join(legend)} · stroke →</div></div>"
+    )
 
 
 def category_label(res: RetrievalResult, counts: dict[str, int] | None) -> dict[str, float]:

@@ -83,6 +83,25 @@ document.addEventListener('keydown', (e) => {
   if ((e.ctrlKey || e.metaKey) && !e.shiftKey && e.key === 'z' && t !== 'INPUT' && t !== 'TEXTAREA') { e.preventDefault(); undo(); }
 });
 
+// downloads: the strokes as the page sends them (JSON, opens again through "Open a sketch") and as SVG
+function download(name, type, text) {
+  const a = document.createElement('a');
+  a.href = URL.createObjectURL(new Blob([text], {type}));
+  a.download = name; document.body.appendChild(a); a.click(); a.remove();
+  setTimeout(() => URL.revokeObjectURL(a.href), 1000);
+}
+function svgText() {
+  const paths = strokes.map(s => {
+    const d = s.pts.map((p, i) => (i ? 'L' : 'M') + r1(p[0]) + ' ' + r1(p[1])).join(' ');
+    return `<path d="${d}${s.pts.length === 1 ? ' l0.01 0' : ''}" stroke-width="${s.w}"/>`;
+  }).join('\n');
+  return `<svg xmlns="http://www.w3.org/2000/svg" width="${SIZE}" height="${SIZE}" viewBox="0 0 ${SIZE} ${SIZE}">\n` +
+    `<rect width="100%" height="100%" fill="#fff"/>\n<g fill="none" stroke="#111" stroke-linecap="round" stroke-linejoin="round">\n` +
+    `${paths}\n</g>\n</svg>\n`;
+}
+element.querySelector('.sd-save-json').addEventListener('click', () => download('sketch.json', 'application/json', payload()));
+element.querySelector('.sd-save-svg').addEventListener('click', () => download('sketch.svg', 'image/svg+xml', svgText()));
+
 const sleep = (ms) => new Promise(r => setTimeout(r, ms));
 async function replay(example) {
   const token = ++replayToken;
