@@ -105,6 +105,10 @@ def test_rank_per_stroke_view_matches_evaluate(app_model) -> None:
         target = [Path(p).name for p in g.paths].index(t.target)
         items += [SketchItem(f"{t.name}/{i}", from_strokes(strokes[:i]), target) for i in range(1, len(strokes) + 1)]
     assert _replay(h, [[[1, 1], [300, 300]]], 1)["visible"] is False  # a drawing of one's own: no panel
+    h.session.rank_full = True  # "also the full network": a second line
+    lines = re.findall(r"data-label='([^']*)' data-ranks='([^']*)'", _replay(h, strokes, len(strokes))["value"])
+    assert [lab for lab, _ in lines] == ["student + selector", f"full network ({app_model.bundle.full.name})"]
+    assert len(json.loads(lines[1][1])) == len(strokes)
     sel = app_model.bundle.selector
     row = RowKey(sel.model, lam=sel.default_lam, hog=True)
     data = PairedDataset("traced-prefixes", items, photos, list(g.categories), granularity="category")

@@ -79,3 +79,16 @@ def test_point_tags_do_not_overlap(figsize) -> None:
     assert all(axes_box.x0 <= b.x0 and b.x1 <= axes_box.x1 for b in boxes)
     # every visible tag names its own point: a canvas or a lambda_F
     assert {t.get_text() for t in tags} <= {"32", "96", "128", "224", "λ=0", "λ=0.1", "λ=0.2"}
+
+
+def test_plot_only_redraws_from_stored_rows(tmp_path) -> None:
+    from pathlib import Path
+
+    from training.make_results import plot_stored
+
+    repo = Path(__file__).resolve().parents[1]
+    png = tmp_path / "flops_vs_acc.png"
+    rows = plot_stored([str(repo / "weights" / "default")], "chairv2-test", png)
+    assert rows and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    with pytest.raises(SystemExit, match="no stored rows"):
+        plot_stored([str(repo / "weights" / "default")], "no-such-dataset", png)

@@ -154,6 +154,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--recognizer", action="append", default=[], help="NAME=checkpoint from training.train_recognition")
     p.add_argument("--reuse", action="store_true", help="reuse a manifest's stored rows for a dataset")
     p.add_argument("--results", default="weights/RESULTS.md")
+    p.add_argument("--plot-only", metavar="DATASET", default=None,
+                   help="only redraw flops_vs_acc.png from the weight sets' stored rows of DATASET (e.g. chairv2-test)")
     p.add_argument("--seeds", action="append", default=[],
                    help="NAME=seeds.md from training.eval_runs: the students over seeds, network alone (repeatable)")
     return p.parse_args(argv)
@@ -221,9 +223,23 @@ def recognition_section(bundles: list, recognizers: list[str], held: list[Paired
             "Precision, recall and F1 are macro averages over the classes present.\n\n" + recognition_table(rrows))
 
 
+def plot_stored(refs: list[str], dataset: str, png: Path) -> list[dict]:
+    """Redraw ``png`` from the rows of ``dataset`` stored in the weight sets' manifests (no evaluation)."""
+    rows = [r for ref in refs for r in read_manifest(ref).get("metrics", {}).get(dataset, {}).get("rows", [])]
+    if not rows:
+        raise SystemExit(f"no stored rows of {dataset!r} in {refs}: run make_results without --plot-only first")
+    plot(rows, png, f"{dataset}: Acc@1 vs sketch-branch GFLOPs per query")
+    return rows
+
+
 def main(argv: list[str] | None = None) -> list[dict]:
     a = parse_args(argv)
     say = lambda s: print(s, file=sys.stderr, flush=True)  # noqa: E731
+    if a.plot_only:
+        png = Path(a.results).with_name("flops_vs_acc.png")
+        rows = plot_stored(a.weights, a.plot_only, png)
+        say(f"wrote {png} from {len(rows)} stored rows")
+        return rows
     bundles = [load_bundle(ref) for ref in a.weights]
     sections, all_rows, loaded = [], {}, {}
     lib = library_version()
