@@ -4,6 +4,7 @@ counter update. Saves a screenshot to test-output/browser.png."""
 
 from __future__ import annotations
 
+import contextlib
 import re
 import sys
 import time
@@ -36,69 +37,76 @@ def url(web_app):
     web_app.demo.close()
 
 
-def test_draw_strokes_updates_results(url):
+@contextlib.contextmanager
+def browser_page(url: str, height: int, **kw):
+    """(page at ``url`` in headless chromium, list of the page's script errors, test-output folder)."""
     sync_api = pytest.importorskip("playwright.sync_api")
     out = REPO / "test-output"
     out.mkdir(exist_ok=True)
     with sync_api.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
         try:
-            page = browser.new_page(viewport={"width": 1280, "height": 1100})
+            page = browser.new_page(viewport={"width": 1280, "height": height}, **kw)
             errors: list[str] = []
             page.on("pageerror", lambda e: errors.append(str(e)))
             page.goto(url, wait_until="load")  # not networkidle: Gradio's heartbeat keeps the network busy
-            canvas = page.locator("#sd-draw canvas.sd-canvas")
-            canvas.wait_for(timeout=60_000)
-            badge = page.locator("#sd-selector .sd-badge")
-            assert "sd-badge-idle" in (badge.get_attribute("class") or "")
-            assert page.locator("#sd-results img").count() == 0
-            box = canvas.bounding_box()
-            assert box and box["width"] > 200
-
-            def stroke(points: list[tuple[float, float]]) -> None:
-                """Draw a polyline given in canvas fractions with the mouse."""
-                x, y = points[0]
-                page.mouse.move(box["x"] + x * box["width"], box["y"] + y * box["height"])
-                page.mouse.down()
-                for x, y in points[1:]:
-                    page.mouse.move(box["x"] + x * box["width"], box["y"] + y * box["height"], steps=6)
-                page.mouse.up()
-
-            session = page.locator("#sd-flops .sd-session")
-
-            def retrievals() -> int:
-                m = re.search(r"(\d+)\s+retrievals", session.inner_text()) if session.count() else None
-                return int(m.group(1)) if m else 0
-
-            t0 = time.perf_counter()
-            stroke([(0.15, 0.5), (0.45, 0.3), (0.75, 0.5), (0.45, 0.7), (0.15, 0.5)])  # a fish body
-            page.locator("#sd-selector .sd-badge:not(.sd-badge-idle)").wait_for(timeout=30_000)
-            first = time.perf_counter() - t0
-            assert re.fullmatch(r"canvas \d+ px", badge.inner_text().strip())
-            page.wait_for_function("document.querySelectorAll('#sd-results img').length > 0", timeout=30_000)
-            n1 = retrievals()
-            assert n1 >= 1
-            stroke([(0.75, 0.5), (0.9, 0.35), (0.9, 0.65), (0.75, 0.5)])  # tail
-            stroke([(0.3, 0.45), (0.32, 0.46)])  # eye
-            assert page.locator(".sd-count").inner_text() == "3 strokes"
-            deadline = time.time() + 30
-            while retrievals() <= n1 and time.time() < deadline:
-                page.wait_for_timeout(100)
-            assert retrievals() > n1, "the FLOP counter did not update after more strokes"
-            page.wait_for_timeout(800)  # let the last (always_last) request land
-            assert page.locator("#sd-results img").count() == len(PHOTOS)
-            gflops = float(page.locator("#sd-flops .sd-q-gflops").inner_text())
-            assert gflops > 0
-            assert page.locator("#sd-selector .sd-bar-row").count() == 2  # one bar per canvas of the selector
-            assert page.locator("#sd-selector .sd-netview img").get_attribute("src").startswith("data:image/png;base64,")
-            page.screenshot(path=str(out / "browser.png"), full_page=True)
-            # undo and clear work on the strokes and the results follow
-            page.locator("#sd-draw .sd-undo").click()
-            assert page.locator(".sd-count").inner_text() == "2 strokes"
-            page.locator("#sd-draw .sd-clear").click()
-            page.locator("#sd-selector .sd-badge-idle").wait_for(timeout=30_000)
-            page.wait_for_function("document.querySelectorAll('#sd-results img').length === 0", timeout=30_000)
-            assert not errors, errors
-            print(f"first stroke to results: {first:.2f} s")
+            yield page, errors, out
         finally:
             browser.close()
+
+
+def test_draw_strokes_updates_results(url):
+    with browser_page(url, 1100) as (page, errors, out):
+        canvas = page.locator("#sd-draw canvas.sd-canvas")
+        canvas.wait_for(timeout=60_000)
+        badge = page.locator("#sd-selector .sd-badge")
+        assert "sd-badge-idle" in (badge.get_attribute("class") or "")
+        assert page.locator("#sd-results img").count() == 0
+        box = canvas.bounding_box()
+        assert box and box["width"] > 200
+
+        def stroke(points: list[tuple[float, float]]) -> None:
+            """Draw a polyline given in canvas fractions with the mouse."""
+            x, y = points[0]
+            page.mouse.move(box["x"] + x * box["width"], box["y"] + y * box["height"])
+            page.mouse.down()
+            for x, y in points[1:]:
+                page.mouse.move(box["x"] + x * box["width"], box["y"] + y * box["height"], steps=6)
+            page.mouse.up()
+
+        session = page.locator("#sd-flops .sd-session")
+
+        def retrievals() -> int:
+            m = re.search(r"(\d+)\s+retrievals", session.inner_text()) if session.count() else None
+            return int(m.group(1)) if m else 0
+
+        t0 = time.perf_counter()
+        stroke([(0.15, 0.5), (0.45, 0.3), (0.75, 0.5), (0.45, 0.7), (0.15, 0.5)])  # a fish body
+        page.locator("#sd-selector .sd-badge:not(.sd-badge-idle)").wait_for(timeout=30_000)
+        first = time.perf_counter() - t0
+        assert re.fullmatch(r"canvas \d+ px", badge.inner_text().strip())
+        page.wait_for_function("document.querySelectorAll('#sd-results img').length > 0", timeout=30_000)
+        n1 = retrievals()
+        assert n1 >= 1
+        stroke([(0.75, 0.5), (0.9, 0.35), (0.9, 0.65), (0.75, 0.5)])  # tail
+        stroke([(0.3, 0.45), (0.32, 0.46)])  # eye
+        assert page.locator(".sd-count").inner_text() == "3 strokes"
+        deadline = time.time() + 30
+        while retrievals() <= n1 and time.time() < deadline:
+            page.wait_for_timeout(100)
+        assert retrievals() > n1, "the FLOP counter did not update after more strokes"
+        page.wait_for_timeout(800)  # let the last (always_last) request land
+        assert page.locator("#sd-results img").count() == len(PHOTOS)
+        gflops = float(page.locator("#sd-flops .sd-q-gflops").inner_text())
+        assert gflops > 0
+        assert page.locator("#sd-selector .sd-bar-row").count() == 2  # one bar per canvas of the selector
+        assert page.locator("#sd-selector .sd-netview img").get_attribute("src").startswith("data:image/png;base64,")
+        page.screenshot(path=str(out / "browser.png"), full_page=True)
+        # undo and clear work on the strokes and the results follow
+        page.locator("#sd-draw .sd-undo").click()
+        assert page.locator(".sd-count").inner_text() == "2 strokes"
+        page.locator("#sd-draw .sd-clear").click()
+        page.locator("#sd-selector .sd-badge-idle").wait_for(timeout=30_000)
+        page.wait_for_function("document.querySelectorAll('#sd-results img').length === 0", timeout=30_000)
+        assert not errors, errors
+        print(f"first stroke to results: {first:.2f} s")

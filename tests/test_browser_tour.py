@@ -13,7 +13,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from test_browser import ARGS, CHROMIUM  # noqa: E402
+from test_browser import CHROMIUM, browser_page  # noqa: E402
 
 pytestmark = [
     pytest.mark.skipif(not CHROMIUM.is_file(), reason="Debian chromium is not installed at /usr/bin/chromium "
@@ -60,63 +60,52 @@ def _replay(page, name: str, strokes: int) -> None:
 
 
 def test_first_visit_tour(url, tmp_path):
-    sync_api = pytest.importorskip("playwright.sync_api")
-    out = REPO / "test-output"
-    out.mkdir(exist_ok=True)
-    with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
-        try:
-            page = browser.new_page(viewport={"width": 1280, "height": 1300}, accept_downloads=True)
-            errors: list[str] = []
-            page.on("pageerror", lambda e: errors.append(str(e)))
-            page.goto(url, wait_until="load")
-            page.locator("#sd-draw canvas.sd-canvas").wait_for(timeout=60_000)
-            # the explained badge at two canvases: the selector's pick at lambda_F 0 and at its largest value
-            page.get_by_text("Teaching panel", exact=False).first.click()
-            _replay(page, "chair", 7)
+    with browser_page(url, 1300, accept_downloads=True) as (page, errors, out):
+        page.locator("#sd-draw canvas.sd-canvas").wait_for(timeout=60_000)
+        # the explained badge at two canvases: the selector's pick at lambda_F 0 and at its largest value
+        page.get_by_text("Teaching panel", exact=False).first.click()
+        _replay(page, "chair", 7)
+        _settle(page)
+        badges = {}
+        for lam in ("0", "0.2"):
+            page.locator("#sd-lam label").filter(has_text=re.compile(rf"^\s*{re.escape(lam)}\s*$")).click()
+            page.wait_for_timeout(300)
             _settle(page)
-            badges = {}
-            for lam in ("0", "0.2"):
-                page.locator("#sd-lam label").filter(has_text=re.compile(rf"^\s*{re.escape(lam)}\s*$")).click()
-                page.wait_for_timeout(300)
-                _settle(page)
-                badge = page.locator("#sd-selector .sd-badge").inner_text()
-                px = int(re.search(r"(\d+)", badge).group(1))
-                why = page.locator("#sd-selector .sd-why").inner_text()
-                assert "7 strokes" in why and "points after simplification" in why and "224 px" in why, why
-                img = page.locator("#sd-selector .sd-netview img")
-                assert img.get_attribute("width") == str(px * round(192 / px))  # true pixel grid, integer blocks
-                page.locator("#sd-selector").screenshot(path=str(out / f"badge-{px}.png"))
-                badges[lam] = px
-            assert badges["0"] != badges["0.2"], badges
-            plot = page.locator("#sd-plot")
-            plot.locator("img").first.wait_for(timeout=30_000)  # the matplotlib figure, redrawn after each query
-            plot.scroll_into_view_if_needed()
-            page.wait_for_timeout(500)
-            plot.screenshot(path=str(out / "plot.png"))
-            # early retrieval, shown: replaying a traced example plots its photo's rank after each stroke
-            page.locator("#sd-lam label").filter(has_text=re.compile(r"^\s*0\s*$")).click()
-            _replay(page, "traced: lion", 3)
-            _settle(page)
-            rank = page.locator("#sd-rank .sd-rank-line").first
-            rank.wait_for(timeout=30_000)
-            assert len(re.findall(r"\d+", rank.get_attribute("data-ranks") or "")) == 3
-            page.locator("#sd-rank").screenshot(path=str(out / "rank.png"))
-            before = _settle(page)
-            # sketch out and back in: the downloaded JSON opens to the same ranking
-            with page.expect_download() as dl:
-                page.locator("#sd-draw .sd-save-json").click()
-            saved = tmp_path / "sketch.json"
-            dl.value.save_as(saved)
-            with page.expect_download() as dl:
-                page.locator("#sd-draw .sd-save-svg").click()
-            dl.value.save_as(out / "sketch.svg")
-            assert (out / "sketch.svg").read_text().count("<path") == 3
-            page.locator("#sd-draw .sd-clear").click()
-            page.wait_for_function("document.querySelectorAll('#sd-results img').length === 0", timeout=30_000)
-            page.locator("#sd-sketch-file input[type=file]").set_input_files(str(saved))
-            page.wait_for_function("document.querySelector('.sd-count').textContent === '3 strokes'", timeout=30_000)
-            assert _settle(page) == before
-            assert not errors, errors
-        finally:
-            browser.close()
+            badge = page.locator("#sd-selector .sd-badge").inner_text()
+            px = int(re.search(r"(\d+)", badge).group(1))
+            why = page.locator("#sd-selector .sd-why").inner_text()
+            assert "7 strokes" in why and "points after simplification" in why and "224 px" in why, why
+            img = page.locator("#sd-selector .sd-netview img")
+            assert img.get_attribute("width") == str(px * round(192 / px))  # true pixel grid, integer blocks
+            page.locator("#sd-selector").screenshot(path=str(out / f"badge-{px}.png"))
+            badges[lam] = px
+        assert badges["0"] != badges["0.2"], badges
+        plot = page.locator("#sd-plot")
+        plot.locator("img").first.wait_for(timeout=30_000)  # the matplotlib figure, redrawn after each query
+        plot.scroll_into_view_if_needed()
+        page.wait_for_timeout(500)
+        plot.screenshot(path=str(out / "plot.png"))
+        # early retrieval, shown: replaying a traced example plots its photo's rank after each stroke
+        page.locator("#sd-lam label").filter(has_text=re.compile(r"^\s*0\s*$")).click()
+        _replay(page, "traced: lion", 3)
+        _settle(page)
+        rank = page.locator("#sd-rank .sd-rank-line").first
+        rank.wait_for(timeout=30_000)
+        assert len(re.findall(r"\d+", rank.get_attribute("data-ranks") or "")) == 3
+        page.locator("#sd-rank").screenshot(path=str(out / "rank.png"))
+        before = _settle(page)
+        # sketch out and back in: the downloaded JSON opens to the same ranking
+        with page.expect_download() as dl:
+            page.locator("#sd-draw .sd-save-json").click()
+        saved = tmp_path / "sketch.json"
+        dl.value.save_as(saved)
+        with page.expect_download() as dl:
+            page.locator("#sd-draw .sd-save-svg").click()
+        dl.value.save_as(out / "sketch.svg")
+        assert (out / "sketch.svg").read_text().count("<path") == 3
+        page.locator("#sd-draw .sd-clear").click()
+        page.wait_for_function("document.querySelectorAll('#sd-results img').length === 0", timeout=30_000)
+        page.locator("#sd-sketch-file input[type=file]").set_input_files(str(saved))
+        page.wait_for_function("document.querySelector('.sd-count').textContent === '3 strokes'", timeout=30_000)
+        assert _settle(page) == before
+        assert not errors, errors
