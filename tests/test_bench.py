@@ -37,6 +37,20 @@ def test_ivf_tuned_recall_matches_brute_force_on_synthetic_data():
     assert recall_at_k(ivf.search(q, 10)[1], exact) >= 0.9
 
 
+def test_exact_fused_is_brute_force_and_two_stage_finds_it(tmp_path):
+    from sketchdown.eval.bench import exact_fused, synthetic_gallery
+    from sketchdown.retrieval.twostage import TwoStageSearch
+
+    x, hogs, q = synthetic_gallery(4000, 16, 40, np.random.default_rng(2), 30, 3.0, tmp_path / "h.f16")
+    assert hogs.dtype == np.float16 and (np.asarray(hogs) >= 0).all()
+    np.testing.assert_allclose(np.linalg.norm(np.asarray(hogs, np.float32), axis=1), 1, atol=2e-3)
+    fused = np.concatenate([x, np.asarray(hogs, np.float32)], 1)
+    ref = np.argsort(-(q @ fused.T), axis=1, kind="stable")[:, :10]
+    got = exact_fused(x, hogs, q, chunk=700)  # several chunks
+    assert recall_at_k(got, ref) == 1.0
+    assert recall_at_k(TwoStageSearch.build(x, hogs, "flat", 512).search(q, 10)[1], ref) >= 0.95
+
+
 def test_bench_cli_quick(smoke_weights, tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("SKETCHDOWN_DATA", str(tmp_path / "no-data"))  # built-in examples as queries
     backends = "onnx,eager" if onnx_available() else "eager"
@@ -48,8 +62,8 @@ def test_bench_cli_quick(smoke_weights, tmp_path, capsys, monkeypatch):
         assert isinstance(s[key], (int, float)), key
     assert s["speedup"] == pytest.approx(s["full_ms_median"] / s["student_ms_median"], rel=0.01)
     assert s["search_1m_ms_median"] is None  # no 1M run here
-    assert {r["index"] for r in s["scale"]} == {"flat", "ivf", "hnsw"}
-    assert all(r["recall_at_10"] == 1.0 for r in s["scale"] if r["index"] == "flat")
+    assert {r["index"] for r in s["scale"]} == {"exact fused (batched)", "two-stage ivf", "two-stage hnsw"}
+    assert all(r["recall_at_10"] >= 0.9 for r in s["scale"]) and s["peak_rss_mb"] > 0
     assert {r["backend"] for r in s["costs"]} == set(backends.split(","))
     md = (tmp_path / "b" / "bench.md").read_text()
     assert "| full network |" in md and "Gallery scale" in md

@@ -25,7 +25,7 @@ from webapp.jobs import FairGate
 from webapp.limits import RequestSizeLimit
 from webapp.model import AppModel, load_model
 from webapp.privacy import FileRoutes404, exit_on_sigterm, upload_lifespan, without_temp_files
-from webapp.session import SESSIONS_ROOT, Session, UploadStore
+from webapp.session import SESSIONS_ROOT, Session, UploadStore, cap_malloc_arenas
 from webapp.sketchfile import SKETCH_EXTS
 from webapp.uploads import MAX_FILE_BYTES, MAX_TOTAL_BYTES, MAX_UPLOAD_FILES
 
@@ -219,6 +219,7 @@ def launch(demo: gr.Blocks, **kw: Any) -> Any:
     from the session folders; ``kw`` overrides (tests: ``launch(demo, prevent_thread_lock=True, server_port=p)``)."""
     from starlette.middleware import Middleware
 
+    cap_malloc_arenas()  # before the server's threads allocate: memory users leave behind can be returned
     store: UploadStore | None = getattr(demo, "upload_store", None)
     app_kwargs = {"middleware": [Middleware(RequestSizeLimit), Middleware(FileRoutes404)]}
     if store is not None:
