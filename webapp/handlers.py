@@ -108,6 +108,12 @@ def _cleared(s: Session, msg: str, out: dict[str, Any]) -> tuple:
             HIDDEN, s)
 
 
+def _file_outputs(s: Session, canvas: Any = None, status: Any = None) -> tuple:
+    """``open_sketch``'s outputs that change only the canvas and the status line (None: left as they are)."""
+    skip = gr.skip()
+    return (skip if canvas is None else canvas, *(skip,) * 5, skip if status is None else status, *(skip,) * 4, s)
+
+
 def _empty_readout() -> dict[str, Any]:
     """The readout for a canvas without ink (a fresh dict: the session keeps it as its last readout)."""
     return {"empty": True, "message": "the canvas is empty: draw at least one stroke", "canvas": None,
@@ -231,8 +237,8 @@ class Handlers:
         if hit is None:
             return HIDDEN
         ex, n = hit
-        curves = {f"{kw['model']}" + (" + selector" if kw["lam"] is not None else f" @{kw['canvas']} px"
-                                      if kw["canvas"] != "auto" else ""): target_ranks(retr, ex, n, s.ranks, **kw)}
+        how = " + selector" if kw["lam"] is not None else "" if kw["canvas"] == "auto" else f" @{kw['canvas']} px"
+        curves = {kw["model"] + how: target_ranks(retr, ex, n, s.ranks, **kw)}
         b = self.model.bundle
         if s.rank_full and b is not None and b.full.name != kw["model"]:
             curves[f"full network ({b.full.name})"] = target_ranks(retr, ex, n, s.ranks, model=b.full.name,
@@ -247,17 +253,17 @@ class Handlers:
         s = as_session(session)
         path = file if isinstance(file, (str, Path)) else getattr(file, "name", None) or getattr(file, "path", None)
         if not path:
-            return (gr.skip(),) * 11 + (s,)
+            return _file_outputs(s)
         name = Path(str(path)).name
         try:
             sketch = open_sketch_file(path)
         except (SketchError, ImageError, OSError) as e:
-            return (gr.skip(),) * 6 + (f"⚠️ {views.esc(e)}",) + (gr.skip(),) * 4 + (s,)
+            return _file_outputs(s, status=f"⚠️ {views.esc(e)}")
         finally:
             drop_gradio_uploads([str(path)])
         if not sketch.is_raster:
-            return (canvas_json(sketch),) + (gr.skip(),) * 5 + (f"Opened **{views.esc(name)}**: "
-                    f"{len(sketch.strokes)} strokes, searching with them.",) + (gr.skip(),) * 4 + (s,)
+            return _file_outputs(s, canvas_json(sketch), f"Opened **{views.esc(name)}**: {len(sketch.strokes)} strokes, "
+                                 "searching with them.")
         if self.model.bundle is None:
             return (gr.skip(), *_cleared(s, f"⚠️ {self.model.error}", {"error": self.model.error, "results": []}))
         note = f"Results for the image **{views.esc(name)}** (the canvas is not used until you draw again)."

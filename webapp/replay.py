@@ -67,7 +67,9 @@ def target_ranks(retr: Retriever, ex: Traced, n: int, cache: dict, **kw) -> list
     (model, canvas, lam, fusion); ranks are memoised in ``cache`` (the session's) per prefix and setting."""
     g = retr.gallery
     assert g is not None
-    target = next((i for i, p in enumerate(g.paths) if Path(p).name == ex.target), None)
+    if (ex.name, "target") not in cache:  # the photo's row, found once per session (the default gallery's)
+        cache[(ex.name, "target")] = next((i for i, p in enumerate(g.paths) if Path(p).name == ex.target), None)
+    target = cache[(ex.name, "target")]
     if target is None:
         return []
     out = []

@@ -51,7 +51,7 @@ class Session:
     indexing: bool = False  # an upload of this session is being indexed
     generation: int = 0  # bumped by every deletion: an indexing job that sees it change drops its result
     rank_full: bool = False  # the rank-per-stroke view also runs the full network
-    ranks: dict[tuple, int] = field(default_factory=dict)  # that view's ranks, per example prefix and setting
+    ranks: dict[tuple, int | None] = field(default_factory=dict)  # that view's ranks per prefix and setting, and target rows
 
     def add(self, res: RetrievalResult) -> None:
         """Count one answered query into the session's FLOP totals."""

@@ -44,7 +44,8 @@ def canvas_reason(sketch: Sketch, res: RetrievalResult, how: str, full_canvas: i
     """One sentence on why this sketch got this canvas, from what the selector reads (the strokes and
     their points after simplification) and the ink the chosen canvas holds; then the full network's canvas."""
     n = len(sketch.strokes)
-    pts = len(stroke_sequence(sketch)) if n else 0
+    # the selector's own input length when it ran; a forced or fixed canvas simplifies the strokes here
+    pts = res.selector_steps or (len(stroke_sequence(sketch)) if n else 0)
     ink = float((np.asarray(res.canvas_image) > 0.1).mean())
     density = "sparse" if ink < 0.06 else ("moderate" if ink < 0.15 else "dense")
     seen = (f"{n} stroke{'s' * (n != 1)}, {pts} points after simplification" if n else "an image (no strokes)") \

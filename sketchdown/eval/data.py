@@ -186,14 +186,15 @@ def gallery_classes(meta: list[dict], min_count: int = 6) -> list[str]:
     return [s if s and n[s] >= min_count else m["category"] for s, m in zip(sub, meta, strict=True)]
 
 
-def class_photos(cls: str, meta: list[dict]) -> list[str]:
+def class_photos(cls: str, meta: list[dict], klass: list[str] | None = None) -> list[str]:
     """Ids of the gallery photos of recognition class ``cls`` (``chair``, ``fish``, ``household``...):
-    its :func:`gallery_classes` class, top folder, first sub-folder or ``kind`` is ``cls``, or its label
-    names it as a whole word (``alarm_clock`` -> "alarm clock", plural "s" allowed)."""
+    its :func:`gallery_classes` class (``klass``, computed when not given), top folder, first sub-folder
+    or ``kind`` is ``cls``, or its label names it as a whole word (``alarm_clock`` -> "alarm clock",
+    plural "s" allowed)."""
     import re
 
     word = re.compile(rf"\b{re.escape(cls.replace('_', ' '))}s?\b", re.IGNORECASE)
-    klass = gallery_classes(meta)
+    klass = gallery_classes(meta) if klass is None else klass
     return [str(m["id"]) for m, k in zip(meta, klass, strict=True)
             if {cls, cls + "s"} & {k, m.get("category"), m.get("kind"), (m.get("subcategory") or "").split("/")[0]}
             or word.search(str(m.get("label", "")))]
@@ -201,7 +202,8 @@ def class_photos(cls: str, meta: list[dict]) -> list[str]:
 
 def class_photo_counts(classes: list[str], meta: list[dict]) -> dict[str, int]:
     """Recognition class -> number of gallery photos of it (:func:`class_photos`), in ``classes`` order."""
-    return {c: len(class_photos(c, meta)) for c in classes}
+    klass = gallery_classes(meta)
+    return {c: len(class_photos(c, meta, klass)) for c in classes}
 
 
 def is_heldout(photo_id: str, share: int = 5) -> bool:

@@ -64,11 +64,13 @@ def pad_sequences(seqs: Sequence[np.ndarray]) -> tuple[torch.Tensor, torch.Tenso
 @dataclass
 class CanvasChoice:
     """Each sketch's canvas, the selector's softmax over the branch's canvases (None where it did not
-    run: a fixed canvas, no selector for the branch, a raster sketch) and its FLOPs (0 there)."""
+    run: a fixed canvas, no selector for the branch, a raster sketch), its FLOPs and the length of the
+    stroke sequence it read (both 0 there)."""
 
     canvases: list[int]
     probs: list[dict[int, float] | None]
     flops: list[int]
+    steps: list[int]
 
 
 @torch.inference_mode()
@@ -82,8 +84,8 @@ def choose_canvases(bundle: ModelBundle, sketches: Sequence[Sketch], model: str,
     n = len(sketches)
     if canvas is not None:
         b.canvas_index(int(canvas))  # validates
-        return CanvasChoice([int(canvas)] * n, [None] * n, [0] * n)
-    out = CanvasChoice([b.default_canvas] * n, [None] * n, [0] * n)
+        return CanvasChoice([int(canvas)] * n, [None] * n, [0] * n, [0] * n)
+    out = CanvasChoice([b.default_canvas] * n, [None] * n, [0] * n, [0] * n)
     sel = bundle.selector
     todo = [i for i, s in enumerate(sketches) if not s.is_raster] if sel is not None and sel.model == model else []
     if not todo:
@@ -103,6 +105,7 @@ def choose_canvases(bundle: ModelBundle, sketches: Sequence[Sketch], model: str,
         out.canvases[i] = b.canvas_sizes[int(np.argmax(p))]
         out.probs[i] = {int(c): float(v) for c, v in zip(b.canvas_sizes, p, strict=True)}
         out.flops[i] = selector_flops(sel.policy, len(s))
+        out.steps[i] = len(s)
     return out
 
 

@@ -74,6 +74,7 @@ class RetrievalResult:
     embedding: np.ndarray | None = field(default=None, repr=False)
     hog_gflops: float = 0.0  # the HOG descriptor's share of ``gflops`` (0: not fused)
     hog_alpha: float = 0.0  # the HOG's weight in the scores (this gallery's granularity; 0: not fused)
+    selector_steps: int = 0  # points of the simplified stroke sequence the selector read (0: it did not run)
 
     @property
     def saving_pct(self) -> float:
@@ -254,6 +255,7 @@ class Retriever:
             full_gflops=full.flops(full.default_canvas) / 1e9, params=b.params()
             + (self.bundle.selector.params() if probs is not None and self.bundle.selector else 0),
             latency_ms=latency, canvas_image=img, categories=cats, embedding=emb, hog_alpha=alpha,
+            selector_steps=q.choice.steps[0],
         )
 
     def warmup(self) -> None:
