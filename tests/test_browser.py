@@ -56,7 +56,7 @@ def browser_page(url: str, height: int, **kw):
 
 
 def test_draw_strokes_updates_results(url):
-    with browser_page(url, 1100) as (page, errors, out):
+    with browser_page(url + "?search=server", 1100) as (page, errors, out):
         canvas = page.locator("#sd-draw canvas.sd-canvas")
         canvas.wait_for(timeout=60_000)
         badge = page.locator("#sd-selector .sd-badge")
@@ -110,3 +110,37 @@ def test_draw_strokes_updates_results(url):
         page.wait_for_function("document.querySelectorAll('#sd-results img').length === 0", timeout=30_000)
         assert not errors, errors
         print(f"first stroke to results: {first:.2f} s")
+
+
+def test_in_page_search_ranks_without_the_server(url):
+    """By default the page ranks the gallery itself: drawing shows ranked photos, the canvas and the FLOPs
+    in the canvas' panel, updates while the pen moves, and sends no search request to the server; the
+    checkbox hands the search back to the server, whose panels then fill in."""
+    with browser_page(url, 1100) as (page, errors, out):
+        searches: list[str] = []
+        page.on("request", lambda r: searches.append(r.url) if "queue/join" in r.url or "/retrieve" in r.url else None)
+        page.wait_for_function("window.sdLive && window.sdLive.mode === 'browser'", timeout=60_000)
+        assert "runs here" in page.locator("#sd-draw .sd-where-note").inner_text()
+        canvas = page.locator("#sd-draw canvas.sd-canvas")
+        box = canvas.bounding_box()
+        page.mouse.move(box["x"] + 0.2 * box["width"], box["y"] + 0.5 * box["height"])
+        page.mouse.down()
+        for i in range(1, 25):  # a slow stroke: results must arrive while the pen is still down
+            page.mouse.move(box["x"] + (0.2 + 0.025 * i) * box["width"], box["y"] + (0.5 - 0.01 * i) * box["height"])
+            page.wait_for_timeout(30)
+        moves = page.evaluate("window.sdLive.queries.filter(q => q.kind === 'move').length")
+        page.mouse.up()
+        page.wait_for_function("window.sdLive.queries.some(q => q.kind === 'up')", timeout=30_000)
+        assert moves >= 2, f"only {moves} live updates while the pen moved"
+        assert page.locator("#sd-live .sd-live-grid img").count() == len(PHOTOS)
+        assert re.fullmatch(r"\d+ px", page.locator("#sd-live .sd-live-badge").inner_text().strip())
+        assert "GFLOPs" in page.locator("#sd-live .sd-live-cost").inner_text()
+        assert page.locator("#sd-results").is_hidden()
+        page.wait_for_timeout(500)
+        assert searches == [], f"the server was asked to search while drawing in the page: {searches}"
+        page.screenshot(path=str(out / "in-page.png"), full_page=True)
+        page.locator("#sd-draw .sd-inpage").uncheck()  # hand the search to the server: its panels fill in
+        page.wait_for_function("document.querySelectorAll('#sd-results img').length > 0", timeout=30_000)
+        assert searches, "switching to the server sent no search"
+        assert "server" in page.locator("#sd-draw .sd-where-note").inner_text()
+        assert not errors, errors

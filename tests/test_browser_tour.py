@@ -60,7 +60,7 @@ def _replay(page, name: str, strokes: int) -> None:
 
 
 def test_first_visit_tour(url, tmp_path):
-    with browser_page(url, 1300, accept_downloads=True) as (page, errors, out):
+    with browser_page(url + "?search=server", 1300, accept_downloads=True) as (page, errors, out):
         page.locator("#sd-draw canvas.sd-canvas").wait_for(timeout=60_000)
         # the explained badge at two canvases: the selector's pick at lambda_F 0 and at its largest value
         page.get_by_text("Teaching panel", exact=False).first.click()

@@ -35,6 +35,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         f"(default {DEFAULT_IDLE_TIMEOUT_S:.0f})")
     p.add_argument("--index-workers", type=int, metavar="N",
                    help=f"uploaded photos indexed at once over all users, in fair turns (default {DEFAULT_INDEX_WORKERS})")
+    p.add_argument("--server-only", action="store_true",
+                   help="never search in the visitor's browser: every stroke goes to the server (env SKETCHDOWN_SERVER_ONLY=1)")
     return p.parse_args(argv)
 
 
@@ -49,7 +51,8 @@ class AppConfig:
     at load so the first stroke is not slow; ``idle_timeout_s``: seconds without a request after which a
     session's uploaded photos are deleted (> 0; the page states it); ``index_workers``: photos decoded and
     embedded at once over all users' uploads (>= 1), taken in turns photo by photo so that no upload waits
-    behind another's.
+    behind another's; ``in_page``: export the student, selector and default gallery for the page, which then
+    ranks the default gallery in the visitor's browser (False: every stroke goes to the server).
     """
 
     weights: str
@@ -62,6 +65,7 @@ class AppConfig:
     warmup: bool = True
     idle_timeout_s: float = DEFAULT_IDLE_TIMEOUT_S
     index_workers: int = DEFAULT_INDEX_WORKERS
+    in_page: bool = True
 
     def __post_init__(self) -> None:
         if not self.idle_timeout_s > 0:
@@ -85,4 +89,5 @@ class AppConfig:
             port=int(port),
             idle_timeout_s=arg("idle_timeout") or DEFAULT_IDLE_TIMEOUT_S,
             index_workers=arg("index_workers") or DEFAULT_INDEX_WORKERS,
+            in_page=not (arg("server_only") or os.environ.get("SKETCHDOWN_SERVER_ONLY", "") in ("1", "true")),
         )

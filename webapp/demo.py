@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import urllib.parse
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -16,6 +17,7 @@ from typing import Any
 import gradio as gr
 
 from sketchdown.eval.plot import flops_vs_acc, metric_rows
+from sketchdown.retrieval.webexport import MANIFEST
 from sketchdown.sketch.examples import CANVAS, EXAMPLES
 from sketchdown.sketch.hog import hog_flops
 from webapp import views
@@ -31,6 +33,7 @@ from webapp.uploads import MAX_FILE_BYTES, MAX_TOTAL_BYTES, MAX_UPLOAD_FILES
 
 log = logging.getLogger("sketchdown.app")
 STATIC = Path(__file__).resolve().parent / "static"
+WEB = STATIC / "web"  # the in-page search: sketch.js, worker.js and ONNX Runtime Web
 TITLE = "SketchDown: sketch-based photo retrieval on a FLOP budget"
 MAX_REQUEST = "110mb"  # Gradio's per-request cap, just above MAX_TOTAL_BYTES of photos
 SEARCH_JOBS = 2  # searches at once (2 cores): the encoders, the selector and faiss are read-only and thread-safe
@@ -55,14 +58,29 @@ def app_examples(examples_dir: Path) -> dict[str, list]:
     return out
 
 
-def _sketch_row(ui: SimpleNamespace, config: AppConfig) -> None:
-    """The drawing canvas and status line beside the selector panel, FLOP counter, categories and source."""
+def file_url(path: Path) -> str:
+    """The page-relative URL Gradio serves a file under a static path at (relative: works under a Space's prefix)."""
+    return "gradio_api/file=" + urllib.parse.quote(str(Path(path).resolve()))
+
+
+def in_page_props(m: AppModel) -> dict[str, Any] | None:
+    """What the canvas script needs to search in the browser (URLs of the worker, ONNX Runtime Web, the
+    export's manifest and the gallery's photos), or None when there is no export (server only)."""
+    if m.web_dir is None:
+        return None
+    return {"worker": file_url(WEB / "worker.js"), "ort": file_url(WEB / "ort" / "ort.wasm.bundle.min.mjs"),
+            "manifest": file_url(m.web_dir / MANIFEST), "photos": file_url(m.gallery_dir) + "/", "k": DEFAULT_K}
+
+
+def _sketch_row(ui: SimpleNamespace, config: AppConfig, inpage: dict[str, Any] | None) -> None:
+    """The drawing canvas (with the in-page results panel) and status line beside the selector panel, FLOP
+    counter, categories and source."""
     with gr.Row(equal_height=False):
         with gr.Column(scale=5, min_width=340):
             ui.draw = gr.HTML(
                 value="[]", html_template=static_text("canvas.html").replace("{CANVAS}", str(CANVAS)),
                 css_template=static_text("canvas.css"), js_on_load=static_text("app.js"),
-                elem_id="sd-draw", examples=app_examples(config.examples_dir), apply_default_css=False,
+                elem_id="sd-draw", examples=app_examples(config.examples_dir), apply_default_css=False, inpage=inpage,
             )
             ui.status = gr.Markdown("", elem_id="sd-status")
             ui.rank_panel = gr.HTML("", visible=False, css_template=static_text("panels.css"), elem_id="sd-rank")
@@ -73,6 +91,7 @@ def _sketch_row(ui: SimpleNamespace, config: AppConfig) -> None:
                 label="Open a sketch: strokes (.json as downloaded above, .ndjson, .npy) or a drawing image"))
         with gr.Column(scale=6, min_width=340):
             panels = static_text("panels.css")
+            ui.live = gr.HTML(static_text("live.html"), css_template=panels, elem_id="sd-live", visible=inpage is not None)
             ui.sel_panel = gr.HTML(views.SELECTOR_EMPTY, css_template=panels, js_on_load=None, elem_id="sd-selector")
             ui.flops_panel = gr.HTML(views.FLOPS_EMPTY, css_template=panels, js_on_load=None, elem_id="sd-flops")
             ui.cats = gr.Label(label="Recognised category", num_top_classes=3, visible=False, elem_id="sd-cats")
@@ -188,10 +207,11 @@ def _wire(ui: SimpleNamespace, h: Handlers) -> None:
 def create_demo(config: AppConfig, model: AppModel | None = None) -> gr.Blocks:
     """The app's ``gr.Blocks`` for ``config``; loads the model unless an already loaded ``model`` is given
     (tests and scripts share one). Registers the default gallery folder as a static path, so ranked
-    photos are served from it instead of being copied to Gradio's cache."""
+    photos are served from it instead of being copied to Gradio's cache, and the in-page search's scripts and
+    export, which the page loads itself."""
     m = model if model is not None else load_model(config)
-    if m.gallery_dir.is_dir():
-        gr.set_static_paths([str(m.gallery_dir.resolve())])
+    static = [WEB] + ([m.web_dir] if m.web_dir else []) + ([m.gallery_dir] if m.gallery_dir.is_dir() else [])
+    gr.set_static_paths([str(p.resolve()) for p in static])
     ui = SimpleNamespace()
     store = UploadStore(config.idle_timeout_s)
     h = Handlers(m, store, FairGate(config.index_workers))
@@ -204,7 +224,7 @@ def create_demo(config: AppConfig, model: AppModel | None = None) -> gr.Blocks:
         gr.Markdown(views.header_markdown(m), elem_classes=["sd-header"])
         if m.error:
             gr.Markdown(f"⚠️ {m.error}", elem_id="sd-banner")
-        _sketch_row(ui, config)
+        _sketch_row(ui, config, in_page_props(m))
         _teaching_panel(ui, m)
         _uploads_panel(ui, config)
         _wire(ui, h)

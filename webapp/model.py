@@ -13,10 +13,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from sketchdown import config
 from sketchdown.bundles.bundle import ModelBundle, SketchBranch, load_bundle
 from sketchdown.eval.data import class_photo_counts
-from sketchdown.retrieval.gallery import GalleryError, gallery_metadata
+from sketchdown.retrieval.gallery import GalleryError, GalleryIndex, gallery_metadata
 from sketchdown.retrieval.retriever import Retriever
+from sketchdown.retrieval.webexport import MANIFEST, export_key, export_web
 from sketchdown.sketch.imageio import ImageError
 from webapp.config import AppConfig
 from webapp.replay import Traced, load_traced
@@ -45,6 +47,7 @@ class AppModel:
     load_seconds: float = 0.0
     class_photos: dict[str, int] | None = None  # recognition class -> default-gallery photos of it (None: all offered)
     traced: list[Traced] = field(default_factory=list)  # traced examples with their target photo (rank-per-stroke view)
+    web_dir: Path | None = None  # the in-page export (student, selector, default gallery vectors); None: server only
 
     def offered_classes(self) -> list[str] | None:
         """The recognition classes the app may name: those the default gallery has photos of."""
@@ -110,10 +113,27 @@ def load_model(cfg: AppConfig) -> AppModel:
         m.error = f"Default gallery unavailable ({e}); upload your own photos below."
         log.error(m.error)
         m.retriever = Retriever(m.bundle, None, classes=m.offered_classes())
+    if cfg.in_page and m.retriever.gallery is not None:
+        m.web_dir = web_export(m.bundle, m.retriever.gallery, m.offered_classes())
     if cfg.warmup:
         m.retriever.warmup()
     m.load_seconds = time.perf_counter() - t0
     return m
+
+
+def web_export(bundle: ModelBundle, gallery: GalleryIndex, classes: list[str] | None) -> Path | None:
+    """The in-page export of ``bundle``'s default branch and ``gallery`` in the cache (made once per weights,
+    gallery and format: about 4 s); None, logged, when it cannot be made (the page then searches on the server)."""
+    out = config.cache_dir() / "web" / export_key(bundle, gallery, classes=classes)
+    try:
+        if not (out / MANIFEST).is_file():
+            t0 = time.perf_counter()
+            export_web(bundle, gallery, out, classes=classes)
+            log.info("in-page export written to %s in %.1f s", out, time.perf_counter() - t0)
+        return out
+    except Exception as e:  # the server path still works: say why the page cannot search by itself
+        log.error("no in-page search: exporting the models for the page failed (%s)", e)
+        return None
 
 
 def configure_logging() -> None:

@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from sketchdown.bundles.bundle import ModelBundle
+from sketchdown.bundles.bundle import ModelBundle, SketchBranch
 from sketchdown.models.modules import CanvasBatchNorm, gru_flops
 from sketchdown.retrieval.gallery import GalleryIndex
 from sketchdown.sketch.hog import hog_flops
@@ -174,6 +174,15 @@ def _half_weights(data: bytes) -> bytes:
     return m.SerializeToString()
 
 
+def _encoder_graphs(b: SketchBranch) -> list[tuple[str, tuple[int, ...], nn.Module]]:
+    """(file name, canvases, module): one graph for every canvas when their padding agrees (sizes divisible by
+    the network's stride), else one per canvas. The canvas input is always the branch's canvas index."""
+    try:
+        return [("encoder.onnx", b.canvas_sizes, _AnyCanvas(b.encoder, b.canvas_sizes, b.canvas_index))]
+    except ValueError:
+        return [(f"encoder-{c}.onnx", (c,), _AnyCanvas(b.encoder, (c,), b.canvas_index)) for c in b.canvas_sizes]
+
+
 def _write(path: Path, data: bytes) -> str:
     tmp = path.with_suffix(path.suffix + ".tmp")
     tmp.write_bytes(data)
@@ -187,9 +196,24 @@ def gallery_items(gallery: GalleryIndex) -> list[dict[str, str]]:
             for p, lab, c in zip(gallery.paths, gallery.labels, gallery.categories, strict=True)]
 
 
+def export_key(bundle: ModelBundle, gallery: GalleryIndex, model: str | None = None, classes: list[str] | None = None) -> str:
+    """A name for the export of these weights, gallery and classes (16 hex digits): it changes when any
+    exported tensor, gallery vector, photo or this format does."""
+    model = model or bundle.default_model
+    h = hashlib.sha256(json.dumps([FORMAT, model, gallery.meta.get("fingerprint"), gallery.meta.get("granularity"),
+                                   gallery.paths, bundle.hog.to_dict() if bundle.hog else None, sorted(classes or bundle.classes),
+                                   bundle.render.__dict__]).encode())
+    modules = [bundle.sketch[model].encoder] + ([bundle.selector.policy] if bundle.selector else [])
+    for mod in modules:
+        for t in mod.state_dict().values():
+            h.update(t.detach().cpu().contiguous().numpy().tobytes())
+    h.update(np.ascontiguousarray(gallery.embeddings()).tobytes())
+    return h.hexdigest()[:16]
+
+
 def export_web(bundle: ModelBundle, gallery: GalleryIndex, out: str | os.PathLike, model: str | None = None,
                classes: list[str] | None = None) -> Path:
-    """Write ``encoder.onnx``, ``selector.onnx`` (when the selector serves ``model``), ``gallery.f32``
+    """Write ``encoder.onnx`` (or ``encoder-<canvas>.onnx`` each, see :func:`_encoder_graphs`), ``selector.onnx`` (when the selector serves ``model``), ``gallery.f32``
     (``(N, D)`` float32 little-endian: the index's vectors) and ``manifest.json`` into ``out``.
     ``model``: the sketch branch (default: the one the selector serves); ``classes``: the recognition
     classes the page may name (default: all the head's). Returns the manifest's path."""
@@ -199,10 +223,13 @@ def export_web(bundle: ModelBundle, gallery: GalleryIndex, out: str | os.PathLik
         raise ValueError("the page draws 3 px lines on a 256 px reference canvas; this weight set needs another")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    c0 = b.canvas_sizes[0]
-    files = {"encoder.onnx": _write(out / "encoder.onnx", _onnx_bytes(
-        _AnyCanvas(b.encoder, b.canvas_sizes, b.canvas_index), (torch.zeros(1, 3, c0, c0), torch.zeros(1, dtype=torch.int64)), ["x", "canvas"],
-        ["embedding", "logits"], {"x": {2: "s", 3: "s"}}))}
+    files: dict[str, str] = {}
+    encoders = []
+    for name, canvases, net in _encoder_graphs(b):
+        c0 = canvases[0]
+        files[name] = _write(out / name, _onnx_bytes(net, (torch.zeros(1, 3, c0, c0), torch.zeros(1, dtype=torch.int64)),
+                                                     ["x", "canvas"], ["embedding", "logits"], {"x": {2: "s", 3: "s"}}))
+        encoders.append({"file": name, "canvases": list(canvases)})
     sel = bundle.selector if bundle.selector is not None and bundle.selector.model == model else None
     if sel is not None:
         files["selector.onnx"] = _write(out / "selector.onnx", _onnx_bytes(
@@ -210,7 +237,7 @@ def export_web(bundle: ModelBundle, gallery: GalleryIndex, out: str | os.PathLik
     vectors = np.ascontiguousarray(gallery.embeddings(), "<f4")
     files["gallery.f32"] = _write(out / "gallery.f32", vectors.tobytes())
     manifest = _manifest(bundle, model, gallery, vectors.shape, classes)
-    manifest["files"] = files
+    manifest.update(files=files, encoders=encoders)
     (out / MANIFEST).write_text(json.dumps(manifest) + "\n")
     return out / MANIFEST
 

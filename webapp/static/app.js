@@ -1,5 +1,8 @@
 // The drawing canvas (gr.HTML js_on_load; Gradio provides `element`, `props` and `watch`). Its value is the
 // strokes JSON [[[x, y], ...], ...] on the canvas grid, sent throttled while drawing and on every mouse-up.
+// When the app exported its models (props.inpage) and this browser runs them, the search runs here instead:
+// a Web Worker (static/web/worker.js) ranks the default gallery on every pen move and pointer-up, and the
+// strokes go to the server only when the visitor switches to it (or uses a setting only the server has).
 const canvas = element.querySelector('canvas.sd-canvas');
 const ctx = canvas.getContext('2d');
 const SIZE = canvas.width;
@@ -17,15 +20,129 @@ function r1(v) { return Math.round(v * 10) / 10; }
 function payload() { return JSON.stringify(strokes.map(s => s.pts.map(p => [r1(p[0]), r1(p[1])]))); }
 function send() {
   clearTimeout(timer); timer = null;
+  if (inPage()) { query('up'); return; }
   lastSent = performance.now();
   const v = payload();
   if (props.value !== v) props.value = v;   // the HTML component dispatches 'change' when its value changes
 }
 function sendThrottled() {
+  if (inPage()) { query('move'); return; }
   const wait = THROTTLE_MS - (performance.now() - lastSent);
   if (wait <= 0) send();
   else if (!timer) timer = setTimeout(send, wait);
 }
+// ---- in-page search ----------------------------------------------------------------------------------
+// Two workers ("lanes"): one follows the pen (a query whenever it is idle, always on the latest strokes),
+// the other answers pointer-ups at once instead of waiting behind a move query still running.
+const inpage = props.inpage || null;
+const whereEl = element.querySelector('.sd-where'), inpageBox = element.querySelector('.sd-inpage');
+const noteEl = element.querySelector('.sd-where-note');
+const panel = (sel) => document.querySelector('#sd-live .sd-live' + (sel ? ' ' + sel : ''));  // beside the canvas, its own component
+const SERVER_SETTINGS = '#sd-source, #sd-model, #sd-canvas-size, #sd-lam, #sd-compare, #sd-hog, #sd-k, #sd-rank-full, #sd-sketch-file';
+let lanes = [], ready = false, seq = 0, shownSeq = 0, shownState = '', shownHits = '', upWatch = null;
+window.sdLive = {queries: [], mode: 'server'};  // what ran, for scripts/bench_browser.py and the tests
+function inPage() { return ready && inpageBox.checked; }
+function esc(t) { return String(t).replace(/[&<>"']/g, c => ({'&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;'}[c])); }
+function fmtG(g) { return g >= 1 ? g.toFixed(2) : g >= 0.01 ? g.toFixed(3) : g.toFixed(4); }
+function setNote(text) { noteEl.textContent = text; }
+function sketchState() { return strokes.length + ':' + strokes.reduce((a, s) => a + s.pts.length, 0); }  // strokes only grow or go
+function setMode(on, why) {
+  window.sdLive.mode = on ? 'browser' : 'server';
+  document.body.classList.toggle('sd-in-page', on);
+  if (panel()) panel().hidden = !on;
+  if (on) { setNote('⚡ runs here (ONNX Runtime Web, WebAssembly): nothing is sent to the server'); shownState = ''; query('up'); }
+  else {
+    setNote(why || 'the server searches (every stroke is sent to it)');
+    const v = payload();
+    if (props.value !== v) props.value = v;
+  }
+}
+function query(kind) {
+  const state = sketchState(), t0 = performance.now();
+  if (!strokes.length) { panel('.sd-live-grid').innerHTML = ''; shownHits = ''; shownState = state; shownSeq = ++seq; return; }
+  if (kind === 'up') {
+    if (state === shownState) { record({kind, ms: performance.now() - t0, current: true}); return; }  // already on screen
+    upWatch = {state, t0};
+  }
+  const lane = kind === 'up' ? lanes[lanes.length - 1] : lanes[0];
+  if (lane.busy && lane.busy.state === state) return;  // the query running there already has these strokes
+  lane.pending = {kind, state, seq: ++seq, strokes: strokes.map(s => s.pts)};
+  pump(lane);
+}
+function pump(lane) {  // one query per lane at a time, always the latest strokes: moves never queue up
+  if (lane.busy || !lane.pending) return;
+  const q = lane.busy = lane.pending; lane.pending = null;
+  lane.worker.postMessage({type: 'query', id: q.seq, strokes: q.strokes, k: inpage.k, canvas: 'auto', fuse: true});
+}
+function record(entry) { window.sdLive.queries.push(entry); }
+function showResult(r, q) {
+  if (q.seq > shownSeq) {  // a lane may finish an older query after a newer one: never go back
+    shownSeq = q.seq; shownState = q.state;
+    panel('.sd-live-badge').textContent = `${r.canvas} px`;
+    const pct = 100 * r.gflops / r.fullGflops;
+    panel('.sd-live-cost').textContent = `${fmtG(r.gflops)} GFLOPs = ${pct.toFixed(1)}% of the full network's ` +
+      `${fmtG(r.fullGflops)} · ${r.ms.total.toFixed(1)} ms on this device`;
+    panel('.sd-live-probs').textContent = r.probs
+      ? 'canvas selector: ' + Object.entries(r.probs).map(([c, p]) => `${c} px ${(100 * p).toFixed(0)}%`).join(' · ')
+      : 'fixed canvas (no selector)';
+    panel('.sd-live-cats').textContent = r.categories.length
+      ? 'looks like: ' + r.categories.map(([c, p]) => `${c.replace(/_/g, ' ')} ${(100 * p).toFixed(0)}%`).join(' · ') : '';
+    const key = r.hits.map(h => h.index).join(',');
+    if (key !== shownHits) {  // rebuild the thumbnails only when the ranking changed (no flicker while drawing)
+      shownHits = key;
+      panel('.sd-live-grid').innerHTML = r.hits.map((h, i) => {
+        const url = inpage.photos + h.path.split('/').map(encodeURIComponent).join('/');
+        const name = h.label || h.category || h.path;
+        return `<figure data-index="${h.index}"><a href="${url}" target="_blank" rel="noopener"><img src="${url}" alt="${esc(name)}" ` +
+          `loading="lazy"></a><figcaption title="${esc(name)} · score ${h.score.toFixed(3)}">${i + 1}. ${esc(name)}</figcaption></figure>`;
+      }).join('');
+    }
+  }
+  const base = {workerMs: r.ms.total, parts: r.ms, canvas: r.canvas, strokes: q.strokes.length, hits: r.hits.map(h => h.index).join(',')};
+  if (q.kind === 'move') record({kind: 'move', ...base});
+  if (upWatch && upWatch.state === q.state) { record({kind: 'up', ms: performance.now() - upWatch.t0, ...base}); upWatch = null; }
+}
+function startLane(onReady) {
+  const lane = {worker: new Worker(new URL(inpage.worker, location.href), {type: 'module'}), busy: null, pending: null};
+  lane.worker.onmessage = (e) => {
+    const m = e.data;
+    if (m.type === 'ready') { onReady(m.info); return; }
+    if (m.type === 'error' && m.id === undefined) { failed(m.message); return; }
+    const q = lane.busy; lane.busy = null;
+    if (m.type === 'result' && q && inPage()) showResult(m, q);
+    else if (m.type === 'error') setNote(`⚠️ ${m.message}`);
+    pump(lane);
+  };
+  lane.worker.postMessage({type: 'init', manifest: new URL(inpage.manifest, location.href).href,
+                           ort: new URL(inpage.ort, location.href).href});
+  return lane;
+}
+function failed(why) {
+  for (const l of lanes) l.worker.terminate();
+  lanes = []; ready = false; inpageBox.checked = false; inpageBox.disabled = true;
+  setMode(false, `in-browser search unavailable (${why}): the server searches`);
+}
+function startInPage() {
+  if (!inpage) return;
+  whereEl.hidden = false;
+  if (typeof WebAssembly !== 'object' || typeof Worker !== 'function') {
+    inpageBox.checked = false; inpageBox.disabled = true;
+    setNote('this browser cannot run the models (no WebAssembly or workers): the server searches');
+    return;
+  }
+  setNote('loading the in-browser search (about 12 MB, once); the server answers meanwhile');
+  let waiting = 2;
+  const onReady = (info) => { window.sdLive.info = info; if (--waiting === 0) { ready = true; if (inpageBox.checked) setMode(true); } };
+  try { lanes = [startLane(onReady), startLane(onReady)]; } catch (err) { failed(String(err)); return; }
+  inpageBox.addEventListener('change', () => setMode(inPage(), inpageBox.checked ? undefined : 'you chose the server: every stroke is sent to it'));
+  // the teaching panel, comparisons, your own photos and opened files are the server's: switch to it when used
+  document.addEventListener('input', (e) => {
+    if (inPage() && e.target.closest && e.target.closest(SERVER_SETTINGS)) {
+      inpageBox.checked = false; setMode(false, 'switched to the server: that setting runs there');
+    }
+  }, true);
+}
+
 function updateCount() { countEl.textContent = strokes.length + (strokes.length === 1 ? ' stroke' : ' strokes'); }
 function dot(p, w) { ctx.beginPath(); ctx.arc(p[0], p[1], w / 2, 0, 2 * Math.PI); ctx.fillStyle = '#111'; ctx.fill(); }
 function seg(a, b, w) {
@@ -136,6 +253,9 @@ watch('value', () => {
     if (JSON.stringify(v) === payload()) return;
     strokes = (Array.isArray(v) ? v : []).filter(Array.isArray).map(s => ({pts: s, w: +brushEl.value}));
     redraw();
+    if (inPage()) query('up');
   } catch (err) {}
 });
 updateCount();
+if (new URLSearchParams(location.search).get('search') === 'server') inpageBox.checked = false;  // ?search=server
+startInPage();

@@ -5,7 +5,8 @@
 //   {type: 'query', id, strokes, k, lam, canvas: 'auto' | px, fuse: bool}  -> {type: 'result', id, ...} | {type: 'error', id, message}
 import {hogDescriptor, renderSizes, strokeSequence} from './sketch.js';
 
-let ort = null, M = null, encoder = null, selector = null, gallery = null;
+let ort = null, M = null, selector = null, gallery = null;
+const encoders = {};  // canvas px -> its ONNX Runtime session (one file may serve every canvas)
 
 async function fetchChecked(url, what) {
   const r = await fetch(url);
@@ -34,7 +35,10 @@ async function init(msg) {
   M = await r.json();
   M.base = new URL('./', new URL(msg.manifest, self.location.href)).href;
   const opts = {executionProviders: ['wasm'], graphOptimizationLevel: 'all'};
-  encoder = await ort.InferenceSession.create(await load('encoder.onnx'), opts);
+  for (const e of M.encoders) {
+    const session = await ort.InferenceSession.create(await load(e.file), opts);
+    for (const c of e.canvases) encoders[c] = session;
+  }
   if (M.selector) selector = await ort.InferenceSession.create(await load('selector.onnx'), opts);
   const g = await load('gallery.f32');
   gallery = new Float32Array(g.buffer, g.byteOffset, g.byteLength / 4);
@@ -63,7 +67,7 @@ async function select(strokes, lam) {
 async function encode(ink, canvasIndex) {  // ink (S*S) -> {embedding, logits}; network input = 1 - 2 * ink, 3 channels
   const S = Math.round(Math.sqrt(ink.length)), x = new Float32Array(3 * S * S);
   for (let k = 0; k < ink.length; k++) x[k] = x[k + S * S] = x[k + 2 * S * S] = 1 - 2 * ink[k];
-  const out = await encoder.run({x: new ort.Tensor('float32', x, [1, 3, S, S]),
+  const out = await encoders[S].run({x: new ort.Tensor('float32', x, [1, 3, S, S]),
                                  canvas: new ort.Tensor('int64', BigInt64Array.from([BigInt(canvasIndex)]), [1])});
   return {embedding: out.embedding.data, logits: out.logits.data};
 }
