@@ -37,6 +37,9 @@ WEB = STATIC / "web"  # the in-page search: sketch.js, worker.js and ONNX Runtim
 TITLE = "SketchDown: sketch-based photo retrieval on a FLOP budget"
 MAX_REQUEST = "110mb"  # Gradio's per-request cap, just above MAX_TOTAL_BYTES of photos
 SEARCH_JOBS = 2  # searches at once (2 cores): the encoders, the selector and faiss are read-only and thread-safe
+# sessions whose state Gradio keeps (least recently used beyond it are dropped): each holds ~130 KB of
+# component state, and an API call without a session hash opens a new one (Gradio's default: 10,000, 1.3 GB)
+STATE_SESSIONS = 1000
 INDEX_JOBS = 8  # uploads being indexed at once; their heavy steps share the FairGate's turns, so this bounds threads only
 
 
@@ -210,7 +213,8 @@ def create_demo(config: AppConfig, model: AppModel | None = None) -> gr.Blocks:
     photos are served from it instead of being copied to Gradio's cache, and the in-page search's scripts and
     export, which the page loads itself."""
     m = model if model is not None else load_model(config)
-    static = [WEB] + ([m.web_dir] if m.web_dir else []) + ([m.gallery_dir] if m.gallery_dir.is_dir() else [])
+    # the gallery first: Gradio checks every result photo against these in order (a realpath each)
+    static = ([m.gallery_dir] if m.gallery_dir.is_dir() else []) + [WEB] + ([m.web_dir] if m.web_dir else [])
     gr.set_static_paths([str(p.resolve()) for p in static])
     ui = SimpleNamespace()
     store = UploadStore(config.idle_timeout_s)
@@ -245,6 +249,7 @@ def launch(demo: gr.Blocks, **kw: Any) -> Any:
     if store is not None:
         app_kwargs["lifespan"] = upload_lifespan(store)
     defaults = {"css": static_text("app.css"), "max_file_size": MAX_REQUEST, "footer_links": ["api"],
+                "state_session_capacity": STATE_SESSIONS,
                 "blocked_paths": [str(SESSIONS_ROOT)], "app_kwargs": app_kwargs}
     if not kw.get("prevent_thread_lock"):
         exit_on_sigterm()  # the blocking server (app.py): SIGTERM stops it in order, deleting the uploads

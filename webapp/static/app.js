@@ -40,6 +40,7 @@ const noteEl = element.querySelector('.sd-where-note');
 const panel = (sel) => document.querySelector('#sd-live .sd-live' + (sel ? ' ' + sel : ''));  // beside the canvas, its own component
 const SERVER_SETTINGS = '#sd-source, #sd-model, #sd-canvas-size, #sd-lam, #sd-compare, #sd-hog, #sd-k, #sd-rank-full, #sd-sketch-file';
 let lanes = [], ready = false, seq = 0, shownSeq = 0, shownState = '', shownHits = '', upWatch = null;
+const spent = {queries: 0, gflops: 0, full: 0};  // every query this page ran, as the server's counter counts
 window.sdLive = {queries: [], mode: 'server'};  // what ran, for scripts/bench_browser.py and the tests
 function inPage() { return ready && inpageBox.checked; }
 function esc(t) { return String(t).replace(/[&<>"']/g, c => ({'&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;'}[c])); }
@@ -76,12 +77,14 @@ function pump(lane) {  // one query per lane at a time, always the latest stroke
 }
 function record(entry) { window.sdLive.queries.push(entry); }
 function showResult(r, q) {
+  spent.queries++; spent.gflops += r.gflops; spent.full += r.fullGflops;
   if (q.seq > shownSeq) {  // a lane may finish an older query after a newer one: never go back
     shownSeq = q.seq; shownState = q.state;
     panel('.sd-live-badge').textContent = `${r.canvas} px`;
     const pct = 100 * r.gflops / r.fullGflops;
     panel('.sd-live-cost').textContent = `${fmtG(r.gflops)} GFLOPs = ${pct.toFixed(1)}% of the full network's ` +
-      `${fmtG(r.fullGflops)} · ${r.ms.total.toFixed(1)} ms on this device`;
+      `${fmtG(r.fullGflops)} · ${r.ms.total.toFixed(1)} ms on this device · ${spent.queries} queries here: ` +
+      `${fmtG(spent.gflops)} GFLOPs, ${(100 * (1 - spent.gflops / spent.full)).toFixed(1)}% fewer than the full network`;
     panel('.sd-live-probs').textContent = r.probs
       ? 'canvas selector: ' + Object.entries(r.probs).map(([c, p]) => `${c} px ${(100 * p).toFixed(0)}%`).join(' · ')
       : 'fixed canvas (no selector)';
@@ -130,7 +133,7 @@ function startInPage() {
     setNote('this browser cannot run the models (no WebAssembly or workers): the server searches');
     return;
   }
-  setNote('loading the in-browser search (about 12 MB, once); the server answers meanwhile');
+  setNote('loading the in-browser search (about 26 MB, once); the server answers meanwhile');
   let waiting = 2;
   const onReady = (info) => { window.sdLive.info = info; if (--waiting === 0) { ready = true; if (inpageBox.checked) setMode(true); } };
   try { lanes = [startLane(onReady), startLane(onReady)]; } catch (err) { failed(String(err)); return; }
