@@ -219,8 +219,9 @@ def export_web(bundle: ModelBundle, gallery: GalleryIndex, out: str | os.PathLik
     classes the page may name (default: all the head's). Returns the manifest's path."""
     model = model or bundle.default_model
     b = bundle.sketch[model]
-    if bundle.render.line_width * 1.0 != 3.0 or max(b.canvas_sizes) > REF_SIZE:
-        raise ValueError("the page draws 3 px lines on a 256 px reference canvas; this weight set needs another")
+    if max(b.canvas_sizes) > REF_SIZE or (bundle.hog is not None and bundle.hog.size > REF_SIZE):
+        raise ValueError(f"the page draws on a {REF_SIZE} px reference canvas only; this weight set needs "
+                         f"{max(b.canvas_sizes)} px")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     files: dict[str, str] = {}
@@ -264,7 +265,7 @@ def _manifest(bundle: ModelBundle, model: str, gallery: GalleryIndex, shape: tup
             "epsilon": 2.0, "max_len": 200, "scale": 64.0,  # sketchdown.sketch.strokes.stroke_sequence
         },
         "render": {"line_width": bundle.render.line_width, "margin": bundle.render.margin, "ref": REF_SIZE,
-                   "profile": fit_line_profile(int(round(bundle.render.line_width))).to_json()},
+                   "profile": fit_line_profile(max(1, int(round(bundle.render.line_width)))).to_json()},
         "hog": None if hog is None else {**hog.to_dict(), "dim": hog.dim, "flops": hog_flops(hog)},
         "alpha": b.alpha_for(granularity) if hog is not None else 0.0,
         "granularity": granularity,

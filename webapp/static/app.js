@@ -67,7 +67,7 @@ function query(kind) {
   }
   const lane = kind === 'up' ? lanes[lanes.length - 1] : lanes[0];
   if (lane.busy && lane.busy.state === state) return;  // the query running there already has these strokes
-  lane.pending = {kind, state, seq: ++seq, strokes: strokes.map(s => s.pts)};
+  lane.pending = {kind, state, seq: ++seq, strokes: strokes.map(s => s.pts.slice())};  // these points, not later ones
   pump(lane);
 }
 function pump(lane) {  // one query per lane at a time, always the latest strokes: moves never queue up
