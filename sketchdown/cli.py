@@ -14,7 +14,7 @@ from pathlib import Path
 from sketchdown import config
 from sketchdown.bundles.weights import WeightsError
 from sketchdown.eval.data import DatasetError
-from sketchdown.retrieval.gallery import GRANULARITIES, GalleryError
+from sketchdown.retrieval.gallery import GRANULARITIES, INDEX_TYPES, GalleryError
 from sketchdown.sketch.imageio import ImageError
 from sketchdown.sketch.strokes import SketchError
 
@@ -164,7 +164,9 @@ def _add_index(sub: argparse._SubParsersAction) -> None:
     s = sub.add_parser("index", help="build a gallery index from a photo folder")
     s.add_argument("photo_dir")
     s.add_argument("--out", help="index folder (default: per folder and weights)")
-    s.add_argument("--index-type", default="auto", choices=["auto", "flat", "hnsw", "ivf"])
+    s.add_argument("--index-type", default="auto", choices=list(INDEX_TYPES),
+                   help="auto: exact up to 50,000 photos, above: two stages (IVF over the embeddings, then the HOG "
+                        "rows of the candidates from a float16 file) when the weights fuse HOG, else IVF")
     s.add_argument("--granularity", default="category", choices=GRANULARITIES,
                    help="photos of many kinds (default) or many photos of one kind (e.g. only chairs): picks the HOG weight")
     s.add_argument("--cache-edges", action="store_true",

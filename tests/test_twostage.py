@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -45,3 +47,35 @@ def test_few_candidates_miss_little_and_small_galleries_pad() -> None:
     assert (i[:, 4:] == -1).all() and sorted(i[0, :4].tolist()) == [0, 1, 2, 3]
     with pytest.raises(ValueError, match="HOG rows"):
         TwoStageSearch.build(emb, hog[:10], "flat")
+
+
+def test_gallery_index_in_two_stages_saves_loads_and_ranks_like_flat(smoke_weights, tmp_path) -> None:
+    """A gallery built with ``--index-type twostage`` keeps the embeddings in memory and the HOG rows in a
+    memory-mapped float16 file, and ranks every query like the exact index (all candidates rescored)."""
+    from sketchdown.bundles.bundle import load_bundle
+    from sketchdown.retrieval.gallery import HOG_FILE, GalleryError, GalleryIndex, build_gallery, gallery_search_index
+    from sketchdown.retrieval.retriever import Retriever
+    from sketchdown.sketch.examples import EXAMPLES
+    from sketchdown.sketch.strokes import from_strokes
+
+    bundle = load_bundle(str(smoke_weights))
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for f in sorted((Path(__file__).resolve().parent.parent / "gallery" / "photos").glob("*.jpg"))[:12]:
+        (photos / f.name).write_bytes(f.read_bytes())
+    flat = build_gallery(bundle, photos, tmp_path / "flat", kind="flat")
+    two = build_gallery(bundle, photos, tmp_path / "two", kind="twostage")
+    assert two.meta["index_type"] == "twostage" and (tmp_path / "two" / HOG_FILE).is_file()
+    loaded = GalleryIndex.load(tmp_path / "two", photos, bundle.photo_id)
+    assert isinstance(loaded.index.hogs, np.memmap)
+    np.testing.assert_allclose(loaded.embeddings(), flat.embeddings(), atol=2e-3)  # the HOG part is float16
+    for strokes in EXAMPLES.values():
+        sk = from_strokes(strokes)
+        a = Retriever(bundle, flat).retrieve(sk, k=5)
+        b = Retriever(bundle, loaded).retrieve(sk, k=5)
+        assert [h.index for h in a.hits] == [h.index for h in b.hits]
+    with pytest.raises(GalleryError, match="fuses HOG"):
+        gallery_search_index(np.zeros((3, 8), np.float32), "twostage", hog_dim=0)
+    (tmp_path / "two" / HOG_FILE).write_bytes(b"not an array")
+    with pytest.raises(GalleryError, match="corrupt"):
+        GalleryIndex.load(tmp_path / "two", photos, bundle.photo_id)

@@ -2,8 +2,10 @@
 
 The metadata records the photo encoder's identity (weights sha256 + preprocessing) and a
 fingerprint of the photo files, so an index built by other weights or for other photos is
-detected as stale and never silently used. Exact inner-product search by default; HNSW for large
-galleries (see ``python -m sketchdown bench`` for the numbers behind the threshold).
+detected as stale and never silently used. Exact inner-product search by default; for large galleries
+IVF, or, when the weight set fuses HOG, two stages (:mod:`sketchdown.retrieval.twostage`: IVF over the
+embeddings in memory, the HOG rows of a query's candidates read from a float16 file), so memory grows
+with the embedding, not the HOG (see ``python -m sketchdown bench`` for the numbers behind the threshold).
 """
 
 from __future__ import annotations
@@ -31,11 +33,14 @@ from sketchdown.bundles.photo import (
     photo_canvas,
     photo_precision,
 )
+from sketchdown.retrieval.twostage import TwoStageSearch
 from sketchdown.sketch.hog import hog_descriptor
 from sketchdown.sketch.imageio import IMAGE_EXTS, ImageError, open_image
 from sketchdown.sketch.render import render_ink
 
 INDEX_FILE, META_FILE = "index.faiss", "index.json"
+HOG_FILE = "hog.f16.npy"  # a two-stage index's HOG rows, float16, memory-mapped when loaded
+INDEX_TYPES = ("auto", "flat", "hnsw", "ivf", "twostage")
 IVF_NPROBE = 16  # lists searched per query (bench: gallery scale)
 # bench, gallery scale (2 cores): exact search ~0.5 ms at 10k, ~10 ms at 100k, ~86 ms at 1M; IVF answers in
 # < 1 ms at 100k-1M with recall@10 >= 0.95 and builds 10x faster than HNSW, so above this size: IVF
@@ -148,7 +153,7 @@ class GalleryIndex:
     paths: list[str]
     labels: list[str]
     categories: list[str]
-    index: faiss.Index
+    index: faiss.Index | TwoStageSearch  # over fused vectors, or in two stages (meta index_type "twostage")
     meta: dict
 
     def __len__(self) -> int:
@@ -160,14 +165,22 @@ class GalleryIndex:
         return self.index.search(np.ascontiguousarray(queries, np.float32), k)
 
     def embeddings(self) -> np.ndarray:
-        """All stored vectors (N, D) (exact indexes only)."""
+        """All stored vectors (N, D) (exact and two-stage indexes)."""
+        if isinstance(self.index, TwoStageSearch):
+            return self.index.vectors()
         return self.index.reconstruct_n(0, self.index.ntotal)
 
     def save(self, out: str | os.PathLike) -> Path:
         out = Path(out)
         out.mkdir(parents=True, exist_ok=True)
         tmp = out / (INDEX_FILE + ".tmp")
-        faiss.write_index(self.index, str(tmp))
+        two = self.index if isinstance(self.index, TwoStageSearch) else None
+        faiss.write_index(two.first if two else self.index, str(tmp))
+        if two is not None:
+            ht = out / (HOG_FILE + ".tmp")
+            with ht.open("wb") as f:
+                np.save(f, np.asarray(two.hogs, np.float16))
+            ht.replace(out / HOG_FILE)
         tmp.replace(out / INDEX_FILE)
         meta = dict(self.meta, paths=self.paths, labels=self.labels, categories=self.categories)
         mt = out / (META_FILE + ".tmp")
@@ -188,6 +201,8 @@ class GalleryIndex:
             raise GalleryError(f"gallery index in {out} is corrupt: {str(e).splitlines()[0]}") from None
         if not isinstance(meta, dict):
             raise GalleryError(f"gallery index in {out} is corrupt: {META_FILE} is not a JSON object")
+        if meta.get("index_type") == "twostage":
+            index = _two_stage(out, index, int(meta.get("candidates", 256)))
         paths = meta.pop("paths", None)
         if not isinstance(paths, list) or index.ntotal != len(paths):
             raise GalleryError(f"gallery index in {out} is corrupt: {index.ntotal} vectors for {len(paths or [])} photos")
@@ -199,6 +214,29 @@ class GalleryIndex:
         labels = meta.pop("labels", [""] * len(paths))
         cats = meta.pop("categories", [""] * len(paths))
         return cls(root, paths, labels, cats, index, meta)
+
+
+def _two_stage(out: Path, first: faiss.Index, candidates: int) -> TwoStageSearch:
+    """A saved two-stage index: the embedding index and the memory-mapped float16 HOG rows."""
+    try:
+        hogs = np.load(out / HOG_FILE, mmap_mode="r", allow_pickle=False)
+        return TwoStageSearch(first, hogs, candidates)
+    except (OSError, ValueError) as e:
+        raise GalleryError(f"gallery index in {out} is corrupt: {HOG_FILE}: {str(e).splitlines()[0]}") from None
+
+
+def gallery_search_index(emb: np.ndarray, kind: str = "auto", hog_dim: int = 0) -> tuple[faiss.Index | TwoStageSearch, str]:
+    """The index for fused photo vectors ``(N, D)`` (the last ``hog_dim`` columns the HOG) and its type.
+    ``auto``: exact up to :data:`IVF_ABOVE` photos, above it two stages when there is a HOG part, else IVF."""
+    n = len(emb)
+    if kind == "auto":
+        kind = "flat" if n <= IVF_ABOVE else ("twostage" if hog_dim else "ivf")
+    if kind != "twostage":
+        return make_index(emb, kind), kind
+    if not hog_dim:
+        raise GalleryError("a two-stage index needs a weight set that fuses HOG (its HOG part is the second stage)")
+    e = emb.shape[1] - hog_dim
+    return TwoStageSearch.build(emb[:, :e], emb[:, e:].astype(np.float16), "ivf" if n > IVF_ABOVE else "flat"), kind
 
 
 def embed_photos(
@@ -286,12 +324,15 @@ def build_gallery(
         "dim": int(emb.shape[1]),
         "count": len(rels),
         "fingerprint": fingerprint(root, _rel_paths(root, files)),  # skipped files too: see load()
-        "index_type": kind if kind != "auto" else ("ivf" if len(rels) > IVF_ABOVE else "flat"),
+        "index_type": "",
         "granularity": granularity,
         "skipped": errors,
         "build_seconds": round(time.time() - t0, 1),
     }
-    g = GalleryIndex(root, rels, labels, cats, make_index(emb, kind), meta)
+    index, meta["index_type"] = gallery_search_index(emb, kind, bundle.hog.dim if bundle.hog is not None else 0)
+    if isinstance(index, TwoStageSearch):
+        meta["candidates"] = index.candidates
+    g = GalleryIndex(root, rels, labels, cats, index, meta)
     if out is not None:
         g.save(out)
     return g

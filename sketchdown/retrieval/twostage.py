@@ -10,9 +10,8 @@ rows of a query's candidates are the only ones read.
 
 from __future__ import annotations
 
+import faiss
 import numpy as np
-
-from sketchdown.retrieval.gallery import make_index
 
 
 class TwoStageSearch:
@@ -30,12 +29,23 @@ class TwoStageSearch:
 
     @classmethod
     def build(cls, embeddings: np.ndarray, hogs: np.ndarray, kind: str = "auto", candidates: int = 256) -> TwoStageSearch:
-        """Index ``embeddings (N, E)`` float32 with :func:`make_index` (``kind``) over ``hogs (N, H)``."""
+        """Index ``embeddings (N, E)`` float32 with :func:`~sketchdown.retrieval.gallery.make_index` (``kind``)
+        over ``hogs (N, H)``."""
+        from sketchdown.retrieval.gallery import make_index  # the gallery module stores this class: import late
+
         return cls(make_index(np.ascontiguousarray(embeddings, np.float32), kind), hogs, candidates)
 
     @property
     def ntotal(self) -> int:
         return self.first.ntotal
+
+    def vectors(self) -> np.ndarray:
+        """All fused vectors ``(N, E + H)`` float32, ``[embedding, HOG]`` as a flat index would hold them."""
+        ivf = faiss.try_extract_index_ivf(self.first)
+        if ivf is not None:
+            ivf.make_direct_map()  # IVF lists are not in photo order: reconstructing needs the map
+        emb = self.first.reconstruct_n(0, self.ntotal)
+        return np.concatenate([emb, np.asarray(self.hogs, np.float32)], 1)
 
     def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """queries ``(Q, E + H)`` float32 fused query vectors (HOG part already weighted by alpha).
