@@ -85,6 +85,7 @@ function showResult(r, q) {
     panel('.sd-live-cost').textContent = `${fmtG(r.gflops)} GFLOPs = ${pct.toFixed(1)}% of the full network's ` +
       `${fmtG(r.fullGflops)} · ${r.ms.total.toFixed(1)} ms on this device · ${spent.queries} queries here: ` +
       `${fmtG(spent.gflops)} GFLOPs, ${(100 * (1 - spent.gflops / spent.full)).toFixed(1)}% fewer than the full network`;
+    drawInk(r.ink, r.canvas);
     panel('.sd-live-probs').textContent = r.probs
       ? 'canvas selector: ' + Object.entries(r.probs).map(([c, p]) => `${c} px ${(100 * p).toFixed(0)}%`).join(' · ')
       : 'fixed canvas (no selector)';
@@ -104,6 +105,17 @@ function showResult(r, q) {
   const base = {workerMs: r.ms.total, parts: r.ms, canvas: r.canvas, strokes: q.strokes.length, hits: r.hits.map(h => h.index).join(',')};
   if (q.kind === 'move') record({kind: 'move', ...base});
   if (upWatch && upWatch.state === q.state) { record({kind: 'up', ms: performance.now() - upWatch.t0, ...base}); upWatch = null; }
+}
+function drawInk(ink, side) {  // the student's input at its true pixel grid, each pixel an integer block
+  const c = panel('.sd-live-ink'), f = Math.max(1, Math.round(128 / side)), img = new ImageData(side, side);
+  for (let k = 0; k < ink.length; k++) {
+    const v = Math.round(255 * (1 - Math.min(1, Math.max(0, ink[k]))));
+    img.data.set([v, v, v, 255], 4 * k);
+  }
+  c.width = c.height = side * f;
+  const g = c.getContext('2d');
+  g.imageSmoothingEnabled = false;
+  createImageBitmap(img).then(bm => g.drawImage(bm, 0, 0, side * f, side * f));
 }
 function startLane(onReady) {
   const lane = {worker: new Worker(new URL(inpage.worker, location.href), {type: 'module'}), busy: null, pending: null};

@@ -33,6 +33,7 @@ async function init(msg) {
   const r = await fetch(msg.manifest);
   if (!r.ok) throw new Error(`manifest: HTTP ${r.status}`);
   M = await r.json();
+  if (M.format !== 'sketchdown-web/1') throw new Error(`export format ${M.format}, this page reads sketchdown-web/1`);
   M.base = new URL('./', new URL(msg.manifest, self.location.href)).href;
   const opts = {executionProviders: ['wasm'], graphOptimizationLevel: 'all'};
   for (const e of M.encoders) {
@@ -120,6 +121,7 @@ async function query(msg) {
     gflops: (branch + selFl + hog) / 1e9, selectorGflops: selFl / 1e9, hogGflops: hog / 1e9,
     fullGflops: M.full.flops / 1e9, fullName: M.full.name, params: M.params + (sel ? M.selector.params : 0),
     categories: categories(enc.logits),
+    ink: inks[canvas],  // what the student saw: (canvas * canvas) float32, 1 = ink
     ms: {total: t[5] - t[0], select: t[1] - t[0], render: t[2] - t[1], encode: t[3] - t[2], hog: t[4] - t[3], search: t[5] - t[4]},
   };
 }
