@@ -145,4 +145,9 @@ def test_in_page_search_ranks_without_the_server(url):
         page.wait_for_function("document.querySelectorAll('#sd-results img').length > 0", timeout=30_000)
         assert searches, "switching to the server sent no search"
         assert "server" in page.locator("#sd-draw .sd-where-note").inner_text()
+        page.locator("#sd-draw .sd-inpage").check()  # back in the page; a traced example's rank view is the server's
+        page.wait_for_function("window.sdLive.mode === 'browser'", timeout=30_000)
+        page.locator("#sd-draw .sd-example", has_text="traced:").first.click()
+        page.wait_for_function("window.sdLive.mode === 'server'", timeout=30_000)
+        page.locator("#sd-rank .sd-rank-line").first.wait_for(timeout=60_000)
         assert not errors, errors

@@ -257,7 +257,11 @@ const examples = props.examples || {};
 for (const name of Object.keys(examples)) {
   const b = document.createElement('button');
   b.type = 'button'; b.className = 'sd-btn sd-example'; b.textContent = name; b.dataset.example = name;
-  b.addEventListener('click', () => replay(examples[name]));
+  b.addEventListener('click', () => {
+    // a traced example's rank-per-stroke view is drawn by the server: replay it there
+    if (name.startsWith('traced:') && inPage()) { inpageBox.checked = false; setMode(false, 'switched to the server: it draws the rank-per-stroke view'); }
+    replay(examples[name]);
+  });
   exBox.appendChild(b);
 }
 // a value set from Python (e.g. a stroke JSON pushed by a test) redraws the canvas
