@@ -61,22 +61,30 @@ class _AtCanvas(nn.Module):
         return e, clf(f) if clf is not None else f[:, :0]
 
 
+def onnx_bytes(model: nn.Module, args: tuple[torch.Tensor, ...], names: list[str], outputs: list[str],
+               dynamic: dict[str, dict[int, str]]) -> bytes:
+    """``model`` traced on ``args`` and exported to ONNX (opset 17) in memory, with the given input and output
+    names and dynamic axes."""
+    buf = io.BytesIO()
+    with warnings.catch_warnings(), torch.inference_mode(False), torch.no_grad():
+        warnings.simplefilter("ignore")  # the TorchScript-based exporter warns about its own deprecation
+        torch.onnx.export(model, args, buf, dynamo=False, input_names=names, output_names=outputs,
+                          dynamic_axes=dynamic, opset_version=17)
+    return buf.getvalue()
+
+
 def _session(model: nn.Module, args: tuple[torch.Tensor, ...], names: list[str], outputs: list[str],
              dynamic: dict[str, dict[int, str]], threads: int | None):
     import onnxruntime as ort
 
-    buf = io.BytesIO()
-    with warnings.catch_warnings():  # the TorchScript-based exporter warns about its own deprecation
-        warnings.simplefilter("ignore")
-        torch.onnx.export(model, args, buf, dynamo=False, input_names=names, output_names=outputs,
-                          dynamic_axes=dynamic, opset_version=17)
+    data = onnx_bytes(model, args, names, outputs, dynamic)
     so = ort.SessionOptions()
     so.intra_op_num_threads = threads or torch.get_num_threads()
     so.inter_op_num_threads = 1
     so.log_severity_level = 3
     # no busy-waiting between runs: the process also runs PyTorch and serves several users
     so.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    return ort.InferenceSession(buf.getvalue(), so, providers=["CPUExecutionProvider"])
+    return ort.InferenceSession(data, so, providers=["CPUExecutionProvider"])
 
 
 class OnnxBranch:
@@ -101,7 +109,7 @@ class OnnxBranch:
         return torch.from_numpy(e), (torch.from_numpy(logits) if logits.shape[1] else None)
 
 
-class _OneSequence(nn.Module):
+class OneSequence(nn.Module):
     """The selector on one unpadded sequence (no packing, which ONNX cannot express)."""
 
     def __init__(self, selector: nn.Module) -> None:
@@ -121,7 +129,7 @@ class OnnxSelector:
 
     def __init__(self, selector: nn.Module, threads: int | None = None) -> None:
         selector.eval()
-        self.session = _session(_OneSequence(selector), (torch.zeros(1, 8, 5), torch.zeros(1)), ["seq", "lam"],
+        self.session = _session(OneSequence(selector), (torch.zeros(1, 8, 5), torch.zeros(1)), ["seq", "lam"],
                                 ["logits"], {"seq": {1: "len"}}, threads or 1)
 
     def __call__(self, seq: np.ndarray, lam: float) -> np.ndarray:

@@ -317,6 +317,7 @@ def build_gallery(
     emb, ok, errors = embed_photos(bundle, files, edge_cache=edge_cache, progress=progress)
     rels = [files[i].relative_to(root).as_posix() for i in ok]
     labels, cats = _labels_for(root, rels)
+    index, index_type = gallery_search_index(emb, kind, bundle.hog.dim if bundle.hog is not None else 0)
     meta = {
         "weights": bundle.name,
         "photo_id": index_photo_id(bundle),
@@ -324,12 +325,11 @@ def build_gallery(
         "dim": int(emb.shape[1]),
         "count": len(rels),
         "fingerprint": fingerprint(root, _rel_paths(root, files)),  # skipped files too: see load()
-        "index_type": "",
+        "index_type": index_type,
         "granularity": granularity,
         "skipped": errors,
         "build_seconds": round(time.time() - t0, 1),
     }
-    index, meta["index_type"] = gallery_search_index(emb, kind, bundle.hog.dim if bundle.hog is not None else 0)
     if isinstance(index, TwoStageSearch):
         meta["candidates"] = index.candidates
     g = GalleryIndex(root, rels, labels, cats, index, meta)

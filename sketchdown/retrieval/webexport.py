@@ -16,11 +16,9 @@ from __future__ import annotations
 
 import copy
 import hashlib
-import io
 import json
 import math
 import os
-import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -32,6 +30,7 @@ from torch import nn
 
 from sketchdown.bundles.bundle import ModelBundle, SketchBranch
 from sketchdown.models.modules import CanvasBatchNorm, gru_flops
+from sketchdown.retrieval.accel import OneSequence, onnx_bytes
 from sketchdown.retrieval.gallery import GalleryIndex
 from sketchdown.sketch.hog import hog_flops
 from sketchdown.sketch.lineprofile import fit_line_profile
@@ -129,26 +128,9 @@ def _swap_bns(module: nn.Module, index: _Index) -> None:
             _swap_bns(child, index)
 
 
-class _Selector(nn.Module):
-    """The selector on one unpadded sequence: (seq (1, L, 5), lam (1,)) -> logits (1, K)."""
-
-    def __init__(self, selector: nn.Module) -> None:
-        super().__init__()
-        self.selector = copy.deepcopy(selector).eval()
-
-    def forward(self, seq: torch.Tensor, lam: torch.Tensor) -> torch.Tensor:
-        _, h = self.selector.gru(seq)
-        return self.selector.decide(h[-1], lam)
-
-
 def _onnx_bytes(model: nn.Module, args: tuple[torch.Tensor, ...], inputs: list[str], outputs: list[str],
                 dynamic: dict[str, dict[int, str]]) -> bytes:
-    buf = io.BytesIO()
-    with warnings.catch_warnings(), torch.inference_mode(False), torch.no_grad():
-        warnings.simplefilter("ignore")  # the TorchScript exporter warns about its own deprecation
-        torch.onnx.export(model, args, buf, dynamo=False, input_names=inputs, output_names=outputs,
-                          dynamic_axes=dynamic, opset_version=17)
-    return _half_weights(buf.getvalue())
+    return _half_weights(onnx_bytes(model, args, inputs, outputs, dynamic))
 
 
 def _half_weights(data: bytes) -> bytes:
@@ -234,7 +216,7 @@ def export_web(bundle: ModelBundle, gallery: GalleryIndex, out: str | os.PathLik
     sel = bundle.selector if bundle.selector is not None and bundle.selector.model == model else None
     if sel is not None:
         files["selector.onnx"] = _write(out / "selector.onnx", _onnx_bytes(
-            _Selector(sel.policy), (torch.zeros(1, 8, 5), torch.zeros(1)), ["seq", "lam"], ["logits"], {"seq": {1: "len"}}))
+            OneSequence(copy.deepcopy(sel.policy).eval()), (torch.zeros(1, 8, 5), torch.zeros(1)), ["seq", "lam"], ["logits"], {"seq": {1: "len"}}))
     vectors = np.ascontiguousarray(gallery.embeddings(), "<f4")
     files["gallery.f32"] = _write(out / "gallery.f32", vectors.tobytes())
     manifest = _manifest(bundle, model, gallery, vectors.shape, classes)
