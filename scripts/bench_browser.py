@@ -92,7 +92,7 @@ def main(argv: list[str] | None = None) -> dict:
         "up_ms_median": round(statistics.median(up), 2), "up_ms_p95": round(pct(up, 95), 2), "up_ms_max": round(max(up), 2),
         "worker_ms_median": round(statistics.median(work), 2),
         "worker_parts_ms_median": {k: round(statistics.median(q["parts"][k] for q in ran), 2)
-                                   for k in ("select", "render", "encode", "hog", "search")},
+                                   for k in ("select", "render", "encode", "search")},
         "moves_per_stroke": round(len(moves) / max(1, len(up)), 2),
         "up_already_shown": sum(bool(q.get("current")) for q in queries if q["kind"] == "up"),
         "canvas_hist": {str(c): sum(q["canvas"] == c for q in ran) for c in sorted({q["canvas"] for q in ran})},

@@ -70,13 +70,16 @@ def cmd_search(a: argparse.Namespace) -> int:
     gallery = str(config.gallery_dir(a.gallery))
     r = Retriever.from_folder(b, gallery, a.index, rebuild="never" if a.no_rebuild else "auto", progress=_progress(not a.json),
                               backend=a.backend)
-    canvas = a.canvas if a.canvas == "auto" else int(a.canvas)
+    canvas = a.canvas if a.canvas in ("auto", "cascade", "selector") else int(a.canvas)
     res = r.retrieve(sketch, k=a.k, canvas=canvas, model=a.model, lam=a.lam, fusion=False if a.no_hog else None)
     if a.json:
         print(json.dumps(res.to_json()))
         return 0
     print(f"model {res.model} | canvas {res.canvas}px | {res.gflops:.4f} GFLOPs (full network {res.full_gflops:.3f}, "
           f"saving {res.saving_pct:.1f}%) | {res.params / 1e6:.2f}M params | {res.latency_ms:.1f} ms")
+    if res.cascade:
+        print("cascade: " + " -> ".join(f"{c}px lead {m:.3f}" + ("" if t == float("inf") else f" {'>=' if m >= t else '<'} {t:.3f}")
+                                        for c, m, t in res.cascade))
     for h in res.hits:
         print(f"{h.rank:3d}  {h.score:+.3f}  {h.path}  {h.label}")
     return 0
@@ -94,7 +97,8 @@ def cmd_eval(a: argparse.Namespace) -> int:
         b = load_bundle(ref)
         rows = default_rows(b, sweep=a.sweep)
         if a.model:
-            rows = [r for r in rows if r.model == a.model or (a.model.endswith("+selector") and r.uses_selector)]
+            rows = [r for r in rows if r.model == a.model or (a.model.endswith("+selector") and r.uses_selector)
+                    or (a.model.endswith("+cascade") and r.cascade)]
             if a.canvas:
                 rows = [RowKey(a.model, int(a.canvas), weights=b.name)]
         say = None if a.json else (lambda s: print(s, file=sys.stderr))
@@ -182,7 +186,7 @@ def _add_search(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--index", help="index folder (default: per folder and weights)")
     s.add_argument("--no-rebuild", action="store_true", help="fail instead of rebuilding a missing/stale index")
     s.add_argument("--k", type=int, default=10)
-    s.add_argument("--canvas", default="auto", help="auto (the RL selector) or a size in pixels")
+    s.add_argument("--canvas", default="auto", help="auto (the RL selector), cascade (the confidence cascade, where the weights have one) or a size in pixels")
     s.add_argument("--model", default=None, help="sketch branch: student, teacher, ... (default: the selector's)")
     s.add_argument("--lam", type=float, default=None, help="lambda_F for the selector (0 = accuracy .. 1 = FLOPs)")
     s.add_argument("--no-hog", action="store_true", help="rank by the network alone (no HOG fusion)")

@@ -414,3 +414,38 @@ def test_open_sketch_image_and_bad_files(h, tmp_path):
         (tmp_path / name).write_text(text, "utf-8")
         out = h.open_sketch(str(tmp_path / name), *[None] * 7, Session())
         assert out[6].startswith("⚠️") and msg in out[6], out[6]
+
+
+# ---- the confidence cascade in the app ---------------------------------------------------------------
+@pytest.fixture
+def cascade_h(h, monkeypatch):
+    """The handlers with a cascade on the tiny weights: at lambda_F 0 every sketch escalates (never sure),
+    at 0.5 every sketch stops at 32 px (any lead is enough)."""
+    from sketchdown.bundles.cascade import CascadeSpec
+
+    spec = CascadeSpec("student", (32, 48), (0.0, 0.5), ((float("inf"),), (0.0,)), ((float("inf"),), (0.0,)), 0.0)
+    monkeypatch.setattr(h.model.bundle, "cascade", spec)
+    return h
+
+
+def test_cascade_is_offered_after_the_gru(cascade_h):
+    h = cascade_h
+    assert [v for _, v in h.model.choices][:2] == ["student+selector", "student+cascade"]
+    assert h.retrieve(example_json("fish"), session=Session())[1]["canvas_choice"] == "selector"  # the default
+    _, r, sel_html, flops_html, *_ = h.retrieve(example_json("fish"), "student+cascade", session=Session())
+    assert r["error"] is None and r["canvas_choice"] == "cascade" and r["canvas"] == 48 and r["lambda_F"] == 0.0
+    assert [p["canvas"] for p in r["cascade"]] == [32, 48] and r["cascade"][-1]["threshold"] is None
+    b = h.model.bundle.sketch["student"]
+    assert r["gflops"] == pytest.approx((b.flops(32) + b.flops(48) + hog_flops(h.model.bundle.hog)) / 1e9, abs=1e-6)
+    assert "confidence cascade" in sel_html and "never stops here" in sel_html and "earlier passes" in flops_html
+    r = h.retrieve(example_json("fish"), "student+cascade", AUTO, 0.5, session=Session())[1]
+    assert r["canvas"] == 32 and len(r["cascade"]) == 1 and r["selector_gflops"] == 0
+    gru = h.retrieve(example_json("fish"), "student+selector", AUTO, session=Session())[1]
+    assert gru["canvas_choice"] == "selector" and gru["cascade"] is None and gru["canvas_probs"]
+
+
+def test_model_change_offers_each_policys_lambdas(cascade_h):
+    _, lam = cascade_h.on_model_change("student+cascade")
+    assert lam["interactive"] is True and [v for _, v in lam["choices"]] == [0.0, 0.5] and lam["value"] == 0.0
+    _, lam = cascade_h.on_model_change("student+selector")
+    assert [v for _, v in lam["choices"]] == list(cascade_h.model.bundle.selector.lams)

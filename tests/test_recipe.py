@@ -48,7 +48,7 @@ def test_recipe_runs_every_stage_and_resumes(smoke_run):
     assert len(seeds["runs"]) == 8 and seeds["groups"]["lite0-kd"]["seeds"] == 2
     b = load_bundle(run / "weights")
     assert b.full.name == "teacher" and b.full.encoder.backbone.__class__.__name__ == "VGGFeatures"
-    assert set(b.sketch) == {"teacher", *kept} and b.selector is not None
+    assert set(b.sketch) == {"teacher", *kept} and b.selector is not None and b.cascade is not None
     # the artifacts: packed checkpoints within the size bound, and the reports
     art = sorted(p.name for p in (d / "art").iterdir())
     assert "reports.tar.gz" in art and any(a.startswith("teacher-") for a in art) and any(a.startswith("students-") for a in art)

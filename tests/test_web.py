@@ -135,6 +135,31 @@ def test_page_draws_and_describes_like_the_library(default_export, tmp_path):
         assert not errors, errors
 
 
+def test_page_cascade_stops_where_the_retriever_stops(default_export, tmp_path):
+    """The page's confidence cascade runs the passes the Retriever runs: the same canvases, the same
+    margins to 0.02 (its drawing is OpenCV's to 1/255, its encoder ONNX Runtime Web's), the same stop
+    unless a margin is that close to its threshold."""
+    from sketchdown.retrieval.retriever import Retriever
+
+    bundle = load_bundle(str(REPO / "weights" / "default"))
+    if bundle.cascade is None:
+        pytest.skip("the default weights have no cascade")
+    retr = Retriever(bundle, GalleryIndex.load(REPO / "gallery" / "index" / "default", REPO / "gallery" / "photos"),
+                     backend="eager")
+    with harness(tmp_path, default_export) as (page, errors, _):
+        for sk in sample_sketches():
+            js = page.evaluate("(s) => sdQuery(s, {k: 5, canvas: 'cascade'})", strokes_json(sk))
+            res = retr.retrieve(sk, k=5, canvas="cascade")
+            assert js["cascade"] is not None and res.cascade is not None
+            for p, (c, m, t) in zip(js["cascade"], res.cascade, strict=False):
+                assert p["canvas"] == c and abs(p["margin"] - m) < 0.02
+                assert (p["threshold"] is None) == (t == float("inf"))
+            close = any(t != float("inf") and abs(m - t) < 0.02 for _, m, t in res.cascade)
+            assert close or (js["canvas"] == res.canvas and len(js["cascade"]) == len(res.cascade))
+            assert js["gflops"] == pytest.approx(res.gflops, rel=1e-6) or close
+        assert not errors, errors
+
+
 def test_profile_drawing_is_close_to_opencv():
     """The measured profile draws the examples as OpenCV does to within 5% of their ink per pixel, and
     area-downsampled to the smallest canvas within 0.06 anywhere (a plain distance-to-capsule ramp: 0.13)."""

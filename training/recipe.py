@@ -14,6 +14,7 @@ Stages, each a separate process so a GPU is handed from one to the next clean:
   fusion    HOG weight per kept branch on validation (fit_fusion)
   selector  the RL canvas selector on the kept KD student (train_selector, 4-fold CV picks the default lambda_F)
   export    the weight set (fp16 safetensors + manifest) in OUT/weights
+  cascade   the confidence cascade of the exported student on validation (fit_cascade), added to OUT/weights
   results   the ChairV2 test table of that set (make_results)
 
 A stage that finished leaves ``OUT/<stage>.done`` (its seconds) and is skipped when the command runs again,
@@ -44,7 +45,7 @@ from typing import Any
 from .configs import parse_config
 from .env import git_sha
 
-STAGES = ("teacher", "students", "seeds", "fusion", "selector", "export", "results")
+STAGES = ("teacher", "students", "seeds", "fusion", "selector", "export", "cascade", "results")
 
 
 @dataclass
@@ -237,6 +238,12 @@ class Recipe:
                 "--default-lam-tol", "1", "--out", str(self.out / "weights")]
         _pool(self, [(argv, self.out / "weights")], 1)
 
+    def cascade(self) -> None:
+        w = str(self.out / "weights")
+        argv = ["training.fit_cascade", "--weights", w, "--apply", w, "--out", str(self.out / "cascade"),
+                *(["--smoke"] if self.profile == "smoke" else []), *(["--data-root", self.cfg.data_root] if self.cfg.data_root else [])]
+        _pool(self, [(argv, self.out / "cascade")], 1)
+
     def results(self) -> None:
         if self.profile == "smoke":
             self.log("results: skipped in smoke mode (no test split)")
@@ -308,7 +315,7 @@ class Recipe:
 
 
 # the least time a stage needs to be started before a deadline (its budget can shrink only so far)
-MIN_STAGE_S = {"teacher": 240.0, "students": 150.0, "seeds": 40.0, "fusion": 60.0, "selector": 150.0,
+MIN_STAGE_S = {"teacher": 240.0, "students": 150.0, "seeds": 40.0, "fusion": 60.0, "selector": 150.0, "cascade": 90.0,
                "export": 30.0, "results": 120.0}
 
 

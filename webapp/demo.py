@@ -105,20 +105,29 @@ def _sketch_row(ui: SimpleNamespace, config: AppConfig, inpage: dict[str, Any] |
                            fit_columns=False)
 
 
+def _default_policy(m: AppModel) -> tuple[str, str | None]:
+    """The default model choice as (sketch branch, canvas policy: "cascade", "selector" or None)."""
+    c = m.default_choice or ""
+    for policy in ("cascade", "selector"):
+        if c.endswith("+" + policy):
+            return c[: -len(policy) - 1], policy
+    return c, None
+
+
 def _model_controls(ui: SimpleNamespace, m: AppModel) -> None:
     """Model, canvas size, lambda_F, top-k, comparison model and HOG switch (inside the teaching panel)."""
     b = m.bundle
-    sel = b.selector if b else None
-    first_model = m.default_choice.removesuffix("+selector") if b and m.default_choice else None
+    first_model, policy = (_default_policy(m) if b and m.default_choice else (None, None))
+    sel = None if b is None or policy is None else b.cascade if policy == "cascade" else b.selector
     canvas_choices = [AUTO] + ([str(c) for c in b.sketch[first_model].canvas_sizes] if b else [])
     with gr.Row():
         ui.model_radio = gr.Radio(m.choices, value=m.default_choice, label="Model", elem_id="sd-model",
-                                  info="the full network (teacher), each student, or student + canvas selector")
+                                  info="the full network (teacher), each student, or a student whose canvas is picked per sketch")
         ui.canvas_radio = gr.Radio(canvas_choices, value=AUTO, label="Canvas size (px)", elem_id="sd-canvas-size",
-                                   info="Auto = the selector's pick (or the model's own canvas)")
+                                   info="Auto = the cascade's or selector's pick (or the model's own canvas)")
     with gr.Row():
         ui.lam_radio = gr.Radio([(f"{x:g}", x) for x in sel.lams] if sel else [], value=sel.default_lam if sel else None,
-                                label="λ_F (FLOP penalty)", info="the selector is conditioned on it: higher = cheaper canvases",
+                                label="λ_F (FLOP penalty)", info="higher = cheaper canvases (the cascade stops sooner)",
                                 visible=sel is not None, interactive=sel is not None, elem_id="sd-lam")
         ui.k_slider = gr.Slider(1, 30, value=DEFAULT_K, step=1, label="Photos to show (top-k)", elem_id="sd-k")
         ui.compare = gr.Dropdown([(OFF, OFF)] + m.choices, value=OFF, label="Compare with",

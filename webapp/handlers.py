@@ -73,10 +73,12 @@ def readout(res: RetrievalResult, how: str, lam: float | None, s: Session, handl
     return {
         "model": res.model,
         "selector": res.canvas_probs is not None,
+        "cascade": None if res.cascade is None else [
+            {"canvas": c, "margin": round(m, 5), "threshold": None if t == math.inf else round(t, 5)} for c, m, t in res.cascade],
         "canvas": res.canvas,
         "canvas_choice": how,
         "canvas_probs": {str(k): round(v, 4) for k, v in res.canvas_probs.items()} if res.canvas_probs else None,
-        "lambda_F": lam if res.canvas_probs is not None else None,
+        "lambda_F": lam if res.canvas_probs is not None or res.cascade is not None else None,
         "abstraction": None if res.abstraction is None else round(res.abstraction, 4),
         "gflops": round(res.gflops, 6),
         "selector_gflops": round(res.selector_gflops, 6),
@@ -98,6 +100,14 @@ def readout(res: RetrievalResult, how: str, lam: float | None, s: Session, handl
 
 
 NO_COMPARE = ([], [], views.COMPARE_EMPTY)
+
+
+def lam_update(b: Any, policy: str | None) -> Any:
+    """The lambda_F radio for a policy: its offered values at its default, or greyed out without one."""
+    sel = None if policy is None else b.cascade if policy == "cascade" else b.selector
+    if sel is None:
+        return gr.update(interactive=False)
+    return gr.update(choices=[(f"{x:g}", x) for x in sel.lams], value=sel.default_lam, interactive=True)
 HIDDEN = gr.update(value="", visible=False)
 
 
@@ -130,20 +140,23 @@ class Handlers:
         self.gate = gate if gate is not None else FairGate(DEFAULT_INDEX_WORKERS)
 
     # ---- argument checks --------------------------------------------------------------------
-    def parse_choice(self, choice: str | None) -> tuple[str, bool]:
-        """Model radio value -> (sketch branch, use selector)."""
+    def parse_choice(self, choice: str | None) -> tuple[str, str | None]:
+        """Model radio value -> (sketch branch, what picks its canvas: "cascade", "selector" or None)."""
         b = self.model.bundle
         assert b is not None
         choice = choice or self.model.default_choice or b.default_model
         if choice.endswith("+selector"):
             name = choice[: -len("+selector")]
-            return name, bool(b.selector and b.selector.model == name)
+            return name, "selector" if b.selector and b.selector.model == name else None
+        if choice.endswith("+cascade"):
+            name = choice[: -len("+cascade")]
+            return name, "cascade" if b.cascade and b.cascade.model == name else None
         if choice in b.sketch:
-            return choice, False
+            return choice, None
         raise ValueError(f"unknown model {choice!r}; this weight set has {sorted(b.sketch)}")
 
-    def canvas_arg(self, model: str, use_selector: bool, canvas_choice: Any) -> tuple[str | int, str]:
-        """(canvas argument for Retriever.retrieve, how it was chosen: "forced", "selector" or "fixed")."""
+    def canvas_arg(self, model: str, policy: str | None, canvas_choice: Any) -> tuple[str | int, str]:
+        """(canvas argument for Retriever.retrieve, how it was chosen: "forced", "cascade", "selector" or "fixed")."""
         b = self.model.bundle.sketch[model]
         forced = None
         if canvas_choice not in (None, "", AUTO):
@@ -155,13 +168,14 @@ class Handlers:
             if forced not in b.canvas_sizes:
                 raise ValueError(f"model '{model}' runs at canvas {list(b.canvas_sizes)}, not {forced}")
             return forced, "forced"
-        if use_selector:
-            return "auto", "selector"
+        if policy:
+            return policy, policy
         return b.default_canvas, "fixed"
 
-    def lam(self, lam: Any) -> float | None:
-        """lambda_F in [0, 1] (the selector's default for None/""); None without a selector."""
-        sel = self.model.bundle.selector if self.model.bundle else None
+    def lam(self, lam: Any, policy: str | None = "selector") -> float | None:
+        """lambda_F in [0, 1] (the policy's default for None/""); None where ``policy`` is None or absent."""
+        b = self.model.bundle
+        sel = None if b is None or policy is None else b.cascade if policy == "cascade" else b.selector
         if sel is None:
             return None
         if lam in (None, ""):
@@ -207,9 +221,9 @@ class Handlers:
                source: str | None, hog: Any, s: Session, t0: float, status: str = "") -> tuple:
         """``retrieve``'s outputs for a parsed ``sketch`` (also a sketch opened from a file)."""
         try:
-            model, use_sel = self.parse_choice(model_choice)
-            canvas, how = self.canvas_arg(model, use_sel, canvas_choice)
-            lam_v = self.lam(lam) if how == "selector" else None
+            model, policy = self.parse_choice(model_choice)
+            canvas, how = self.canvas_arg(model, policy, canvas_choice)
+            lam_v = self.lam(lam, how) if how in ("selector", "cascade") else None
             k = top_k(k)
             retr = self.retriever_for(source, s)
             fusion = None if hog is None else bool(hog)  # the weight set's HOG fusion, or the network alone
@@ -237,7 +251,7 @@ class Handlers:
         if hit is None:
             return HIDDEN
         ex, n = hit
-        how = " + selector" if kw["lam"] is not None else "" if kw["canvas"] == "auto" else f" @{kw['canvas']} px"
+        how = f" + {kw['canvas']}" if kw["canvas"] in ("selector", "cascade") else f" @{kw['canvas']} px"
         curves = {kw["model"] + how: target_ranks(retr, ex, n, s.ranks, **kw)}
         b = self.model.bundle
         if s.rank_full and b is not None and b.full.name != kw["model"]:
@@ -281,9 +295,10 @@ class Handlers:
         """The comparison outputs: both ranked lists and their header, or empty ones when comparing is off."""
         if not compare or compare == OFF:
             return NO_COMPARE
-        cmodel, cuse = self.parse_choice(compare)
-        ccanvas, chow = self.canvas_arg(cmodel, cuse, AUTO)
-        cres = retr.retrieve(sketch, k=k, canvas=ccanvas, model=cmodel, lam=self.lam(lam) if chow == "selector" else None,
+        cmodel, cpolicy = self.parse_choice(compare)
+        ccanvas, chow = self.canvas_arg(cmodel, cpolicy, AUTO)
+        clam = self.lam(lam if chow == self.parse_choice(None)[1] else None, chow) if chow in ("selector", "cascade") else None
+        cres = retr.retrieve(sketch, k=k, canvas=ccanvas, model=cmodel, lam=clam,
                              fusion=fusion)
         return views.gallery_items(res), views.gallery_items(cres), views.compare_header(res, cres, k)
 
@@ -292,12 +307,11 @@ class Handlers:
         if self.model.bundle is None:
             return gr.update(), gr.update()
         try:
-            model, use_sel = self.parse_choice(choice)
+            model, policy = self.parse_choice(choice)
         except ValueError:
             return gr.update(), gr.update()
         sizes = self.model.bundle.sketch[model].canvas_sizes
-        return (gr.update(choices=[AUTO] + [str(c) for c in sizes], value=AUTO),
-                gr.update(interactive=use_sel))
+        return (gr.update(choices=[AUTO] + [str(c) for c in sizes], value=AUTO), lam_update(self.model.bundle, policy))
 
     def plot_update(self, open_: bool, session: Any):
         """Redraw the FLOPs-vs-accuracy plot (only while the teaching panel is open)."""

@@ -55,13 +55,15 @@ class AppModel:
 
     @property
     def choices(self) -> list[tuple[str, str]]:
-        """Model radio: (label, value); value "<branch>+selector" or "<branch>"."""
+        """Model radio: (label, value); value "<branch>+cascade", "<branch>+selector" or "<branch>"."""
         b = self.bundle
         if b is None:
             return []
         out = []
         if b.selector:
-            out.append((f"{b.selector.model} + canvas selector", f"{b.selector.model}+selector"))
+            out.append((f"{b.selector.model} + RL canvas selector (GRU)", f"{b.selector.model}+selector"))
+        if b.cascade:
+            out.append((f"{b.cascade.model} + confidence cascade", f"{b.cascade.model}+cascade"))
         full = b.full.name
         for name in b.sketch:
             if name != full:

@@ -50,7 +50,15 @@ def canvas_reason(sketch: Sketch, res: RetrievalResult, how: str, full_canvas: i
     density = "sparse" if ink < 0.06 else ("moderate" if ink < 0.15 else "dense")
     seen = (f"{n} stroke{'s' * (n != 1)}, {pts} points after simplification" if n else "an image (no strokes)") \
         + f", {density} ink ({100 * ink:.0f}% of the {res.canvas} px canvas)"
-    if how == "selector" and res.canvas_probs:
+    if how == "cascade" and res.cascade:
+        c0, m0, t0 = res.cascade[0]
+        if len(res.cascade) == 1:
+            verdict = f"the {c0} px ranking was sure (top-1 leads by {m0:.3f} ≥ {t0:.3f}), so {c0} px is enough"
+        elif t0 == float("inf"):
+            verdict = f"at λ<sub>F</sub> = {lam:g} the cascade never stops at {c0} px, so it went on to {res.canvas} px"
+        else:
+            verdict = f"the {c0} px ranking was unsure (top-1 led by {m0:.3f} < {t0:.3f}), so the cascade went on to {res.canvas} px"
+    elif how == "selector" and res.canvas_probs:
         biggest = max(res.canvas_probs)
         verdict = (f"detailed enough to need the largest canvas, {res.canvas} px" if res.canvas == biggest
                    else f"{res.canvas} px is enough at λ<sub>F</sub> = {lam:g}")
@@ -76,9 +84,11 @@ FLOPS_EMPTY = "<div class='sd-panel sd-empty'><div class='sd-kpi'><b>—</b> GFL
 def selector_html(res: RetrievalResult, how: str, lam: float | None, reason: str = "") -> str:
     """The selector panel: the chosen canvas, why (``reason``, :func:`canvas_reason`), one probability bar
     per canvas, the abstraction gauge and the canvas as the network saw it at its true pixel grid; ``how``
-    is "selector", "forced" or "fixed"."""
+    is "cascade", "selector", "forced" or "fixed"."""
     probs = res.canvas_probs
     chosen = res.canvas
+    if res.cascade:
+        return _cascade_html(res, lam, reason)
     if probs:
         sub = f"picked by the canvas selector (λ<sub>F</sub> = {lam:g}), {100 * probs.get(chosen, 0):.0f}% sure"
     elif how == "forced":
@@ -114,11 +124,44 @@ def selector_html(res: RetrievalResult, how: str, lam: float | None, reason: str
     )
 
 
+def _cascade_html(res: RetrievalResult, lam: float | None, reason: str) -> str:
+    """The selector panel for the confidence cascade: one row per pass (its canvas, how far the top-1 score
+    led the top-2 against the stop margin), the abstraction gauge and the canvas the answer came from."""
+    assert res.cascade is not None
+    rows = ""
+    for i, (c, m, t) in enumerate(res.cascade):
+        if t == float("inf"):
+            last = i == len(res.cascade) - 1 and c == res.canvas
+            verdict, width = ("last stage: answers" if last else f"{m:.3f}: never stops here at this λF"), 100.0 * last
+        else:
+            verdict, width = (f"{m:.3f} ≥ {t:.3f}: sure, stop" if m >= t else f"{m:.3f} < {t:.3f}: unsure, go on"), min(100.0, 100 * m / max(t, 1e-9))
+        rows += (f"<div class='sd-bar-row{' sd-chosen' if c == res.canvas else ''}'><span class='sd-bar-label'>{c} px</span>"
+                 f"<span class='sd-bar'><span style='width:{width:.1f}%'></span></span><span class='sd-bar-val'>{verdict}</span></div>")
+    lam_txt = "" if lam is None else f" (λ<sub>F</sub> = {lam:g})"
+    a = res.abstraction if res.abstraction is not None else 0.0
+    uri, side = ink_png_uri(res.canvas_image)
+    why = f"<div class='sd-why'>{reason}</div>" if reason else ""
+    return (
+        "<div class='sd-panel sd-selector sd-cascade'>"
+        "<div class='sd-sel-main'>"
+        f"<div class='sd-sel-text'><div class='sd-badge'>canvas <b>{res.canvas}</b> px</div>"
+        f"<div class='sd-sub'>picked by the confidence cascade{lam_txt}: {len(res.cascade)} pass{'es' * (len(res.cascade) > 1)}, "
+        f"each counted in the FLOPs; a bar fills as the top-1 photo's lead nears the stop margin</div>"
+        f"{why}<div class='sd-bars'>{rows}</div>"
+        f"<div class='sd-abs'><span>abstraction</span><span class='sd-gauge'><span style='left:{100 * a:.1f}%'></span></span>"
+        f"<b>{a:.2f}</b></div><div class='sd-abs-scale'><span>detailed</span><span>abstract</span></div></div>"
+        f"<figure class='sd-netview'><img alt='the sketch as the network saw it' src='{uri}' width='{side}' height='{side}'/>"
+        f"<figcaption>what the network saw: {res.canvas}×{res.canvas}</figcaption></figure>"
+        "</div></div>"
+    )
+
+
 def flops_html(res: RetrievalResult, s: Session) -> str:
     """The FLOP counter: this query's GFLOPs against the full network's, latency, and the session's totals."""
     save = res.saving_pct
     save_txt = f"{save:.0f}% fewer FLOPs" if save >= 0.5 else ("same as the full network" if save > -0.5 else f"{-save:.0f}% more FLOPs")
-    parts = [f"{name}: {1000 * g:.2g} MFLOPs" for name, g in (("selector", res.selector_gflops), ("HOG", res.hog_gflops)) if g > 0]
+    pick = "earlier passes" if res.cascade else "selector"
+    parts = [f"{name}: {1000 * g:.2g} MFLOPs" for name, g in ((pick, res.selector_gflops), ("HOG", res.hog_gflops)) if g > 0]
     if res.hog_alpha > 0:
         parts[-1] += f", weight {res.hog_alpha:g}"
     sel = f" ({', '.join(parts)})" if parts else ""
@@ -249,7 +292,7 @@ def compare_header(a: RetrievalResult, b: RetrievalResult, k: int) -> str:
     shared = len({h.index for h in a.hits} & {h.index for h in b.hits})
 
     def desc(r: RetrievalResult) -> str:
-        how = "selector" if r.canvas_probs else "fixed"
+        how = "cascade" if r.cascade else "selector" if r.canvas_probs else "fixed"
         return f"**{r.model}** · canvas {r.canvas} px ({how}) · {fmt_gflops(r.gflops)} GFLOPs"
 
     return f"Left: {desc(a)}  \nRight: {desc(b)}  \nPhotos in both top-{k} lists: **{shared}** of {min(k, len(a.hits))}"

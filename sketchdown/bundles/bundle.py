@@ -19,8 +19,17 @@ import torch
 
 from sketchdown import config
 from sketchdown.bundles.build import EncoderConfig, build_encoder, imagenet_lite_path
+from sketchdown.bundles.cascade import CascadeSpec
 from sketchdown.bundles.flops import encoder_flops, param_count
-from sketchdown.bundles.manifest import Manifest, PhotoComponent, SelectorComponent, SketchComponent, hog_to_dict, load_manifest
+from sketchdown.bundles.manifest import (
+    CascadeComponent,
+    Manifest,
+    PhotoComponent,
+    SelectorComponent,
+    SketchComponent,
+    hog_to_dict,
+    load_manifest,
+)
 from sketchdown.bundles.photo import PhotoSpec
 from sketchdown.bundles.weights import WeightsError, load_tensors, resolve_weights, sha256_file
 from sketchdown.models.modules import CanvasSelector, EmbeddingEncoder
@@ -94,6 +103,7 @@ class ModelBundle:
     metrics: dict[str, Any] = field(default_factory=dict)
     source: str = ""
     hog: HogSpec | None = None  # when set, gallery vectors are [photo embedding, HOG of the edge map]
+    cascade: CascadeSpec | None = None  # the confidence cascade (Retriever.retrieve(canvas="cascade"))
     # compiled per-canvas runners (sketchdown.retrieval.accel), shared by every Retriever over this bundle
     runners: dict[Any, Any] = field(default_factory=dict, repr=False, compare=False)
 
@@ -150,6 +160,18 @@ def _selector(folder: Path, m: Manifest, c: SelectorComponent) -> SelectorSpec:
     return SelectorSpec(pol.eval(), c.model, c.lams, c.start_lam)
 
 
+def _cascade(folder: Path, m: Manifest, c: CascadeComponent) -> CascadeSpec:
+    if c.model not in m.sketch:
+        raise WeightsError(f"{folder}: cascade refers to unknown model {c.model!r}")
+    sizes = m.sketch[c.model].canvas_sizes
+    if len(sizes) > 1 and not set(c.stages) <= set(sizes):
+        raise WeightsError(f"{folder}: cascade stages {list(c.stages)} are not all canvases of {c.model!r} {list(sizes)}")
+    try:
+        return CascadeSpec(c.model, c.stages, c.lams, c.fused, c.alone, c.default_lam if c.default_lam is not None else c.lams[0])
+    except (ValueError, IndexError) as e:
+        raise WeightsError(f"{folder}: cascade: {e}") from None
+
+
 def photo_id(m: Manifest, photo: PhotoComponent) -> str:
     """Identity of the gallery's vector space: the photo encoder's sha256, its preprocessing and the HOG spec
     (a gallery index built under another id is stale). Hashes the manifest's JSON form of each."""
@@ -187,4 +209,5 @@ def load_bundle(ref: str | os.PathLike | None = None) -> ModelBundle:
         metrics=dict(m.metrics or {}),
         source=str(folder),
         hog=m.hog,
+        cascade=None if m.cascade is None else _cascade(folder, m, m.cascade),
     )

@@ -209,6 +209,41 @@ class SelectorComponent:
         return self.default_lam if self.default_lam is not None else self.lams[len(self.lams) // 2]
 
 
+def _thresholds(v: Any) -> tuple[tuple[float, ...], ...]:
+    """Rows of margins; JSON null is inf (never stop at that stage)."""
+    return tuple(tuple(float("inf") if x is None else _float(x) for x in _list(row)) for row in _list(v))
+
+
+def _thresholds_json(table: tuple[tuple[float, ...], ...] | None) -> list | None:
+    return None if table is None else [[None if x == float("inf") else x for x in row] for row in table]
+
+
+@dataclass(frozen=True)
+class CascadeComponent:
+    """The confidence cascade of one sketch branch (:class:`sketchdown.bundles.cascade.CascadeSpec`):
+    numbers only, no weights file. ``fused``/``alone``: per lambda_F, the stop margins of every stage but
+    the last (null: never stop there)."""
+
+    model: str
+    stages: tuple[int, ...]
+    lams: tuple[float, ...]
+    fused: tuple[tuple[float, ...], ...]
+    alone: tuple[tuple[float, ...], ...] | None = None
+    default_lam: float | None = None  # None: the first of ``lams``
+
+    @classmethod
+    def from_fields(cls, f: _Fields) -> CascadeComponent:
+        f.only("role", "model", "stages", "lams", "fused", "alone", "default_lam")
+        table = "a list of lists of numbers or null"
+        return cls(f.str("model"), f.ints("stages"), f.floats("lams"), f.get("fused", _thresholds, table),
+                   f.get("alone", _thresholds, table, False), f.float("default_lam", False))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"role": "cascade", "model": self.model, "stages": list(self.stages), "lams": list(self.lams),
+                "fused": _thresholds_json(self.fused),
+                **_optional(alone=_thresholds_json(self.alone), default_lam=self.default_lam)}
+
+
 @dataclass(frozen=True)
 class FileComponent:
     """A weights file described in words only (``weights/hed``: the HED edge detector): file + text fields."""
@@ -224,7 +259,7 @@ class FileComponent:
         return {"file": self.file, **self.info}
 
 
-Component = PhotoComponent | SketchComponent | SelectorComponent | FileComponent
+Component = PhotoComponent | SketchComponent | SelectorComponent | CascadeComponent | FileComponent
 
 
 def _component(f: _Fields, name: str) -> Component:
@@ -233,8 +268,10 @@ def _component(f: _Fields, name: str) -> Component:
         return SketchComponent.from_fields(f)
     if role == "selector":
         return SelectorComponent.from_fields(f)
+    if role == "cascade":
+        return CascadeComponent.from_fields(f)
     if role is not None:
-        raise f.error("role", f"unknown role {role!r} (expected 'sketch' or 'selector')")
+        raise f.error("role", f"unknown role {role!r} (expected 'sketch', 'selector' or 'cascade')")
     return PhotoComponent.from_fields(f) if name == "photo" else FileComponent.from_fields(f)
 
 
@@ -310,6 +347,10 @@ class Manifest:
     @property
     def selector(self) -> SelectorComponent | None:
         return next((c for c in self.components.values() if isinstance(c, SelectorComponent)), None)
+
+    @property
+    def cascade(self) -> CascadeComponent | None:
+        return next((c for c in self.components.values() if isinstance(c, CascadeComponent)), None)
 
     def recorded(self, branch: str) -> dict[str, Any]:
         """``provenance[branch]`` (its training config and history as recorded); {} when absent."""

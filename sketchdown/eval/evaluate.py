@@ -12,6 +12,7 @@ import numpy as np
 import torch
 
 from sketchdown.bundles.bundle import ModelBundle
+from sketchdown.bundles.cascade import margins, stage_costs, stop_stages
 from sketchdown.bundles.photo import EdgeCache
 from sketchdown.eval.data import PairedDataset, get_sketch
 from sketchdown.eval.metrics import classification_report, early_retrieval, prefix_fractions, rank_of_true, summary
@@ -31,14 +32,15 @@ from sketchdown.sketch.hog import hog_flops
 from sketchdown.sketch.render import RenderSpec
 from sketchdown.sketch.strokes import Sketch
 
-__all__ = ["SELECTOR_TAG", "Row", "RowKey", "default_rows", "evaluate", "evaluate_recognition", "uses_selector"]
+__all__ = ["SELECTOR_TAG", "Row", "RowKey", "default_rows", "evaluate", "evaluate_recognition", "stage_rankings", "uses_selector"]
 
 Row = RowKey  # the evaluated setting of a result row (its label: ``RowKey.label``)
 
 
 def default_rows(bundle: ModelBundle, sweep: bool = False, granularity: str = "instance") -> list[RowKey]:
     """Every shipped row: each sketch branch at its default canvas (every canvas with ``sweep``),
-    then the selector's branch with the selector at each shipped lambda_F; where the weight set
+    then the selector's branch with the selector at each shipped lambda_F, then the cascade's branch with
+    the confidence cascade at each of its lambda_F; where the weight set
     fuses HOG into a branch (on galleries of this ``granularity``), each of its rows with and without
     the fusion."""
     base = []
@@ -47,6 +49,8 @@ def default_rows(bundle: ModelBundle, sweep: bool = False, granularity: str = "i
             base.append(RowKey(name, c, weights=bundle.name))
     if bundle.selector:
         base += [RowKey(bundle.selector.model, None, lam, weights=bundle.name) for lam in bundle.selector.lams]
+    if bundle.cascade:
+        base += [RowKey(bundle.cascade.model, None, lam, weights=bundle.name, cascade=True) for lam in bundle.cascade.lams]
     rows = []
     for r in base:
         rows.append(r)
@@ -67,11 +71,25 @@ class _Queries:
         self._hogs: dict[int, np.ndarray] = {}
 
     def choice(self, row: RowKey, part: int = -1) -> CanvasChoice:
-        """Canvas and selector FLOPs per sketch of ``part``."""
-        key = (row.model, row.canvas, row.lam, part)
+        """Canvas and selector FLOPs (the cascade's: its earlier passes) per sketch of ``part``."""
+        key = (row.model, row.canvas, row.lam, part) + ((row.hog,) if row.cascade else ())
         if key not in self._canv:
-            self._canv[key] = choose_canvases(self.bundle, self.parts[part + 1], row.model, row.canvas, row.lam)
+            self._canv[key] = (self._cascade(row, part) if row.cascade else
+                               choose_canvases(self.bundle, self.parts[part + 1], row.model, row.canvas, row.lam))
         return self._canv[key]
+
+    def _cascade(self, row: RowKey, part: int) -> CanvasChoice:
+        """Where the confidence cascade stops for each sketch, from the rankings at every stage (as the
+        Retriever runs it, one stage after another, but every stage computed once for all sketches)."""
+        spec, b = self.bundle.cascade, self.bundle.sketch[row.model]
+        if spec is None or spec.model != row.model:
+            raise ValueError(f"row {row.label()}: the weight set has no cascade for this branch")
+        m = np.stack([margins(self.sims(replace(row, canvas=c, lam=None, cascade=False), part)) for c in spec.stages], 1)
+        stop = stop_stages(m, spec.thresholds(row.lam, fused=self.retr.hog_alpha(row.model, row.hog) > 0))
+        cost = stage_costs([b.flops(c) for c in spec.stages])
+        n = len(stop)
+        return CanvasChoice([spec.stages[i] for i in stop], [None] * n,
+                            [int(cost[i]) - b.flops(spec.stages[i]) for i in stop], [0] * n)
 
     def sims(self, row: RowKey, part: int = -1) -> np.ndarray:
         """(N, photos) similarity of the Retriever's search vectors for ``part``."""
@@ -110,7 +128,8 @@ def _measure(row: RowKey, q: _Queries, true: np.ndarray, data: PairedDataset, la
         m.update({"m@A": None, "m@B": None})
     hog_fl = hog_flops(bundle.hog) if retr.hog_alpha(row.model, row.hog) > 0 else 0  # as the Retriever counts it
     flops = [b.flops(c) + f + hog_fl for c, f in zip(choice.canvases, choice.flops, strict=True)]
-    lat = [retr.retrieve(s, k=10, canvas="auto" if row.uses_selector else row.canvas, model=row.model, lam=row.lam,
+    how = "cascade" if row.cascade else "selector" if row.uses_selector else row.canvas
+    lat = [retr.retrieve(s, k=10, canvas=how, model=row.model, lam=row.lam,
                          fusion=row.hog).latency_ms for s in q.parts[0][:latency_queries]]
     params = b.params() + (bundle.selector.params() if row.uses_selector and bundle.selector else 0)
     return {
@@ -159,6 +178,29 @@ def evaluate(
         say(f"evaluating {row.label()}")
         results.append(_measure(row, q, true, data, latency_queries))
     return results
+
+
+def stage_rankings(
+    bundle: ModelBundle, data: PairedDataset, model: str, canvases: tuple[int, ...], fused: bool, *,
+    prefix_steps: int = 10, edge_cache: EdgeCache | None = None,
+) -> tuple[dict[int, np.ndarray], np.ndarray, np.ndarray]:
+    """The similarities a canvas policy is fitted on: every sketch and each of its ``prefix_steps`` ink
+    prefixes (vector sketches), searched among the dataset's photos at each canvas, with the HOG fused
+    (``fused``, at the branch's weight for the dataset's granularity) or the network alone.
+
+    Returns ({canvas: (Q, P) float32}, true photo (Q,) int, complete (Q,) bool: the row is a whole sketch),
+    Q = N sketches x (1 + prefixes), whole sketches first. Instance-level datasets only."""
+    retr, pemb = _photo_retriever(bundle, data, edge_cache)
+    sketches = [get_sketch(it) for it in data.sketches]
+    fracs = prefix_fractions(prefix_steps) if prefix_steps > 0 and not sketches[0].is_raster else []
+    q = _Queries(retr, [sketches] + [[s.prefix_ink(f) for s in sketches] for f in fracs], pemb)
+    true = np.asarray(data.true())
+    if true.ndim != 1:
+        raise ValueError(f"{data.name}: stage_rankings needs one true photo per sketch (an instance-level dataset)")
+    parts = range(-1, len(fracs))
+    sims = {c: np.concatenate([q.sims(RowKey(model, c, hog=fused), p) for p in parts]).astype(np.float32) for c in canvases}
+    complete = np.concatenate([np.full(len(true), p == -1) for p in parts])
+    return sims, np.tile(true, len(parts)), complete
 
 
 @torch.inference_mode()

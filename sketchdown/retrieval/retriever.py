@@ -65,7 +65,7 @@ class RetrievalResult:
     canvas_probs: dict[int, float] | None  # the selector's confidence per canvas (None: fixed canvas)
     abstraction: float | None  # 0 = detailed .. 1 = abstract (selector's expected canvas, inverted)
     gflops: float  # this query's sketch branch, selector and HOG included
-    selector_gflops: float
+    selector_gflops: float  # what picking the canvas cost: the selector, or the cascade's earlier passes
     full_gflops: float  # the full network (teacher) on the same sketch
     params: int
     latency_ms: float
@@ -75,6 +75,8 @@ class RetrievalResult:
     hog_gflops: float = 0.0  # the HOG descriptor's share of ``gflops`` (0: not fused)
     hog_alpha: float = 0.0  # the HOG's weight in the scores (this gallery's granularity; 0: not fused)
     selector_steps: int = 0  # points of the simplified stroke sequence the selector read (0: it did not run)
+    # the confidence cascade's passes: (canvas, top-1 minus top-2 score, stop threshold; inf at the last); None: not run
+    cascade: list[tuple[int, float, float]] | None = None
 
     @property
     def saving_pct(self) -> float:
@@ -93,6 +95,8 @@ class RetrievalResult:
             "full_gflops": self.full_gflops,
             "params": self.params,
             "latency_ms": round(self.latency_ms, 2),
+            **({"cascade": [{"canvas": c, "margin": round(m, 5), "threshold": None if t == float("inf") else t}
+                            for c, m, t in self.cascade]} if self.cascade is not None else {}),
         }
 
 
@@ -215,9 +219,10 @@ class Retriever:
     ) -> RetrievalResult:
         """Rank the gallery for ``sketch``.
 
-        canvas: ``"auto"`` (the selector's pick, or the model's default canvas) or a size in pixels.
+        canvas: ``"auto"`` or ``"selector"`` (the RL selector's pick, or the model's default canvas),
+        ``"cascade"`` (the confidence cascade, where the weight set has one for ``model``) or a size in pixels.
         model: a sketch branch of the bundle (default: the one the selector serves).
-        lam: lambda_F in [0, 1] for the selector (higher = cheaper), default the bundle's.
+        lam: lambda_F in [0, 1] for the cascade or selector (higher = cheaper), default the bundle's.
         fusion: fuse the HOG similarity (default: when the weight set does); False: the network alone.
         """
         if self.gallery is None:
@@ -230,18 +235,16 @@ class Retriever:
             raise ValueError(f"unknown model {model!r}; this weight set has {sorted(self.bundle.sketch)}")
         b = self.bundle.sketch[model]
         alpha = self.hog_alpha(model, fusion)
-        q = encode_queries(self.bundle, [sketch], model, None if canvas == "auto" else int(canvas), lam, alpha,
+        if self.uses_cascade(model, canvas):
+            return self._retrieve_cascade(sketch, k, model, lam, alpha, t0)
+        q = encode_queries(self.bundle, [sketch], model, None if canvas in ("auto", "selector") else int(canvas), lam, alpha,
                            run=self._run(model), select=self._select(), keep_inks=True)
         size, probs, sel_flops = q.choice.canvases[0], q.choice.probs[0], q.choice.flops[0]
         hog_fl = hog_flops(self.bundle.hog) if alpha > 0 else 0
         scores, ids = self.gallery.search(q.vectors, k)
         img, emb, cats = q.encoded.inks[0], q.encoded.embeddings[0], self._categories(q.encoded.logits_of(0))
         latency = (time.perf_counter() - t0) * 1000
-        g = self.gallery
-        hits = [
-            Hit(r + 1, int(i), str(g.root / g.paths[i]), g.labels[i], g.categories[i], float(s))
-            for r, (s, i) in enumerate(zip(scores[0], ids[0], strict=True)) if i >= 0
-        ]
+        hits = self._hits(scores[0], ids[0])
         abstraction = None
         if probs is not None:
             sizes = np.array(list(probs), float)
@@ -256,6 +259,49 @@ class Retriever:
             + (self.bundle.selector.params() if probs is not None and self.bundle.selector else 0),
             latency_ms=latency, canvas_image=img, categories=cats, embedding=emb, hog_alpha=alpha,
             selector_steps=q.choice.steps[0],
+        )
+
+    def _hits(self, scores: np.ndarray, ids: np.ndarray) -> list[Hit]:
+        g = self.gallery
+        return [Hit(r + 1, int(i), str(g.root / g.paths[i]), g.labels[i], g.categories[i], float(s))
+                for r, (s, i) in enumerate(zip(scores, ids, strict=True)) if i >= 0]
+
+    def uses_cascade(self, model: str, canvas: str | int) -> bool:
+        """Whether ``retrieve(canvas=...)`` runs the confidence cascade for ``model`` (ValueError when asked
+        for one the weight set does not have)."""
+        c = self.bundle.cascade
+        if canvas == "cascade" and (c is None or c.model != model):
+            raise ValueError(f"weight set {self.bundle.name!r} has no cascade for model {model!r}")
+        return canvas == "cascade"
+
+    def _retrieve_cascade(self, sketch: Sketch, k: int, model: str, lam: float | None, alpha: float, t0: float) -> RetrievalResult:
+        """Search at each stage's canvas until the ranking's margin reaches the stage's threshold
+        (:mod:`sketchdown.bundles.cascade`); every pass's FLOPs are counted, the HOG's once."""
+        spec, b = self.bundle.cascade, self.bundle.sketch[model]
+        assert spec is not None
+        thr = spec.thresholds(lam, fused=alpha > 0)
+        hogs = query_hogs(self.bundle, [sketch]) if alpha > 0 else None
+        run, path, flops = self._run(model), [], 0
+        for i, c in enumerate(spec.stages):
+            enc = encode_sketches(run, [sketch], [c], self.bundle.render, keep_inks=True)
+            scores, ids = self.gallery.search(search_vectors(self.bundle, enc.embeddings, hogs, alpha), max(k, 2))
+            top = scores[0][ids[0] >= 0]
+            margin = float(top[0] - top[1]) if len(top) > 1 else float("inf")
+            t = thr[i] if i < len(thr) else float("inf")
+            path.append((c, margin, t))
+            flops += b.flops(c)
+            if margin >= t:
+                break
+        hog_fl = hog_flops(self.bundle.hog) if alpha > 0 else 0
+        full = self.bundle.full
+        stop = len(path) - 1
+        return RetrievalResult(
+            hits=self._hits(scores[0][:k], ids[0][:k]), model=model, canvas=c, canvas_probs=None,
+            abstraction=1 - stop / (len(spec.stages) - 1), gflops=(flops + hog_fl) / 1e9,
+            selector_gflops=(flops - b.flops(c)) / 1e9, hog_gflops=hog_fl / 1e9,
+            full_gflops=full.flops(full.default_canvas) / 1e9, params=b.params(),
+            latency_ms=(time.perf_counter() - t0) * 1000, canvas_image=enc.inks[0], categories=self._categories(enc.logits_of(0)),
+            embedding=enc.embeddings[0], hog_alpha=alpha, cascade=path,
         )
 
     def warmup(self) -> None:

@@ -184,7 +184,7 @@ def export_key(bundle: ModelBundle, gallery: GalleryIndex, model: str | None = N
     model = model or bundle.default_model
     h = hashlib.sha256(json.dumps([FORMAT, model, gallery.meta.get("fingerprint"), gallery.meta.get("granularity"),
                                    gallery.paths, bundle.hog.to_dict() if bundle.hog else None, sorted(classes or bundle.classes),
-                                   bundle.render.__dict__]).encode())
+                                   bundle.render.__dict__, _cascade(bundle, model)]).encode())
     modules = [bundle.sketch[model].encoder] + ([bundle.selector.policy] if bundle.selector else [])
     for mod in modules:
         for t in mod.state_dict().values():
@@ -225,6 +225,16 @@ def export_web(bundle: ModelBundle, gallery: GalleryIndex, out: str | os.PathLik
     return out / MANIFEST
 
 
+def _cascade(bundle: ModelBundle, model: str) -> dict[str, Any] | None:
+    """The confidence cascade of ``model`` as the page reads it (JSON null: never stop at that stage)."""
+    c = bundle.cascade
+    if c is None or c.model != model:
+        return None
+    table = {name: [[None if x == float("inf") else x for x in row] for row in rows]
+             for name, rows in (("fused", c.fused), ("alone", c.alone)) if rows is not None}
+    return {"stages": list(c.stages), "lams": list(c.lams), "default_lam": c.default_lam, **table}
+
+
 def _manifest(bundle: ModelBundle, model: str, gallery: GalleryIndex, shape: tuple[int, ...],
               classes: list[str] | None) -> dict[str, Any]:
     b, sel, full = bundle.sketch[model], bundle.selector, bundle.full
@@ -246,6 +256,7 @@ def _manifest(bundle: ModelBundle, model: str, gallery: GalleryIndex, shape: tup
             "head_flops": 2 * sel.policy.head.in_features * sel.policy.head.out_features,
             "epsilon": 2.0, "max_len": 200, "scale": 64.0,  # sketchdown.sketch.strokes.stroke_sequence
         },
+        "cascade": _cascade(bundle, model),
         "render": {"line_width": bundle.render.line_width, "margin": bundle.render.margin, "ref": REF_SIZE,
                    "profile": fit_line_profile(max(1, int(round(bundle.render.line_width)))).to_json()},
         "hog": None if hog is None else {**hog.to_dict(), "dim": hog.dim, "flops": hog_flops(hog)},

@@ -2,7 +2,9 @@
 // sketch.js draws the strokes and computes the HOG, and the gallery's vectors are scored here, so a query
 // never leaves the user's device. Messages:
 //   {type: 'init', manifest: URL, ort: URL of ort.wasm.bundle.min.mjs} -> {type: 'ready', info} | {type: 'error', message}
-//   {type: 'query', id, strokes, k, lam, canvas: 'auto' | px, fuse: bool}  -> {type: 'result', id, ...} | {type: 'error', id, message}
+//   {type: 'query', id, strokes, k, lam, canvas: 'auto' | 'cascade' | px, fuse: bool}  -> {type: 'result', id, ...} | {type: 'error', id, message}
+// canvas 'auto' runs the selector; 'cascade' the confidence cascade where the export has one (search at the
+// smallest stage's canvas, stop when the top-1 score leads the top-2 by the stage's margin, else go on).
 import {hogDescriptor, renderSizes, strokeSequence} from './sketch.js';
 
 let ort = null, M = null, selector = null, gallery = null;
@@ -47,7 +49,8 @@ async function init(msg) {
   // the first runs allocate: run every canvas once so the first stroke is fast
   for (let i = 0; i < M.canvases.length; i++) await encode(new Float32Array(M.canvases[i] ** 2), i);
   return {loadMs: performance.now() - t0, model: M.model, weights: M.weights, photos: M.gallery.count,
-          canvases: M.canvases, lams: M.selector ? M.selector.lams : [], defaultLam: M.selector ? M.selector.default_lam : null};
+          canvases: M.canvases, cascade: M.cascade ? M.cascade.stages : null,
+          lams: M.selector ? M.selector.lams : [], defaultLam: M.selector ? M.selector.default_lam : null};
 }
 
 function softmax(v) {
@@ -92,37 +95,63 @@ function categories(logits) {  // the three likeliest offered classes (probabili
     .slice(0, 3).map(i => [M.classes[i], p[i]]);
 }
 
+function thresholds(lam, fuse) {  // the cascade's stop margins at the offered lambda_F nearest lam (null: never)
+  const C = M.cascade, lams = C.lams;
+  let i = 0;
+  for (let j = 1; j < lams.length; j++) if (Math.abs(lams[j] - lam) < Math.abs(lams[i] - lam)) i = j;
+  const table = fuse ? C.fused : C.alone;
+  return table ? table[i].map(t => (t === null ? Infinity : t)) : C.stages.slice(1).map(() => Infinity);
+}
+
 async function query(msg) {
   const t = [performance.now()];
   const strokes = msg.strokes.filter(s => Array.isArray(s) && s.length);
   const npts = strokes.reduce((a, s) => a + s.length, 0);
   if (!npts) throw new Error('the sketch is empty: draw at least one stroke');
   if (npts > M.max_points) throw new Error(`too many points (${npts} > ${M.max_points})`);
+  const fuse = msg.fuse !== false && M.hog && M.alpha > 0, k = Math.max(1, Math.min(msg.k || 10, M.gallery.count));
+  if (msg.canvas === 'cascade' && !M.cascade) throw new Error('this export has no cascade');
+  const cascade = msg.canvas === 'cascade';
   let ci = M.canvases.indexOf(M.default_canvas), sel = null;
-  if (msg.canvas !== 'auto') ci = M.canvases.indexOf(+msg.canvas);
+  if (cascade) ci = M.canvases.indexOf(M.cascade.stages[0]);
+  else if (msg.canvas !== 'auto') ci = M.canvases.indexOf(+msg.canvas);
   else if (selector) { sel = await select(strokes, msg.lam ?? M.selector.default_lam); ci = sel.index; }
   if (ci < 0) throw new Error(`canvas ${msg.canvas} is not one of ${M.canvases}`);
+  const stages = cascade ? M.cascade.stages : [M.canvases[ci]];
   t.push(performance.now());
-  const canvas = M.canvases[ci], fuse = msg.fuse !== false && M.hog && M.alpha > 0;
-  const inks = renderSizes(strokes, fuse ? [canvas, M.hog.size] : [canvas], M.render);
+  const inks = renderSizes(strokes, fuse ? [...stages, M.hog.size] : stages, M.render);
+  const hog = fuse ? hogDescriptor(inks[M.hog.size], M.hog) : null;
   t.push(performance.now());
-  const enc = await encode(inks[canvas], ci);
+  const thr = cascade ? thresholds(msg.lam ?? M.cascade.default_lam, fuse) : [];
+  const passes = [];
+  let enc = null, hits = null, canvas = 0, encodeMs = 0, searchMs = 0, flops = 0;
+  for (let i = 0; i < stages.length; i++) {
+    canvas = stages[i];
+    const t1 = performance.now();
+    enc = await encode(inks[canvas], M.canvases.indexOf(canvas));
+    const t2 = performance.now();
+    const q = new Float32Array(M.gallery.dim);
+    q.set(enc.embedding);
+    if (hog) for (let j = 0; j < hog.length; j++) q[enc.embedding.length + j] = M.alpha * hog[j];
+    hits = search(q, cascade ? Math.max(k, 2) : k);
+    searchMs += performance.now() - t2; encodeMs += t2 - t1;
+    flops += M.branch_flops[String(canvas)];
+    if (!cascade) break;
+    const margin = hits.length > 1 ? hits[0][1] - hits[1][1] : Infinity, stop = i < thr.length ? thr[i] : Infinity;
+    passes.push({canvas, margin, threshold: stop === Infinity ? null : stop});
+    if (margin >= stop) break;
+  }
   t.push(performance.now());
-  const q = new Float32Array(M.gallery.dim);
-  q.set(enc.embedding);
-  if (fuse) { const h = hogDescriptor(inks[M.hog.size], M.hog); for (let i = 0; i < h.length; i++) q[enc.embedding.length + i] = M.alpha * h[i]; }
-  t.push(performance.now());
-  const hits = search(q, Math.max(1, Math.min(msg.k || 10, M.gallery.count)));
-  t.push(performance.now());
-  const branch = M.branch_flops[String(canvas)], hog = fuse ? M.hog.flops : 0, selFl = sel ? sel.flops : 0;
+  const hogFl = fuse ? M.hog.flops : 0, selFl = sel ? sel.flops : flops - M.branch_flops[String(canvas)];
   return {
-    hits: hits.map(([i, s]) => ({index: i, score: s, ...M.gallery.items[i]})),
+    hits: hits.slice(0, k).map(([i, s]) => ({index: i, score: s, ...M.gallery.items[i]})),
     canvas, probs: sel ? Object.fromEntries(M.canvases.map((c, i) => [c, sel.probs[i]])) : null, steps: sel ? sel.steps : 0,
-    gflops: (branch + selFl + hog) / 1e9, selectorGflops: selFl / 1e9, hogGflops: hog / 1e9,
+    cascade: cascade ? passes : null,
+    gflops: (M.branch_flops[String(canvas)] + selFl + hogFl) / 1e9, selectorGflops: selFl / 1e9, hogGflops: hogFl / 1e9,
     fullGflops: M.full.flops / 1e9, fullName: M.full.name, params: M.params + (sel ? M.selector.params : 0),
     categories: categories(enc.logits),
     ink: inks[canvas],  // what the student saw: (canvas * canvas) float32, 1 = ink
-    ms: {total: t[5] - t[0], select: t[1] - t[0], render: t[2] - t[1], encode: t[3] - t[2], hog: t[4] - t[3], search: t[5] - t[4]},
+    ms: {total: t[3] - t[0], select: t[1] - t[0], render: t[2] - t[1], encode: encodeMs, search: searchMs},
   };
 }
 
