@@ -66,7 +66,8 @@ class RecipeConfig:
 
 
 # Per profile: the teacher variants (one run each, the best on validation is kept) and the students.
-# GPU: sized for ~9 minutes on one H200-class GPU, every stage; CPU: VGG-16's first four blocks frozen.
+# GPU: sized for ~9 minutes on one H200-class GPU, every stage; CPU: VGG-16's first four blocks frozen and
+# run once per cached input (train_teacher --cache-blocks), only block 5 and the projections train.
 TEACHER = ["--arch", "vgg16", "--canvas", "256", "--photo-size", "256", "--share-trunk", "--no-use-sketchy",
            "--cls-weight", "0", "--head-lr-mult", "10", "--mix", "1"]
 PROFILES: dict[str, dict[str, Any]] = {
@@ -85,7 +86,7 @@ PROFILES: dict[str, dict[str, Any]] = {
     },
     "cpu": {
         "teacher": TEACHER + ["--batch", "24", "--steps", "400", "--warmup", "20", "--val-every", "50",
-                              "--freeze-blocks", "4"],
+                              "--freeze-blocks", "4", "--cache-blocks", "4"],
         "teacher_lrs": ("1e-4",),
         "teacher_budget_s": 0.0,
         "student": ["--batch", "32", "--steps", "600", "--warmup", "20", "--val-every", "100", "--cls-weight", "0",

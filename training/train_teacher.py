@@ -7,6 +7,8 @@ the paper's VGG-16 Triplet-SN (``--arch vgg16 --canvas 256 --photo-size 256 --sh
 trunk initialised from HED (ImageNet VGG-16 fine-tuned for edges), shared by both branches as in
 Triplet-SN, each branch with its own linear projection. ``--init`` starts from an earlier teacher.
 On a GPU (``--device auto``) batches are rendered in ``--workers`` processes and the networks run in bf16.
+On a CPU, ``--cache-blocks 4`` runs VGG-16's frozen first four blocks once per sketch variant and photo
+instead of once per step (:mod:`training.teacher_cache`), about ten times fewer FLOPs a step.
 
     python -m training.train_teacher --out runs/teacher            # real run (see training/README.md)
     python -m training.train_teacher --smoke --out /tmp/t          # seconds, synthetic data
@@ -47,6 +49,7 @@ from .configs import apply_smoke, parse_config
 from .env import allreduce_grads, autocast, cosine_lr, freeze_early
 from .loader import batches, default_workers
 from .runs import resume, run_loop, start_run
+from .teacher_cache import build_cache, embed_cached, sample_cached, vgg_trunk
 
 PRETRAINED = ("lite0", "lite1", "lite2", "vgg16")  # archs with offline pretrained weights (sketchdown.bundles.build)
 
@@ -77,6 +80,9 @@ class TeacherConfig:
     share_trunk: bool = False  # one backbone for sketches and photo edge maps (Triplet-SN), own projections
     head_lr_mult: float = 1.0  # learning rate of the projections and category head, relative to --lr
     workers: int = -1  # batch-rendering processes (-1: 0 on CPU, up to 6 on a GPU)
+    cache_blocks: int = 0  # > 0: train from cached features of the first N (frozen) VGG-16 blocks (teacher_cache)
+    cache_variants: int = 4  # with cache_blocks: fixed variants per sketch (as drawn, mirrored, augmented)
+    cache_photo_variants: int = 2  # with cache_blocks: per photo and mirror side (as it is, augmented)
     time_budget_s: float = 0.0  # > 0: the schedule ends at this wall-clock time if the steps have not (common.Budget)
     seed: int = 0
     device: str = "auto"
@@ -160,6 +166,30 @@ def _loss(cfg: TeacherConfig, sk: torch.nn.Module, ph: torch.nn.Module, b: dict,
     return loss
 
 
+def _loss_cached(cfg: TeacherConfig, sk: torch.nn.Module, ph: torch.nn.Module, b: dict, device: torch.device) -> torch.Tensor:
+    """``_loss`` on a batch of cached early-block features (:func:`training.teacher_cache.sample_cached`)."""
+    with autocast(device):
+        es, logits = embed_cached(sk, b["fs"].to(device), cfg.cache_blocks)
+        ep, _ = embed_cached(ph, b["fp"].to(device), cfg.cache_blocks)
+    es, ep = es.float(), ep.float()
+    logits = None if logits is None else logits.float()
+    loss = info_nce(es, ep, cfg.temperature) + triplet_loss(es, ep, cfg.margin)
+    lab = b["labels"].to(device)
+    if logits is not None and (lab >= 0).any():
+        loss = loss + cfg.cls_weight * F.cross_entropy(logits[lab >= 0], lab[lab >= 0], label_smoothing=0.1)
+    return loss
+
+
+def _cached_batches(cfg: TeacherConfig, run: _Run, sources: list[Source], class_index: dict[str, int]):
+    """The batch maker over cached features (CPU, one process: the cache stays in this one's memory)."""
+    if not cfg.share_trunk or cfg.freeze_blocks < cfg.cache_blocks or len(sources) != 1:
+        raise SystemExit("--cache-blocks N needs --share-trunk, --freeze-blocks >= N and ChairV2 alone "
+                         "(--no-use-sketchy, no --use-gallery)")
+    cache = build_cache(vgg_trunk(run.sk), sources[0], cfg.cache_blocks, cfg.canvas, cfg.photo_size, cfg.cache_variants,
+                        cfg.cache_photo_variants, cfg.seed)
+    return lambda rng: sample_cached(cache, sources[0], cfg.batch, rng, class_index)
+
+
 @dataclass
 class _Run:
     """A teacher run's state between steps."""
@@ -221,19 +251,20 @@ def main(argv: list[str] | None = None) -> dict:
     run = _build(cfg, classes, device, d.main)
     params = teacher_params(run.sk, run.ph)
 
-    def make(rng: np.random.Generator) -> dict:
+    def make_fresh(rng: np.random.Generator) -> dict:
         src = pick_source(sources, cfg.mix, rng)
         b = sample_batch(src, cfg.batch, rng, class_index)
         return {"xs": sketch_tensor(b.sketches, cfg.canvas, render, b.flips),
                 "xp": photo_tensor(b.photo_ink, pspec, render, b.flips), "labels": b.labels, "src": src.name}
 
+    make = _cached_batches(cfg, run, sources, class_index) if cfg.cache_blocks > 0 else make_fresh
     last_loss = [0.0]
 
     def train(b: dict, step: int, time_fraction: float) -> dict[str, str]:
         lr = cosine_lr(step, cfg.steps, cfg.lr, cfg.warmup, time_fraction)
         for g in run.opt.param_groups:
             g["lr"] = lr * g.get("lr_mult", 1.0)
-        loss = _loss(cfg, run.sk, run.ph, b, device)
+        loss = _loss_cached(cfg, run.sk, run.ph, b, device) if cfg.cache_blocks > 0 else _loss(cfg, run.sk, run.ph, b, device)
         run.opt.zero_grad(set_to_none=True)
         loss.backward()
         if d.world > 1:
@@ -246,7 +277,8 @@ def main(argv: list[str] | None = None) -> dict:
         run.step = step
         run.validate(val, last_loss[0], elapsed, timing)
 
-    stream = batches(make, cfg.seed * 1000 + d.rank + run.step, default_workers(device, cfg.workers))
+    workers = 0 if cfg.cache_blocks > 0 else default_workers(device, cfg.workers)
+    stream = batches(make, cfg.seed * 1000 + d.rank + run.step, workers)
     run.step = run_loop(stream, run.step, cfg.steps, cfg.time_budget_s, cfg.val_every, "teacher", d.main, train, validate)
     return finish_run(Path(cfg.out), run.best, run.step, run.history, d.main)
 
