@@ -82,27 +82,27 @@ FLOPS_EMPTY = "<div class='sd-panel sd-empty'><div class='sd-kpi'><b>—</b> GFL
 
 
 def selector_html(res: RetrievalResult, how: str, lam: float | None, reason: str = "") -> str:
-    """The selector panel: the chosen canvas, why (``reason``, :func:`canvas_reason`), one probability bar
-    per canvas, the abstraction gauge and the canvas as the network saw it at its true pixel grid; ``how``
-    is "cascade", "selector", "forced" or "fixed"."""
+    """The selector panel: the chosen canvas, why (``reason``, :func:`canvas_reason`), one bar per canvas
+    (the selector's probability, or each cascade pass's lead against its stop margin), the abstraction gauge
+    and the canvas as the network saw it at its true pixel grid; ``how`` is "cascade", "selector", "forced"
+    or "fixed"."""
     probs = res.canvas_probs
     chosen = res.canvas
     if res.cascade:
-        return _cascade_html(res, lam, reason)
-    if probs:
-        sub = f"picked by the canvas selector (λ<sub>F</sub> = {lam:g}), {100 * probs.get(chosen, 0):.0f}% sure"
-    elif how == "forced":
-        sub = "forced by you (selector off)"
+        n = len(res.cascade)
+        lam_txt = "" if lam is None else f" (λ<sub>F</sub> = {lam:g})"
+        sub = (f"picked by the confidence cascade{lam_txt}: {n} pass{'es' * (n > 1)}, each counted in the FLOPs; "
+               "a bar fills as the top-1 photo's lead nears the stop margin")
+        rows = "".join(_bar_row(c, w, v, c == chosen) for c, w, v in _cascade_bars(res))
     else:
-        sub = f"the fixed canvas of <b>{esc(res.model)}</b>"
-    rows = ""
-    options = sorted(probs) if probs else [chosen]
-    for c in options:
-        p = probs[c] if probs else 1.0
-        rows += (
-            f"<div class='sd-bar-row{' sd-chosen' if c == chosen else ''}'><span class='sd-bar-label'>{c} px</span>"
-            f"<span class='sd-bar'><span style='width:{100 * p:.1f}%'></span></span><span class='sd-bar-val'>{100 * p:.0f}%</span></div>"
-        )
+        if probs:
+            sub = f"picked by the canvas selector (λ<sub>F</sub> = {lam:g}), {100 * probs.get(chosen, 0):.0f}% sure"
+        elif how == "forced":
+            sub = "forced by you (selector off)"
+        else:
+            sub = f"the fixed canvas of <b>{esc(res.model)}</b>"
+        rows = "".join(_bar_row(c, 100 * (probs[c] if probs else 1.0), f"{100 * (probs[c] if probs else 1.0):.0f}%", c == chosen)
+                       for c in (sorted(probs) if probs else [chosen]))
     if res.abstraction is not None:
         a = res.abstraction
         abstr = (
@@ -114,7 +114,7 @@ def selector_html(res: RetrievalResult, how: str, lam: float | None, reason: str
     uri, side = ink_png_uri(res.canvas_image)
     why = f"<div class='sd-why'>{reason}</div>" if reason else ""
     return (
-        "<div class='sd-panel sd-selector'>"
+        f"<div class='sd-panel sd-selector{' sd-cascade' if res.cascade else ''}'>"
         "<div class='sd-sel-main'>"
         f"<div class='sd-sel-text'><div class='sd-badge'>canvas <b>{chosen}</b> px</div><div class='sd-sub'>{sub}</div>"
         f"{why}<div class='sd-bars'>{rows}</div>{abstr}</div>"
@@ -124,36 +124,23 @@ def selector_html(res: RetrievalResult, how: str, lam: float | None, reason: str
     )
 
 
-def _cascade_html(res: RetrievalResult, lam: float | None, reason: str) -> str:
-    """The selector panel for the confidence cascade: one row per pass (its canvas, how far the top-1 score
-    led the top-2 against the stop margin), the abstraction gauge and the canvas the answer came from."""
+def _bar_row(canvas: int, width: float, value: str, chosen: bool) -> str:
+    return (f"<div class='sd-bar-row{' sd-chosen' if chosen else ''}'><span class='sd-bar-label'>{canvas} px</span>"
+            f"<span class='sd-bar'><span style='width:{width:.1f}%'></span></span><span class='sd-bar-val'>{value}</span></div>")
+
+
+def _cascade_bars(res: RetrievalResult) -> list[tuple[int, float, str]]:
+    """(canvas, bar width %, verdict) per cascade pass: how far the top-1 photo led against the stop margin."""
     assert res.cascade is not None
-    rows = ""
+    out = []
     for i, (c, m, t) in enumerate(res.cascade):
         if t == float("inf"):
-            last = i == len(res.cascade) - 1 and c == res.canvas
-            verdict, width = ("last stage: answers" if last else f"{m:.3f}: never stops here at this λF"), 100.0 * last
+            last = i == len(res.cascade) - 1
+            out.append((c, 100.0 * last, "last stage: answers" if last else f"{m:.3f}: never stops here at this λF"))
         else:
-            verdict, width = (f"{m:.3f} ≥ {t:.3f}: sure, stop" if m >= t else f"{m:.3f} < {t:.3f}: unsure, go on"), min(100.0, 100 * m / max(t, 1e-9))
-        rows += (f"<div class='sd-bar-row{' sd-chosen' if c == res.canvas else ''}'><span class='sd-bar-label'>{c} px</span>"
-                 f"<span class='sd-bar'><span style='width:{width:.1f}%'></span></span><span class='sd-bar-val'>{verdict}</span></div>")
-    lam_txt = "" if lam is None else f" (λ<sub>F</sub> = {lam:g})"
-    a = res.abstraction if res.abstraction is not None else 0.0
-    uri, side = ink_png_uri(res.canvas_image)
-    why = f"<div class='sd-why'>{reason}</div>" if reason else ""
-    return (
-        "<div class='sd-panel sd-selector sd-cascade'>"
-        "<div class='sd-sel-main'>"
-        f"<div class='sd-sel-text'><div class='sd-badge'>canvas <b>{res.canvas}</b> px</div>"
-        f"<div class='sd-sub'>picked by the confidence cascade{lam_txt}: {len(res.cascade)} pass{'es' * (len(res.cascade) > 1)}, "
-        f"each counted in the FLOPs; a bar fills as the top-1 photo's lead nears the stop margin</div>"
-        f"{why}<div class='sd-bars'>{rows}</div>"
-        f"<div class='sd-abs'><span>abstraction</span><span class='sd-gauge'><span style='left:{100 * a:.1f}%'></span></span>"
-        f"<b>{a:.2f}</b></div><div class='sd-abs-scale'><span>detailed</span><span>abstract</span></div></div>"
-        f"<figure class='sd-netview'><img alt='the sketch as the network saw it' src='{uri}' width='{side}' height='{side}'/>"
-        f"<figcaption>what the network saw: {res.canvas}×{res.canvas}</figcaption></figure>"
-        "</div></div>"
-    )
+            out.append((c, min(100.0, 100 * m / max(t, 1e-9)),
+                        f"{m:.3f} ≥ {t:.3f}: sure, stop" if m >= t else f"{m:.3f} < {t:.3f}: unsure, go on"))
+    return out
 
 
 def flops_html(res: RetrievalResult, s: Session) -> str:
