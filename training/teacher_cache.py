@@ -16,7 +16,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from sketchdown.bundles.photo import PhotoSpec
 from sketchdown.models.modules import VGGFeatures
@@ -37,26 +36,18 @@ def vgg_trunk(encoder: torch.nn.Module) -> VGGFeatures:
 def prefix(bb: VGGFeatures, x: torch.Tensor, n: int) -> torch.Tensor:
     """The input mapping, the first ``n`` blocks and the next block's max pool (parameter-free, and a quarter
     of the values to cache): (B, 3, S, S) in [-1, 1] -> (B, C, S', S')."""
-    x = (127.5 * x - bb.in_mean.to(x.dtype)).flip(1)
+    x = bb.prepare(x)
     for block in bb.blocks[:n]:
         x = block(x)
-    return _pool(x) if n < len(bb.blocks) and bb.blocks[n].pool else x
+    return bb.blocks[n].downsample(x) if n < len(bb.blocks) else x
 
 
 def suffix(bb: VGGFeatures, x: torch.Tensor, n: int) -> torch.Tensor:
     """Blocks ``n + 1`` .. 5 (the first without its pool, which ``prefix`` ran): ``prefix(bb, x, n)`` -> the
     trunk's output."""
     for i, block in enumerate(bb.blocks[n:]):
-        if i == 0:
-            for conv in block.convs:
-                x = F.relu(conv(x))
-        else:
-            x = block(x)
+        x = block.convolve(x) if i == 0 else block(x)
     return x
-
-
-def _pool(x: torch.Tensor) -> torch.Tensor:
-    return F.max_pool2d(x, kernel_size=2, stride=2, ceil_mode=True)  # as sketchdown.models.hed._VGGBlock
 
 
 @dataclass

@@ -158,9 +158,14 @@ def _loss(cfg: TeacherConfig, sk: torch.nn.Module, ph: torch.nn.Module, b: dict,
     with autocast(device):
         es, logits = sk.forward_with_logits(xs)
         ep = ph(xp)
+    return _pair_loss(cfg, es, ep, logits, b["labels"].to(device))
+
+
+def _pair_loss(cfg: TeacherConfig, es: torch.Tensor, ep: torch.Tensor, logits: torch.Tensor | None,
+               lab: torch.Tensor) -> torch.Tensor:
+    """InfoNCE + triplet between sketch and photo embeddings (B, D), + cross-entropy of the labelled rows' logits."""
     es, ep = es.float(), ep.float()
     loss = info_nce(es, ep, cfg.temperature) + triplet_loss(es, ep, cfg.margin)
-    lab = b["labels"].to(device)
     if logits is not None and (lab >= 0).any():
         loss = loss + cfg.cls_weight * F.cross_entropy(logits.float()[lab >= 0], lab[lab >= 0], label_smoothing=0.1)
     return loss
@@ -171,13 +176,7 @@ def _loss_cached(cfg: TeacherConfig, sk: torch.nn.Module, ph: torch.nn.Module, b
     with autocast(device):
         es, logits = embed_cached(sk, b["fs"].to(device), cfg.cache_blocks)
         ep, _ = embed_cached(ph, b["fp"].to(device), cfg.cache_blocks)
-    es, ep = es.float(), ep.float()
-    logits = None if logits is None else logits.float()
-    loss = info_nce(es, ep, cfg.temperature) + triplet_loss(es, ep, cfg.margin)
-    lab = b["labels"].to(device)
-    if logits is not None and (lab >= 0).any():
-        loss = loss + cfg.cls_weight * F.cross_entropy(logits[lab >= 0], lab[lab >= 0], label_smoothing=0.1)
-    return loss
+    return _pair_loss(cfg, es, ep, logits, b["labels"].to(device))
 
 
 def _cached_batches(cfg: TeacherConfig, run: _Run, sources: list[Source], class_index: dict[str, int]):

@@ -105,20 +105,11 @@ def _sketch_row(ui: SimpleNamespace, config: AppConfig, inpage: dict[str, Any] |
                            fit_columns=False)
 
 
-def _default_policy(m: AppModel) -> tuple[str, str | None]:
-    """The default model choice as (sketch branch, canvas policy: "cascade", "selector" or None)."""
-    c = m.default_choice or ""
-    for policy in ("cascade", "selector"):
-        if c.endswith("+" + policy):
-            return c[: -len(policy) - 1], policy
-    return c, None
-
-
 def _model_controls(ui: SimpleNamespace, m: AppModel) -> None:
     """Model, canvas size, lambda_F, top-k, comparison model and HOG switch (inside the teaching panel)."""
     b = m.bundle
-    first_model, policy = (_default_policy(m) if b and m.default_choice else (None, None))
-    sel = None if b is None or policy is None else b.cascade if policy == "cascade" else b.selector
+    first_model, policy = m.parse_choice(None) if b else (None, None)
+    sel = m.policy(policy)
     canvas_choices = [AUTO] + ([str(c) for c in b.sketch[first_model].canvas_sizes] if b else [])
     with gr.Row():
         ui.model_radio = gr.Radio(m.choices, value=m.default_choice, label="Model", elem_id="sd-model",

@@ -73,8 +73,7 @@ def readout(res: RetrievalResult, how: str, lam: float | None, s: Session, handl
     return {
         "model": res.model,
         "selector": res.canvas_probs is not None,
-        "cascade": None if res.cascade is None else [
-            {"canvas": c, "margin": round(m, 5), "threshold": None if t == math.inf else round(t, 5)} for c, m, t in res.cascade],
+        "cascade": res.cascade_json(),
         "canvas": res.canvas,
         "canvas_choice": how,
         "canvas_probs": {str(k): round(v, 4) for k, v in res.canvas_probs.items()} if res.canvas_probs else None,
@@ -102,9 +101,9 @@ def readout(res: RetrievalResult, how: str, lam: float | None, s: Session, handl
 NO_COMPARE = ([], [], views.COMPARE_EMPTY)
 
 
-def lam_update(b: Any, policy: str | None) -> Any:
-    """The lambda_F radio for a policy: its offered values at its default, or greyed out without one."""
-    sel = None if policy is None else b.cascade if policy == "cascade" else b.selector
+def lam_update(sel: Any) -> Any:
+    """The lambda_F radio for a canvas policy (:meth:`AppModel.policy`): its offered values at its default,
+    or greyed out without one."""
     if sel is None:
         return gr.update(interactive=False)
     return gr.update(choices=[(f"{x:g}", x) for x in sel.lams], value=sel.default_lam, interactive=True)
@@ -142,18 +141,7 @@ class Handlers:
     # ---- argument checks --------------------------------------------------------------------
     def parse_choice(self, choice: str | None) -> tuple[str, str | None]:
         """Model radio value -> (sketch branch, what picks its canvas: "cascade", "selector" or None)."""
-        b = self.model.bundle
-        assert b is not None
-        choice = choice or self.model.default_choice or b.default_model
-        if choice.endswith("+selector"):
-            name = choice[: -len("+selector")]
-            return name, "selector" if b.selector and b.selector.model == name else None
-        if choice.endswith("+cascade"):
-            name = choice[: -len("+cascade")]
-            return name, "cascade" if b.cascade and b.cascade.model == name else None
-        if choice in b.sketch:
-            return choice, None
-        raise ValueError(f"unknown model {choice!r}; this weight set has {sorted(b.sketch)}")
+        return self.model.parse_choice(choice)
 
     def canvas_arg(self, model: str, policy: str | None, canvas_choice: Any) -> tuple[str | int, str]:
         """(canvas argument for Retriever.retrieve, how it was chosen: "forced", "cascade", "selector" or "fixed")."""
@@ -174,8 +162,7 @@ class Handlers:
 
     def lam(self, lam: Any, policy: str | None = "selector") -> float | None:
         """lambda_F in [0, 1] (the policy's default for None/""); None where ``policy`` is None or absent."""
-        b = self.model.bundle
-        sel = None if b is None or policy is None else b.cascade if policy == "cascade" else b.selector
+        sel = self.model.policy(policy)
         if sel is None:
             return None
         if lam in (None, ""):
@@ -297,9 +284,8 @@ class Handlers:
             return NO_COMPARE
         cmodel, cpolicy = self.parse_choice(compare)
         ccanvas, chow = self.canvas_arg(cmodel, cpolicy, AUTO)
-        clam = self.lam(lam if chow == self.parse_choice(None)[1] else None, chow) if chow in ("selector", "cascade") else None
-        cres = retr.retrieve(sketch, k=k, canvas=ccanvas, model=cmodel, lam=clam,
-                             fusion=fusion)
+        clam = self.lam(lam, chow) if chow in ("selector", "cascade") else None
+        cres = retr.retrieve(sketch, k=k, canvas=ccanvas, model=cmodel, lam=clam, fusion=fusion)
         return views.gallery_items(res), views.gallery_items(cres), views.compare_header(res, cres, k)
 
     def on_model_change(self, choice: str | None):
@@ -311,7 +297,7 @@ class Handlers:
         except ValueError:
             return gr.update(), gr.update()
         sizes = self.model.bundle.sketch[model].canvas_sizes
-        return (gr.update(choices=[AUTO] + [str(c) for c in sizes], value=AUTO), lam_update(self.model.bundle, policy))
+        return (gr.update(choices=[AUTO] + [str(c) for c in sizes], value=AUTO), lam_update(self.model.policy(policy)))
 
     def plot_update(self, open_: bool, session: Any):
         """Redraw the FLOPs-vs-accuracy plot (only while the teaching panel is open)."""

@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from sketchdown import config
-from sketchdown.bundles.bundle import ModelBundle, SketchBranch, load_bundle
+from sketchdown.bundles.bundle import ModelBundle, SelectorSpec, SketchBranch, load_bundle
+from sketchdown.bundles.cascade import CascadeSpec
 from sketchdown.eval.data import class_photo_counts
 from sketchdown.retrieval.gallery import GalleryError, GalleryIndex, gallery_metadata
 from sketchdown.retrieval.retriever import Retriever
@@ -52,6 +53,28 @@ class AppModel:
     def offered_classes(self) -> list[str] | None:
         """The recognition classes the app may name: those the default gallery has photos of."""
         return None if self.class_photos is None else [c for c, n in self.class_photos.items() if n > 0]
+
+    def parse_choice(self, choice: str | None) -> tuple[str, str | None]:
+        """Model radio value (None: the default) -> (sketch branch, what picks its canvas: "cascade",
+        "selector" or None). ValueError for a branch the weight set lacks."""
+        b = self.bundle
+        assert b is not None
+        choice = choice or self.default_choice or b.default_model
+        for policy in ("selector", "cascade"):
+            if choice.endswith("+" + policy):
+                name = choice[: -len(policy) - 1]
+                spec = self.policy(policy)
+                return name, policy if spec is not None and spec.model == name else None
+        if choice in b.sketch:
+            return choice, None
+        raise ValueError(f"unknown model {choice!r}; this weight set has {sorted(b.sketch)}")
+
+    def policy(self, policy: str | None) -> CascadeSpec | SelectorSpec | None:
+        """The weight set's canvas policy of that name (its ``lams`` and ``default_lam``), None without one."""
+        b = self.bundle
+        if b is None or policy is None:
+            return None
+        return b.cascade if policy == "cascade" else b.selector if policy == "selector" else None
 
     @property
     def choices(self) -> list[tuple[str, str]]:

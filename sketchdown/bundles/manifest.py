@@ -214,7 +214,8 @@ def _thresholds(v: Any) -> tuple[tuple[float, ...], ...]:
     return tuple(tuple(float("inf") if x is None else _float(x) for x in _list(row)) for row in _list(v))
 
 
-def _thresholds_json(table: tuple[tuple[float, ...], ...] | None) -> list | None:
+def thresholds_json(table: tuple[tuple[float, ...], ...] | None) -> list | None:
+    """Rows of margins as JSON stores them (inf, never stop, as null); None stays None."""
     return None if table is None else [[None if x == float("inf") else x for x in row] for row in table]
 
 
@@ -240,8 +241,8 @@ class CascadeComponent:
 
     def to_dict(self) -> dict[str, Any]:
         return {"role": "cascade", "model": self.model, "stages": list(self.stages), "lams": list(self.lams),
-                "fused": _thresholds_json(self.fused),
-                **_optional(alone=_thresholds_json(self.alone), default_lam=self.default_lam)}
+                "fused": thresholds_json(self.fused),
+                **_optional(alone=thresholds_json(self.alone), default_lam=self.default_lam)}
 
 
 @dataclass(frozen=True)

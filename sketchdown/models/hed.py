@@ -80,14 +80,20 @@ class _VGGBlock(nn.Module):
             for i in range(n_convs)
         )
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.pool:
-            # Keras MaxPooling2D(2, 2, padding='same') pads odd sizes at the bottom/right; with
-            # ceil_mode the last window is clipped instead, which gives the same maximum.
-            x = F.max_pool2d(x, kernel_size=2, stride=2, ceil_mode=True)
+    def downsample(self, x: torch.Tensor) -> torch.Tensor:
+        """The block's max pool (identity without one)."""
+        # Keras MaxPooling2D(2, 2, padding='same') pads odd sizes at the bottom/right; with
+        # ceil_mode the last window is clipped instead, which gives the same maximum.
+        return F.max_pool2d(x, kernel_size=2, stride=2, ceil_mode=True) if self.pool else x
+
+    def convolve(self, x: torch.Tensor) -> torch.Tensor:
+        """The block's convolutions, after its pool."""
         for conv in self.convs:
             x = F.relu(conv(x))
         return x
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.convolve(self.downsample(x))
 
 
 def add_vgg_blocks(module: nn.Module) -> None:

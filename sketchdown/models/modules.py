@@ -135,8 +135,12 @@ class VGGFeatures(nn.Module):
         """The first ``n`` blocks (what :func:`training.common.freeze_early` freezes)."""
         return self.blocks[:n]
 
+    def prepare(self, x: torch.Tensor) -> torch.Tensor:
+        """[-1, 1] RGB -> the Caffe input the first block reads."""
+        return (127.5 * x - self.in_mean.to(x.dtype)).flip(1)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = (127.5 * x - self.in_mean.to(x.dtype)).flip(1)
+        x = self.prepare(x)
         for block in self.blocks:
             x = block(x)
         return x

@@ -95,9 +95,15 @@ class RetrievalResult:
             "full_gflops": self.full_gflops,
             "params": self.params,
             "latency_ms": round(self.latency_ms, 2),
-            **({"cascade": [{"canvas": c, "margin": round(m, 5), "threshold": None if t == float("inf") else t}
-                            for c, m, t in self.cascade]} if self.cascade is not None else {}),
+            **({"cascade": self.cascade_json()} if self.cascade is not None else {}),
         }
+
+    def cascade_json(self) -> list[dict] | None:
+        """The cascade's passes as plain JSON (threshold null at the last stage); None where it did not run."""
+        if self.cascade is None:
+            return None
+        return [{"canvas": c, "margin": round(m, 5), "threshold": None if t == float("inf") else round(t, 5)}
+                for c, m, t in self.cascade]
 
 
 class Retriever:
@@ -235,7 +241,7 @@ class Retriever:
             raise ValueError(f"unknown model {model!r}; this weight set has {sorted(self.bundle.sketch)}")
         b = self.bundle.sketch[model]
         alpha = self.hog_alpha(model, fusion)
-        if self.uses_cascade(model, canvas):
+        if canvas == "cascade":
             return self._retrieve_cascade(sketch, k, model, lam, alpha, t0)
         q = encode_queries(self.bundle, [sketch], model, None if canvas in ("auto", "selector") else int(canvas), lam, alpha,
                            run=self._run(model), select=self._select(), keep_inks=True)
@@ -266,19 +272,12 @@ class Retriever:
         return [Hit(r + 1, int(i), str(g.root / g.paths[i]), g.labels[i], g.categories[i], float(s))
                 for r, (s, i) in enumerate(zip(scores, ids, strict=True)) if i >= 0]
 
-    def uses_cascade(self, model: str, canvas: str | int) -> bool:
-        """Whether ``retrieve(canvas=...)`` runs the confidence cascade for ``model`` (ValueError when asked
-        for one the weight set does not have)."""
-        c = self.bundle.cascade
-        if canvas == "cascade" and (c is None or c.model != model):
-            raise ValueError(f"weight set {self.bundle.name!r} has no cascade for model {model!r}")
-        return canvas == "cascade"
-
     def _retrieve_cascade(self, sketch: Sketch, k: int, model: str, lam: float | None, alpha: float, t0: float) -> RetrievalResult:
         """Search at each stage's canvas until the ranking's margin reaches the stage's threshold
         (:mod:`sketchdown.bundles.cascade`); every pass's FLOPs are counted, the HOG's once."""
         spec, b = self.bundle.cascade, self.bundle.sketch[model]
-        assert spec is not None
+        if spec is None or spec.model != model:
+            raise ValueError(f"weight set {self.bundle.name!r} has no cascade for model {model!r}")
         thr = spec.thresholds(lam, fused=alpha > 0)
         hogs = query_hogs(self.bundle, [sketch]) if alpha > 0 else None
         run, path, flops = self._run(model), [], 0

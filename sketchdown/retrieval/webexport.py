@@ -29,6 +29,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from sketchdown.bundles.bundle import ModelBundle, SketchBranch
+from sketchdown.bundles.manifest import thresholds_json
 from sketchdown.models.modules import CanvasBatchNorm, gru_flops
 from sketchdown.retrieval.accel import OneSequence, onnx_bytes
 from sketchdown.retrieval.gallery import GalleryIndex
@@ -230,8 +231,7 @@ def _cascade(bundle: ModelBundle, model: str) -> dict[str, Any] | None:
     c = bundle.cascade
     if c is None or c.model != model:
         return None
-    table = {name: [[None if x == float("inf") else x for x in row] for row in rows]
-             for name, rows in (("fused", c.fused), ("alone", c.alone)) if rows is not None}
+    table = {name: thresholds_json(rows) for name, rows in (("fused", c.fused), ("alone", c.alone)) if rows is not None}
     return {"stages": list(c.stages), "lams": list(c.lams), "default_lam": c.default_lam, **table}
 
 
