@@ -16,6 +16,7 @@ import torch
 import torch.distributed as dist
 
 from sketchdown import config
+from sketchdown.bundles.photo import native_bf16
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -121,8 +122,17 @@ class Pace:
 
 
 def autocast(device: torch.device, enabled: bool = True) -> torch.autocast:
-    """bf16 autocast on CUDA (VGG-16's convolutions run ~2x faster than in TF32); a no-op on the CPU."""
-    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=enabled and device.type == "cuda")
+    """bf16 autocast on CUDA (VGG-16's convolutions run ~2x faster than in TF32) and on CPUs with native bf16
+    (AMX or AVX512-BF16: a VGG-16 training step of blocks 4-5 runs ~5x faster than in fp32 on a 2-core Xeon);
+    a no-op on other CPUs, where bf16 is emulated and slower than fp32."""
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=enabled and bf16_native(device))
+
+
+def bf16_native(device: torch.device) -> bool:
+    """Whether ``device`` runs bf16 convolutions natively (any CUDA GPU this project targets; oneDNN's check on CPUs)."""
+    if device.type == "cuda":
+        return True
+    return device.type == "cpu" and native_bf16()
 
 
 def configure_device(device: torch.device) -> None:
