@@ -98,7 +98,7 @@ def _run(bb: VGGFeatures, blocks: int, n: int, bs: int, make, what: str) -> torc
     out = []
     for j in range(0, n, bs):
         x = make(j, min(n, j + bs)).contiguous(memory_format=torch.channels_last)
-        with autocast(torch.device("cpu")):  # bf16 where native: ~5x faster here, stored as float16 anyway
+        with autocast(x.device):  # bf16 where native (~5x faster on this CPU); stored as float16 anyway
             out.append(prefix(bb, x, blocks).half().contiguous())
         if j // bs % 25 == 0:
             print(f"feature cache: {min(n, j + bs)}/{n} {what} inputs", file=sys.stderr, flush=True)
