@@ -117,6 +117,17 @@ def test_teacher_init_copies_category_rows_by_name(tmp_path):
     assert torch.equal(sk.classifier.weight[2], old["classifier.weight"][0].float())
 
 
+def test_teacher_init_from_a_teacher_without_category_head(tmp_path):
+    """--init from a --cls-weight 0 teacher (no classifier rows) loads both branches as they were saved."""
+    t = tmp_path / "t"
+    train_teacher.main(["--smoke", "--cls-weight", "0", "--out", str(t)])
+    sk, ph = train_teacher.build_teacher(train_teacher.TeacherConfig(arch="lite0"), pretrained=False, num_classes=0)
+    train_teacher.init_from(sk, ph, str(t / "best.pt"), ["class0"])
+    old = load_checkpoint(t / "best.pt")
+    assert torch.equal(sk.proj.weight, old["sketch"]["proj.weight"].float())
+    assert torch.equal(ph.proj.weight, old["photo"]["proj.weight"].float())
+
+
 def test_fit_fusion_grid_picks_the_alpha_that_ranks_best() -> None:
     """fit_fusion.fit on hand-made similarities: the network ranks photo 1 first for every sketch, the HOG
     ranks the true photo 0 first; any alpha that lets the HOG win is best, and the first such is kept."""

@@ -130,11 +130,15 @@ def init_from(sk: torch.nn.Module, ph: torch.nn.Module, path: str, classes: list
     ck = load_checkpoint(Path(path))
     old = json.loads(ck["classes"])
     sd = dict(ck["sketch"])
-    w, b = sd.pop("classifier.weight"), sd.pop("classifier.bias")
+    # a teacher trained with --cls-weight 0 has no category head; one trained with it may start one that has
+    w, b = sd.pop("classifier.weight", None), sd.pop("classifier.bias", None)
+    head = {k for k in sk.state_dict() if k.startswith("classifier.")}
     missing, unexpected = sk.load_state_dict(sd, strict=False)
-    if unexpected or set(missing) != {"classifier.weight", "classifier.bias"}:
+    if unexpected or set(missing) != head:
         raise ValueError(f"{path}: not a matching teacher (missing {missing}, unexpected {unexpected})")
     ph.load_state_dict(ck["photo"])
+    if w is None or not head:
+        return
     with torch.no_grad():
         for i, c in enumerate(classes):
             if c in old:
