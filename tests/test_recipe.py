@@ -13,7 +13,7 @@ import torch
 
 from training import pack, recipe
 from training.checkpoints import load_checkpoint, save_checkpoint
-from training.env import Budget, cosine_lr
+from training.env import Budget, autocast, cosine_lr
 from training.eval_runs import aggregate
 from training.loader import batches
 
@@ -162,8 +162,6 @@ def test_sketch_bank_is_deterministic_cached_and_the_teachers(tmp_path):
     assert a[0] is src.sketch(0) and not fa[0] and fa[1] and a[1] is src.sketch(0)  # as drawn, then mirrored
     teacher = build_encoder(EncoderConfig("lite0", 16), weights=None)
     bank = build_bank(src, teacher, 64, 4, cache=tmp_path / "b.pt", key="k1")
-    from training.env import autocast
-
     with torch.inference_mode(), autocast(torch.device("cpu")):  # the bank's precision: bf16 where native
         ref = teacher(sketch_tensor(a[:5], 64, RenderSpec(), fa[:5])).float()
     torch.testing.assert_close(bank.teacher[:5], ref, rtol=2e-2, atol=2e-2)
