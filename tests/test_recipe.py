@@ -32,10 +32,15 @@ def test_recipe_runs_every_stage_and_resumes(smoke_run):
     run = d / "run"
     assert list(times) == list(recipe.STAGES)
     assert all((run / f"{s}.done").is_file() for s in recipe.STAGES)
-    # two teacher variants, the one with the better validation score kept
+    # two teacher variants; the better on validation continues in a second phase, started from its best
+    # checkpoint; the teacher kept is the best on validation of all three
     tj = json.loads((run / "teacher.json").read_text())
-    best = max(tj["variants"], key=lambda k: tj["variants"][k]["best_val"])
-    assert tj["chosen"] == best and set(tj["variants"]) == {"lr1e-4", "lr3e-5"}
+    assert set(tj["variants"]) == {"lr1e-4", "lr3e-5"} and set(tj["phases"]) == {"phase2"}
+    first = max(tj["variants"], key=lambda k: tj["variants"][k]["best_val"])
+    phase2 = json.loads(load_checkpoint(run / "teachers" / "phase2" / "best.pt")["config"])
+    assert phase2["init"] == str(run / "teachers" / first / "best.pt") and phase2["freeze_blocks"] == 3
+    scores = {**tj["variants"], **tj["phases"]}
+    assert tj["chosen"] == max(scores, key=lambda k: scores[k]["best_val"])
     # every (arch, KD) pair trained over 2 seeds, KD and no-KD alike; the kept one is the best on validation
     kept = json.loads((run / "students.json").read_text())
     assert set(kept) == {"student", "student-nokd", "student-mobilenetv2", "student-mobilenetv2-nokd"}
@@ -63,6 +68,12 @@ def test_recipe_runs_every_stage_and_resumes(smoke_run):
     assert list(recipe.main(["--smoke", "--out", str(run), "--stages", "students"])) == ["students"]
     assert "students/s1: done earlier, skipped" in (run / "recipe.log").read_text()
     assert {p.name: p.read_text() for p in (run / "students").glob("s*.log")} == logs
+    # so does an interrupted teacher stage: finished runs are kept, the kept teacher is chosen again
+    kept_teacher = (run / "teacher.pt").read_bytes()
+    (run / "teacher.done").unlink()
+    assert list(recipe.main(["--smoke", "--out", str(run), "--stages", "teacher"])) == ["teacher"]
+    assert "teachers/phase2: done earlier, skipped" in (run / "recipe.log").read_text()
+    assert (run / "teacher.pt").read_bytes() == kept_teacher
 
 
 def test_artifacts_restore_the_kept_checkpoints(smoke_run, tmp_path):
