@@ -85,6 +85,31 @@ def test_artifacts_restore_the_kept_checkpoints(smoke_run, tmp_path):
             torch.testing.assert_close(got[k][n], t.half().float(), rtol=0, atol=0)
 
 
+def test_recipe_starts_from_a_given_packed_teacher(smoke_run, tmp_path):
+    d, _ = smoke_run
+    # a committed pack carries sha256 sums: the teacher is restored from it, and nothing is trained
+    files = pack.main(["pack", "--root", str(d / "run"), "--out", str(tmp_path / "given"), "--prefix", "teacher",
+                       "--sha256", "teacher.pt"])
+    assert files[-1].name == "teacher.sha256" and len(files[-1].read_text().splitlines()) == len(files) - 1
+    times = recipe.main(["--smoke", "--out", str(tmp_path / "run"), "--stages", "teacher", "--teacher",
+                         str(tmp_path / "given")])
+    assert list(times) == ["teacher"] and not (tmp_path / "run" / "teachers" / "lr1e-4").exists()
+    got, ref = load_checkpoint(tmp_path / "run" / "teacher.pt"), load_checkpoint(d / "run" / "teacher.pt")
+    for n, t in ref["sketch"].items():
+        assert torch.equal(got["sketch"][n], t.half().float())
+    assert json.loads((tmp_path / "run" / "teacher.json").read_text())["chosen"] == "given"
+    # a shard that differs from its sum is refused, and so is a checkpoint that is not a teacher
+    shard = tmp_path / "given" / "teacher-00.safetensors"
+    shard.write_bytes(shard.read_bytes()[:-1] + b"\0")
+    with pytest.raises(ValueError, match="sha256 differs"):
+        recipe.main(["--smoke", "--out", str(tmp_path / "run2"), "--stages", "teacher", "--teacher",
+                     str(tmp_path / "given")])
+    save_checkpoint(tmp_path / "student.pt", student={"w": torch.zeros(2)}, config="{}")
+    with pytest.raises(SystemExit, match="not a train_teacher checkpoint"):
+        recipe.main(["--smoke", "--out", str(tmp_path / "run3"), "--stages", "teacher", "--teacher",
+                     str(tmp_path / "student.pt")])
+
+
 def test_pack_stores_shared_tensors_once_and_bounds_shards(tmp_path):
     g = torch.Generator().manual_seed(0)
     trunk = {f"backbone.w{i}": torch.randn(64, 64, generator=g) for i in range(6)}  # 8 KiB each in fp16

@@ -10,6 +10,9 @@ equals its fp16 rounding.
 
     python -m training.pack pack --root runs/gpu --out /tmp/artifacts teacher/best.pt students/a/best.pt
     python -m training.pack unpack --src /tmp/artifacts --root runs/gpu
+
+``--sha256`` also writes ``<prefix>.sha256`` (``sha256sum`` format) beside the shards, as a committed pack
+has: ``unpack`` checks every shard against it when it is there and refuses a shard that differs.
 """
 
 from __future__ import annotations
@@ -40,8 +43,10 @@ def _small(t: torch.Tensor) -> torch.Tensor:
     return (t.half() if t.is_floating_point() else t).contiguous()
 
 
-def pack(root: Path, checkpoints: list[str], out: Path, max_bytes: int = 15 << 20, prefix: str = "pack") -> list[Path]:
-    """Write ``checkpoints`` (paths relative to ``root``) into ``out``; returns the files written."""
+def pack(root: Path, checkpoints: list[str], out: Path, max_bytes: int = 15 << 20, prefix: str = "pack",
+         sha256: bool = False) -> list[Path]:
+    """Write ``checkpoints`` (paths relative to ``root``) into ``out`` (and with ``sha256`` their checksums
+    in ``<prefix>.sha256``); returns the files written."""
     out.mkdir(parents=True, exist_ok=True)
     tensors: dict[str, torch.Tensor] = {}
     index: dict[str, Any] = {"checkpoints": {}, "shards": {}}
@@ -82,11 +87,38 @@ def pack(root: Path, checkpoints: list[str], out: Path, max_bytes: int = 15 << 2
     for i, (name, shard) in enumerate(zip(names, shards, strict=True)):
         # the index travels inside the first shard (safetensors metadata): no extra file to hand back
         save_file(shard, str(out / name), metadata={INDEX: json.dumps(index)} if i == 0 else None)
-    return [out / n for n in names]
+    files = [out / n for n in names]
+    if sha256:
+        sums = out / f"{prefix}.sha256"
+        sums.write_text("".join(f"{_sha256(f)}  {f.name}\n" for f in files))
+        files.append(sums)
+    return files
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _check_sums(src: Path, prefix: str) -> None:
+    """Refuse shards that differ from ``<prefix>.sha256`` (when the pack has one)."""
+    sums = src / f"{prefix}.sha256"
+    if not sums.is_file():
+        return
+    for line in sums.read_text().splitlines():
+        digest, name = line.split(maxsplit=1)
+        if not (src / name).is_file():
+            raise FileNotFoundError(f"{src / name}: listed in {sums.name} but missing")
+        if _sha256(src / name) != digest:
+            raise ValueError(f"{src / name}: sha256 differs from {sums.name} (corrupt or replaced); not loaded")
 
 
 def unpack(src: Path, root: Path, prefix: str = "pack") -> list[Path]:
     """Restore the checkpoints packed in ``src`` under ``root`` (float tensors as float32); returns their paths."""
+    _check_sums(src, prefix)
     with safe_open(str(src / f"{prefix}-00.safetensors"), "pt") as f:
         index = json.loads((f.metadata() or {})[INDEX])
     shards = {name: load_file(str(src / name)) for name in set(index["shards"].values())}
@@ -109,6 +141,7 @@ def main(argv: list[str] | None = None) -> list[Path]:
     a.add_argument("--out", required=True)
     a.add_argument("--max-mb", type=float, default=15.0)
     a.add_argument("--prefix", default="pack")
+    a.add_argument("--sha256", action="store_true", help="also write <prefix>.sha256, checked by unpack")
     a.add_argument("checkpoints", nargs="+")
     u = sub.add_parser("unpack")
     u.add_argument("--src", required=True)
@@ -116,7 +149,8 @@ def main(argv: list[str] | None = None) -> list[Path]:
     u.add_argument("--prefix", default="pack")
     args = p.parse_args(argv)
     if args.cmd == "pack":
-        files = pack(Path(args.root), args.checkpoints, Path(args.out), int(args.max_mb * (1 << 20)), args.prefix)
+        files = pack(Path(args.root), args.checkpoints, Path(args.out), int(args.max_mb * (1 << 20)), args.prefix,
+                     args.sha256)
     else:
         files = unpack(Path(args.src), Path(args.root), args.prefix)
     for f in files:

@@ -5,6 +5,7 @@ evaluation over seeds, the HOG fusion, the RL canvas selector, the export and th
     python -m training.recipe --out runs/recipe                     # GPU when present (profile "gpu"), else "cpu"
     python -m training.recipe --out runs/recipe --deadline-s 540 --artifacts /tmp/art   # a time-limited lease
     python -m training.recipe --smoke --out /tmp/recipe             # every stage on synthetic data, seconds
+    python -m training.recipe --teacher weights/vgg16-teacher --out runs/recipe   # students onwards, on a given teacher
 
 Stages, each a separate process so a GPU is handed from one to the next clean:
   teacher   VGG-16 Triplet-SN variants (learning rates), in parallel; the best on validation continues in the
@@ -61,6 +62,7 @@ class RecipeConfig:
     stages: str = ",".join(STAGES)  # the stages to run (finished ones are skipped anyway)
     seeds: int = 0  # student seeds per (arch, KD) (0: the profile's)
     parallel: int = 0  # student runs at a time (0: the profile's)
+    teacher: str = ""  # start from this teacher (checkpoint, or folder of packed teacher-* shards): no teacher training
     teacher_args: str = ""  # extra train_teacher flags, after the profile's (a later flag wins)
     student_args: str = ""  # extra distill flags, after the profile's
     smoke: bool = False
@@ -166,7 +168,11 @@ class Recipe:
     def teacher(self) -> None:
         """Phase 1: one run per learning rate (in parallel), the best on validation continues; each later phase
         (``teacher_phases``: more blocks trainable, a lower rate) starts from the previous phase's best. The
-        teacher kept is the best on validation of them all. A run that finished earlier is not trained again."""
+        teacher kept is the best on validation of them all. A run that finished earlier is not trained again.
+        With ``--teacher`` the given one is kept instead, and nothing is trained."""
+        if self.cfg.teacher:
+            self._given_teacher(Path(self.cfg.teacher))
+            return
         lrs = self.p["teacher_lrs"]
         budget = self.budget(self.p["teacher_budget_s"], reserve=300.0)
         extra = [*(["--time-budget-s", f"{budget:.0f}"] if budget > 0 else []), *self.cfg.teacher_args.split()]
@@ -198,6 +204,28 @@ class Recipe:
             indent=1) + "\n")
         self.log(f"teacher: kept {best} ({summary})")
         self.pack("teacher", ["teacher.pt"])
+
+    def _given_teacher(self, src: Path) -> None:
+        """``teacher.pt`` from a checkpoint or a packed folder (``training.pack``, sha256-checked when it has sums)."""
+        from .checkpoints import load_checkpoint
+        from .pack import unpack
+
+        if src.is_dir():
+            tmp = self.out / "teachers" / "given"
+            files = unpack(src, tmp, prefix="teacher")
+            if len(files) != 1:
+                raise SystemExit(f"--teacher {src}: expected one packed teacher checkpoint, found {len(files)}")
+            src = files[0]
+        elif not src.is_file():
+            raise SystemExit(f"--teacher {src}: no such checkpoint or folder")
+        ck = load_checkpoint(src)
+        if not {"sketch", "photo", "config"} <= set(ck):
+            raise SystemExit(f"--teacher {src}: not a train_teacher checkpoint (no sketch/photo branches)")
+        if (self.out / "teacher.pt").resolve() != src.resolve():
+            shutil.copyfile(src, self.out / "teacher.pt")
+        (self.out / "teacher.json").write_text(json.dumps(
+            {"chosen": "given", "source": str(self.cfg.teacher), "best_val": ck.get("best")}, indent=1) + "\n")
+        self.log(f"teacher: given {self.cfg.teacher} (validation {ck.get('best')})")
 
     def _teacher_runs(self, jobs: list[tuple[list[str], Path]], parallel: int) -> None:
         todo = [(a, o) for a, o in jobs if not (o / "result.json").is_file()]
