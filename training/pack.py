@@ -27,6 +27,8 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
+from sketchdown.bundles.weights import sha256_file
+
 from .checkpoints import load_checkpoint, save_checkpoint
 
 INDEX = "index.json"
@@ -90,17 +92,9 @@ def pack(root: Path, checkpoints: list[str], out: Path, max_bytes: int = 15 << 2
     files = [out / n for n in names]
     if sha256:
         sums = out / f"{prefix}.sha256"
-        sums.write_text("".join(f"{_sha256(f)}  {f.name}\n" for f in files))
+        sums.write_text("".join(f"{sha256_file(f)}  {f.name}\n" for f in files))
         files.append(sums)
     return files
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _check_sums(src: Path, prefix: str) -> None:
@@ -112,7 +106,7 @@ def _check_sums(src: Path, prefix: str) -> None:
         digest, name = line.split(maxsplit=1)
         if not (src / name).is_file():
             raise FileNotFoundError(f"{src / name}: listed in {sums.name} but missing")
-        if _sha256(src / name) != digest:
+        if sha256_file(src / name) != digest:
             raise ValueError(f"{src / name}: sha256 differs from {sums.name} (corrupt or replaced); not loaded")
 
 
