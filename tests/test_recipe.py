@@ -110,6 +110,34 @@ def test_recipe_starts_from_a_given_packed_teacher(smoke_run, tmp_path):
                      str(tmp_path / "student.pt")])
 
 
+def test_recipe_trains_only_the_student_runs_given_packs_lack(smoke_run, tmp_path):
+    d, _ = smoke_run
+    run = d / "run"
+    # a committed pack of finished runs (seed 0 of Lite0, KD and not) carries each run's result.json
+    given = ["students/lite0-kd-s0/best.pt", "students/lite0-nokd-s0/best.pt"]
+    pack.main(["pack", "--root", str(run), "--out", str(tmp_path / "given"), "--prefix", "students", "--sha256", *given])
+    out = tmp_path / "run"
+    times = recipe.main(["--smoke", "--out", str(out), "--stages", "teacher,students", "--teacher", str(run / "teacher.pt"),
+                         "--students", str(tmp_path / "given"), "--archs", "lite0"])
+    assert list(times) == ["teacher", "students"]
+    for rel in given:  # restored, not trained again: same record, same weights (fp16-rounded)
+        folder = (out / rel).parent
+        assert json.loads((folder / "result.json").read_text()) == json.loads(((run / rel).parent / "result.json").read_text())
+        got, ref = load_checkpoint(out / rel)["student"], load_checkpoint(run / rel)["student"]
+        assert got.keys() == ref.keys()
+        assert all(torch.equal(got[n], t.half().float() if t.is_floating_point() else t) for n, t in ref.items())
+    assert "students/s0: done earlier, skipped" in (out / "recipe.log").read_text()
+    assert not (out / "students" / "s0.log").exists()
+    # only seed 1 trained, Lite0 only (--archs): its KD and no-KD arms in one run
+    log = (out / "students" / "s1.log").read_text()
+    assert "lite0:30:5e-4,lite0:0:5e-4" in (out / "recipe.log").read_text() and "mobilenet_v2" not in log
+    assert sorted(p.name for p in (out / "students").iterdir() if p.is_dir()) == [
+        "lite0-kd-s0", "lite0-kd-s1", "lite0-nokd-s0", "lite0-nokd-s1"]
+    assert set(json.loads((out / "students.json").read_text())) == {"student", "student-nokd"}
+    with pytest.raises(SystemExit, match="lite0 included"):
+        recipe.main(["--smoke", "--out", str(tmp_path / "run2"), "--archs", "mobilenet_v2"])
+
+
 def test_pack_stores_shared_tensors_once_and_bounds_shards(tmp_path):
     g = torch.Generator().manual_seed(0)
     trunk = {f"backbone.w{i}": torch.randn(64, 64, generator=g) for i in range(6)}  # 8 KiB each in fp16

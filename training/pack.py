@@ -4,9 +4,10 @@ A training machine may hand back only a few files of limited size (a GPU lease r
 of 16 MiB). ``pack`` writes every tensor of the given checkpoints once (tensors shared between
 checkpoints or between branches of one checkpoint, such as a teacher's shared trunk, are stored once,
 by content), fp16 where floating point, into shards of at most ``max_bytes``; the first shard's metadata
-holds the index: the checkpoints' other entries (configs, histories) and where each tensor went. ``unpack`` restores the
-checkpoints (without optimizer state, which is left out) under a root folder. Round trip: every tensor
-equals its fp16 rounding.
+holds the index: the checkpoints' other entries (configs, histories), the ``result.json`` beside each
+checkpoint (a finished run's record, which the recipe reads to skip that run) and where each tensor went.
+``unpack`` restores the checkpoints (without optimizer state, which is left out) and those ``result.json``
+under a root folder. Round trip: every tensor equals its fp16 rounding.
 
     python -m training.pack pack --root runs/gpu --out /tmp/artifacts teacher/best.pt students/a/best.pt
     python -m training.pack unpack --src /tmp/artifacts --root runs/gpu
@@ -51,9 +52,12 @@ def pack(root: Path, checkpoints: list[str], out: Path, max_bytes: int = 15 << 2
     in ``<prefix>.sha256``); returns the files written."""
     out.mkdir(parents=True, exist_ok=True)
     tensors: dict[str, torch.Tensor] = {}
-    index: dict[str, Any] = {"checkpoints": {}, "shards": {}}
+    index: dict[str, Any] = {"checkpoints": {}, "shards": {}, "results": {}}
     for rel in checkpoints:
         ck = load_checkpoint(root / rel)
+        result = (root / rel).parent / "result.json"
+        if result.is_file():
+            index["results"][rel] = json.loads(result.read_text())
         entry: dict[str, Any] = {"values": {}, "dicts": {}}
         for k, v in ck.items():
             if k in SKIP:
@@ -111,7 +115,8 @@ def _check_sums(src: Path, prefix: str) -> None:
 
 
 def unpack(src: Path, root: Path, prefix: str = "pack") -> list[Path]:
-    """Restore the checkpoints packed in ``src`` under ``root`` (float tensors as float32); returns their paths."""
+    """Restore the checkpoints packed in ``src`` under ``root`` (float tensors as float32) and the ``result.json``
+    packed with them; returns the checkpoints' paths."""
     _check_sums(src, prefix)
     with safe_open(str(src / f"{prefix}-00.safetensors"), "pt") as f:
         index = json.loads((f.metadata() or {})[INDEX])
@@ -123,6 +128,8 @@ def unpack(src: Path, root: Path, prefix: str = "pack") -> list[Path]:
             tensors = {n: shards[index["shards"][key]][key] for n, key in names.items()}
             state[k] = {n: t.float() if t.is_floating_point() else t for n, t in tensors.items()}
         save_checkpoint(root / rel, **state)
+        if rel in index.get("results", {}):  # packs made before results travelled have none
+            (root / rel).parent.joinpath("result.json").write_text(json.dumps(index["results"][rel], indent=2) + "\n")
         written.append(root / rel)
     return written
 

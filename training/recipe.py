@@ -6,12 +6,15 @@ evaluation over seeds, the HOG fusion, the RL canvas selector, the export and th
     python -m training.recipe --out runs/recipe --deadline-s 540 --artifacts /tmp/art   # a time-limited lease
     python -m training.recipe --smoke --out /tmp/recipe             # every stage on synthetic data, seconds
     python -m training.recipe --teacher weights/vgg16-teacher --out runs/recipe   # students onwards, on a given teacher
+    python -m training.recipe --teacher weights/vgg16-teacher --students weights/vgg16-students --archs lite0 \
+        --seeds 3 --out runs/recipe      # only the student runs the given packed ones lack, then the rest
 
 Stages, each a separate process so a GPU is handed from one to the next clean:
   teacher   VGG-16 Triplet-SN variants (learning rates), in parallel; the best on validation continues in the
             profile's later phases (more blocks trainable); the best on validation of them all is kept
   students  {arch} x {KD, no KD} x seeds: per seed one run trains every arm on the same batches (distill --arms),
-            the seeds in parallel on a GPU; per (arch, KD) the best seed on validation is kept
+            the seeds in parallel on a GPU; per (arch, KD) the best seed on validation is kept. Runs restored
+            from ``--students`` (a pack of finished runs with their result.json) are not trained again
   seeds     every student run and the teacher, network alone, on validation and test: seeds.json / seeds.md
   fusion    HOG weight per kept branch on validation (fit_fusion)
   selector  the RL canvas selector on the kept KD student (train_selector, 4-fold CV picks the default lambda_F)
@@ -63,6 +66,8 @@ class RecipeConfig:
     seeds: int = 0  # student seeds per (arch, KD) (0: the profile's)
     parallel: int = 0  # student runs at a time (0: the profile's)
     teacher: str = ""  # start from this teacher (checkpoint, or folder of packed teacher-* shards): no teacher training
+    students: str = ""  # folder of packed finished student runs (prefix "students"): only the missing runs train
+    archs: str = ""  # student architectures, comma-separated, from the profile's (empty: all of them)
     teacher_args: str = ""  # extra train_teacher flags, after the profile's (a later flag wins)
     student_args: str = ""  # extra distill flags, after the profile's
     smoke: bool = False
@@ -135,6 +140,11 @@ class Recipe:
             self.p["seeds"] = cfg.seeds
         if cfg.parallel:
             self.p["parallel"] = cfg.parallel
+        names = [a.strip() for a in cfg.archs.split(",") if a.strip()] or list(self.p["archs"])
+        unknown = sorted(set(names) - set(self.p["archs"]))
+        if unknown or "lite0" not in names:  # the Lite0 KD student is the one the app ships
+            raise SystemExit(f"--archs {cfg.archs!r}: choose among {', '.join(self.p['archs'])}, lite0 included")
+        self.archs: dict[str, str] = {a: self.p["archs"][a] for a in names}  # arch -> learning rate
         self.common = [*(["--data-root", cfg.data_root] if cfg.data_root else []), "--device", cfg.device]
         if self.profile == "smoke":
             self.common = []
@@ -239,21 +249,25 @@ class Recipe:
         """One process per seed trains every (arch, KD) arm on the same batches (distill --arms): KD and no-KD
         students see the same data for the same steps; the seeds run in parallel on a GPU."""
         budget = self.budget(self.p["student_budget_s"], reserve=120.0)
+        if self.cfg.students:
+            self._given_students(Path(self.cfg.students))
         kd = self.p["kd_weight"]
-        arms = ",".join(f"{arch}:{w}:{lr}" for arch, lr in self.p["archs"].items() for w in (kd, "0"))
         jobs = []
         for seed in range(self.p["seeds"]):
+            # a rerun (or given runs) resumes at what is missing: finished (arch, KD) runs are not trained again
+            todo = [(a, lr, k) for a, lr in self.archs.items() for k in (1, 0)
+                    if not (self.out / "students" / run_name(a, k, seed) / "result.json").is_file()]
+            if not todo:
+                self.log(f"students/s{seed}: done earlier, skipped")
+                continue
+            arms = ",".join(f"{a}:{kd if k else '0'}:{lr}" for a, lr, k in todo)
             argv = ["training.distill", *self.p["student"], *self.common, "--teacher", str(self.out / "teacher.pt"),
                     "--arms", arms, "--seed", str(seed), "--out", str(self.out / "students" / f"{{arm}}-s{seed}"),
                     *(["--time-budget-s", f"{budget:.0f}"] if budget > 0 else []), *self.cfg.student_args.split()]
-            if all((self.out / "students" / run_name(a, k, seed) / "result.json").is_file()
-                   for a in self.p["archs"] for k in (1, 0)):
-                self.log(f"students/s{seed}: done earlier, skipped")  # a rerun resumes at the unfinished seed
-                continue
             jobs.append((argv, self.out / "students" / f"s{seed}"))
         _pool(self, jobs, self.p["parallel"], threads=1 if self.p["parallel"] > 1 else 0, strict=False)
         kept = {}
-        for arch in self.p["archs"]:
+        for arch in self.archs:
             for kd in (1, 0):
                 runs = [self.out / "students" / run_name(arch, kd, s) for s in range(self.p["seeds"])]
                 runs = [r for r in runs if (r / "result.json").is_file()]  # a failed run is logged, not kept
@@ -265,6 +279,20 @@ class Recipe:
         (self.out / "students.json").write_text(json.dumps(kept, indent=1) + "\n")
         self.log(f"students: kept {kept}")
         self.pack("students", list(kept.values()))
+
+    def _given_students(self, src: Path) -> None:
+        """Restore packed finished student runs (``training.pack``, prefix ``students``, sha256-checked when the
+        pack has sums) under ``students/``; only runs packed with their ``result.json`` count as finished."""
+        from .pack import unpack
+
+        if not src.is_dir():
+            raise SystemExit(f"--students {src}: no such folder")
+        files = unpack(src, self.out, prefix="students")
+        bad = [f for f in files if f.parent.parent != self.out / "students"]
+        if bad:
+            raise SystemExit(f"--students {src}: {bad[0].relative_to(self.out)} is not a students/<run>/ checkpoint")
+        done = sorted(f.parent.name for f in files if (f.parent / "result.json").is_file())
+        self.log(f"students: given {src}: {', '.join(done) or 'no finished run'}")
 
     def seeds(self) -> None:
         argv = ["training.eval_runs", "--teacher", str(self.out / "teacher.pt"), "--out", str(self.out / "seeds"),
