@@ -14,7 +14,7 @@ import torch
 from training import pack, recipe
 from training.checkpoints import load_checkpoint, save_checkpoint
 from training.env import Budget, autocast, cosine_lr
-from training.eval_runs import aggregate
+from training.eval_runs import aggregate, kd_gain, markdown
 from training.loader import batches
 
 
@@ -204,6 +204,25 @@ def test_aggregate_over_seeds_against_a_hand_computation():
     assert g["lite0-kd"]["seeds"] == 3 and g["lite0-nokd"]["seeds"] == 1
     assert g["lite0-kd"]["test@64"]["acc@1"] == [25.0, round(statistics.stdev([20.0, 24.0, 31.0]), 2)]
     assert g["lite0-nokd"]["test@64"]["acc@10"] == [30.0, 0.0]
+
+
+def test_kd_gain_reads_test_at_the_canvas_kd_is_best_on_validation():
+    def run(val64, val96, test64, test96):
+        return {"metrics": {"val@64": {"acc@1": val64, "acc@10": 90.0}, "val@96": {"acc@1": val96, "acc@10": 90.0},
+                            "test@64": {"acc@1": test64, "acc@10": 80.0}, "test@96": {"acc@1": test96, "acc@10": 80.0}}}
+
+    runs = {"lite0-kd-s0": run(40.0, 50.0, 30.0, 34.0), "lite0-kd-s1": run(42.0, 46.0, 31.0, 36.0),
+            "lite0-nokd-s0": run(45.0, 40.0, 33.0, 28.0), "lite0-nokd-s1": run(45.0, 40.0, 33.0, 30.0)}
+    teacher = {"val@256": {"acc@1": 55.0, "acc@10": 95.0}, "test@256": {"acc@1": 40.0, "acc@10": 88.0}}
+    groups = aggregate(runs)
+    g = kd_gain(teacher, groups)["lite0"]
+    # KD's validation means: 41 at 64 px, 48 at 96 px -> 96 px; there KD 35, no KD 29, teacher 40
+    assert g["canvas"] == 96 and g["kd"][0] == 35.0 and g["nokd"][0] == 29.0 and g["seeds"] == [2, 2]
+    assert g["gap_kd"] == 5.0 and g["gap_nokd"] == 11.0 and g["closed"] == round(6 / 11, 3)
+    assert "| lite0 | 96 | 2 / 2 | 40.00 | 35.00" in markdown(teacher, groups) and "| 55% |" in markdown(teacher, groups)
+    # a no-KD student that already reaches the teacher leaves no gap to close
+    runs["lite0-nokd-s0"] = runs["lite0-nokd-s1"] = run(45.0, 40.0, 33.0, 41.0)
+    assert kd_gain(teacher, aggregate(runs))["lite0"]["closed"] is None
 
 
 def test_branch_names_keep_the_shipped_ones():

@@ -68,6 +68,29 @@ def aggregate(runs: dict[str, dict]) -> dict[str, dict]:
     return out
 
 
+def kd_gain(teacher: dict, groups: dict[str, dict]) -> dict[str, dict]:
+    """What KD buys per architecture, on test at the canvas where the KD group's mean validation Acc@1 is
+    highest (chosen on validation, so test is read once): {arch: {"canvas", "teacher", "kd", "nokd"
+    ([mean, sd] test Acc@1), "gap_kd", "gap_nokd" (teacher minus the mean), "closed" (the share of the
+    no-KD gap that KD closes; None where the no-KD mean already reaches the teacher)}}."""
+    t = next(v["acc@1"] for k, v in teacher.items() if k.startswith("test@"))
+    out = {}
+    for g, row in groups.items():
+        if not g.endswith("-kd") or f"{g[:-3]}-nokd" not in groups:
+            continue
+        nokd = groups[f"{g[:-3]}-nokd"]
+        vals = [k for k in row if k.startswith("val@") and f"test@{k[4:]}" in nokd]
+        if not vals:
+            continue
+        c = max(vals, key=lambda k: row[k]["acc@1"][0])[4:]
+        kd, nk = row[f"test@{c}"]["acc@1"], nokd[f"test@{c}"]["acc@1"]
+        gap_kd, gap_nokd = round(t - kd[0], 2), round(t - nk[0], 2)
+        closed = round((kd[0] - nk[0]) / gap_nokd, 3) if gap_nokd > 0 else None
+        out[g[:-3]] = {"canvas": int(c), "teacher": t, "kd": kd, "nokd": nk, "seeds": [row["seeds"], nokd["seeds"]],
+                       "gap_kd": gap_kd, "gap_nokd": gap_nokd, "closed": closed}
+    return out
+
+
 def markdown(teacher: dict, groups: dict[str, dict]) -> str:
     lines = ["| model | seeds | canvas | val Acc@1 | val Acc@10 | test Acc@1 | test Acc@10 |", "|---|---|---|---|---|---|---|"]
     for key, v in teacher.items():
@@ -84,6 +107,16 @@ def markdown(teacher: dict, groups: dict[str, dict]) -> str:
             cells = [f"{v['acc@1'][0]:.2f} ± {v['acc@1'][1]:.2f}", f"{v['acc@10'][0]:.2f} ± {v['acc@10'][1]:.2f}",
                      f"{t['acc@1'][0]:.2f} ± {t['acc@1'][1]:.2f}", f"{t['acc@10'][0]:.2f} ± {t['acc@10'][1]:.2f}"]
             lines.append(f"| {g} | {row['seeds']} | {c} | " + " | ".join(cells) + " |")
+    gains = kd_gain(teacher, groups)
+    if gains:
+        lines += ["", "What KD buys (test Acc@1 at the canvas best on validation for KD; gap = full network minus student):", "",
+                  "| arch | canvas | seeds KD / no KD | full network | KD | no KD | gap KD | gap no KD | no-KD gap closed |",
+                  "|---|---|---|---|---|---|---|---|---|"]
+        for arch, r in gains.items():
+            closed = "-" if r["closed"] is None else f"{100 * r['closed']:.0f}%"
+            lines.append(f"| {arch} | {r['canvas']} | {r['seeds'][0]} / {r['seeds'][1]} | {r['teacher']:.2f} | "
+                         f"{r['kd'][0]:.2f} ± {r['kd'][1]:.2f} | {r['nokd'][0]:.2f} ± {r['nokd'][1]:.2f} | "
+                         f"{r['gap_kd']:.2f} | {r['gap_nokd']:.2f} | {closed} |")
     return "\n".join(lines) + "\n"
 
 
@@ -116,6 +149,7 @@ def main(argv: list[str] | None = None) -> dict:
                                 "metrics": evaluate_model(enc, tuple(cfg["canvases"]), photo_emb, data, render)}
         print(name, json.dumps(result["runs"][name]["metrics"]), file=sys.stderr, flush=True)
     result["groups"] = aggregate(result["runs"]) if result["runs"] else {}
+    result["kd_gain"] = kd_gain(result["teacher"], result["groups"])
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "seeds.json").write_text(json.dumps(result, indent=1) + "\n")
