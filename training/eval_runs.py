@@ -91,6 +91,11 @@ def kd_gain(teacher: dict, groups: dict[str, dict]) -> dict[str, dict]:
     return out
 
 
+def _pm(v: list[float]) -> str:
+    """A [mean, sd] pair as "mean ± sd"."""
+    return f"{v[0]:.2f} ± {v[1]:.2f}"
+
+
 def markdown(teacher: dict, groups: dict[str, dict]) -> str:
     lines = ["| model | seeds | canvas | val Acc@1 | val Acc@10 | test Acc@1 | test Acc@10 |", "|---|---|---|---|---|---|---|"]
     for key, v in teacher.items():
@@ -104,8 +109,7 @@ def markdown(teacher: dict, groups: dict[str, dict]) -> str:
                 continue
             c = key.split("@")[1]
             t = row[f"test@{c}"]
-            cells = [f"{v['acc@1'][0]:.2f} ± {v['acc@1'][1]:.2f}", f"{v['acc@10'][0]:.2f} ± {v['acc@10'][1]:.2f}",
-                     f"{t['acc@1'][0]:.2f} ± {t['acc@1'][1]:.2f}", f"{t['acc@10'][0]:.2f} ± {t['acc@10'][1]:.2f}"]
+            cells = [_pm(v["acc@1"]), _pm(v["acc@10"]), _pm(t["acc@1"]), _pm(t["acc@10"])]
             lines.append(f"| {g} | {row['seeds']} | {c} | " + " | ".join(cells) + " |")
     gains = kd_gain(teacher, groups)
     if gains:
@@ -115,7 +119,7 @@ def markdown(teacher: dict, groups: dict[str, dict]) -> str:
         for arch, r in gains.items():
             closed = "-" if r["closed"] is None else f"{100 * r['closed']:.0f}%"
             lines.append(f"| {arch} | {r['canvas']} | {r['seeds'][0]} / {r['seeds'][1]} | {r['teacher']:.2f} | "
-                         f"{r['kd'][0]:.2f} ± {r['kd'][1]:.2f} | {r['nokd'][0]:.2f} ± {r['nokd'][1]:.2f} | "
+                         f"{_pm(r['kd'])} | {_pm(r['nokd'])} | "
                          f"{r['gap_kd']:.2f} | {r['gap_nokd']:.2f} | {closed} |")
     return "\n".join(lines) + "\n"
 
