@@ -95,14 +95,18 @@ def build_cache(bb: VGGFeatures, src: Source, blocks: int, canvas: int, photo_si
 
 
 def _run(bb: VGGFeatures, blocks: int, n: int, bs: int, make, what: str) -> torch.Tensor:
-    out = []
+    out: torch.Tensor | None = None  # filled in place: a list of batches and their torch.cat would need twice the memory
     for j in range(0, n, bs):
         x = make(j, min(n, j + bs)).contiguous(memory_format=torch.channels_last)
         with autocast(x.device):  # bf16 where native (~5x faster on this CPU); stored as float16 anyway
-            out.append(prefix(bb, x, blocks).half().contiguous())
+            f = prefix(bb, x, blocks).half()
+        if out is None:
+            out = torch.empty((n, *f.shape[1:]), dtype=torch.float16)
+        out[j : j + len(f)] = f
         if j // bs % 25 == 0:
             print(f"feature cache: {min(n, j + bs)}/{n} {what} inputs", file=sys.stderr, flush=True)
-    return torch.cat(out)
+    assert out is not None, "nothing to cache"
+    return out
 
 
 def sample_cached(cache: FeatureCache, src: Source, batch: int, rng: np.random.Generator,
