@@ -102,3 +102,35 @@ def test_fused_losses_equal_the_losses_on_concatenated_vectors() -> None:
     assert not torch.allclose(info_nce(s, p, 0.1, bias), info_nce(s, p, 0.1))  # the bias changes the loss
     info_nce(s, p, 0.1, bias).backward()
     assert s.grad is not None and s.grad.abs().sum() > 0
+
+
+def test_distillation_terms_against_hand_computations() -> None:
+    """embedding_kd is the mean cosine distance; gallery_kd is sum_p q log(q / p) over the photo softmaxes,
+    the same whether the photos are shared (P, D) or given per row (B, P, D); both vanish when the student
+    is the teacher, and only the student gets a gradient."""
+    import math
+
+    import torch
+    import torch.nn.functional as F
+
+    from sketchdown.models.losses import embedding_kd, gallery_kd
+
+    g = torch.Generator().manual_seed(1)
+    s = F.normalize(torch.randn(3, 4, generator=g), dim=1).requires_grad_()
+    t = F.normalize(torch.randn(3, 4, generator=g), dim=1).requires_grad_()
+    photos = F.normalize(torch.randn(5, 4, generator=g), dim=1)
+    cos = [sum(float(s[i, k]) * float(t[i, k]) for k in range(4)) for i in range(3)]
+    assert math.isclose(float(embedding_kd(s, t)), sum(1 - c for c in cos) / 3, rel_tol=1e-5)
+    tau, kl = 0.5, 0.0
+    for i in range(3):
+        zs = [sum(float(s[i, k]) * float(photos[j, k]) for k in range(4)) / tau for j in range(5)]
+        zt = [sum(float(t[i, k]) * float(photos[j, k]) for k in range(4)) / tau for j in range(5)]
+        ps = [math.exp(z) / sum(math.exp(v) for v in zs) for z in zs]
+        pt = [math.exp(z) / sum(math.exp(v) for v in zt) for z in zt]
+        kl += sum(q * math.log(q / p) for p, q in zip(ps, pt, strict=True)) / 3
+    assert math.isclose(float(gallery_kd(s, t, photos, tau)), kl, rel_tol=1e-4)
+    per_row = photos[None].expand(3, 5, 4)
+    assert torch.allclose(gallery_kd(s, t, per_row, tau), gallery_kd(s, t, photos, tau), atol=1e-6)
+    assert float(embedding_kd(t, t)) < 1e-6 and float(gallery_kd(t, t, photos, tau)) < 1e-6
+    (embedding_kd(s, t) + gallery_kd(s, t, photos, tau)).backward()
+    assert s.grad is not None and s.grad.abs().sum() > 0 and t.grad is None

@@ -130,7 +130,7 @@ def test_recipe_trains_only_the_student_runs_given_packs_lack(smoke_run, tmp_pat
     assert not (out / "students" / "s0.log").exists()
     # only seed 1 trained, Lite0 only (--archs): its KD and no-KD arms in one run
     log = (out / "students" / "s1.log").read_text()
-    assert "lite0:30:5e-4,lite0:0:5e-4" in (out / "recipe.log").read_text() and "mobilenet_v2" not in log
+    assert "lite0:30:5e-4:structure,lite0:0:5e-4" in (out / "recipe.log").read_text() and "mobilenet_v2" not in log
     assert sorted(p.name for p in (out / "students").iterdir() if p.is_dir()) == [
         "lite0-kd-s0", "lite0-kd-s1", "lite0-nokd-s0", "lite0-nokd-s1"]
     assert set(json.loads((out / "students.json").read_text())) == {"student", "student-nokd"}
@@ -221,6 +221,12 @@ def test_kd_gain_reads_test_at_the_canvas_kd_is_best_on_validation():
     assert g["gap_kd"] == 5.0 and g["gap_nokd"] == 11.0 and g["closed"] == round(6 / 11, 3)
     assert "| lite0 | 96 | 2 / 2 | 40.00 | 35.00" in markdown(teacher, groups) and "| 55% |" in markdown(teacher, groups)
     # a no-KD student that already reaches the teacher leaves no gap to close
+    # another distillation term of the arch is compared with the same no-KD runs, under its own name
+    runs["lite0-embed-s0"] = run(50.0, 40.0, 36.0, 20.0)
+    assert kd_gain(teacher, aggregate(runs))["lite0-embed"] == {
+        "canvas": 64, "teacher": 40.0, "kd": [36.0, 0.0], "nokd": [33.0, 0.0], "seeds": [1, 2], "gap_kd": 4.0,
+        "gap_nokd": 7.0, "closed": round(3 / 7, 3)}
+    del runs["lite0-embed-s0"]
     runs["lite0-nokd-s0"] = runs["lite0-nokd-s1"] = run(45.0, 40.0, 33.0, 41.0)
     assert kd_gain(teacher, aggregate(runs))["lite0"]["closed"] is None
 
@@ -276,12 +282,16 @@ def test_arms_train_on_the_same_batches_and_name_their_folders(tmp_path):
     arms = distill.arm_configs(cfg)
     assert [a.out for a in arms] == [str(tmp_path / n) for n in ("lite0-kd", "lite0-nokd", "fast")]
     assert [(a.arch, a.kd_weight, a.lr) for a in arms] == [("lite0", 1.0, cfg.lr), ("lite0", 0.0, 1e-3), ("mobilenet_v2", 0.0, cfg.lr)]
+    kinds = distill.arm_configs(distill.DistillConfig(out=str(tmp_path / "{arm}"), arms="e=lite0:2::embed,g=lite0:1:1e-3:gallery"))
+    assert [(a.kd_weight, a.lr, a.kd_loss) for a in kinds] == [(2.0, cfg.lr, "embed"), (1.0, 1e-3, "gallery")]
+    with pytest.raises(SystemExit, match="kd-loss"):
+        distill.check_kd_loss(distill.DistillConfig(kd_loss="hinton"))
     with pytest.raises(SystemExit, match="{arm}"):
         distill.arm_configs(distill.DistillConfig(out=str(tmp_path), arms="lite0:1"))
     with pytest.raises(SystemExit, match="share a folder"):
         distill.arm_configs(distill.DistillConfig(out=str(tmp_path / "{arm}"), arms="lite0:1,lite0:2"))
-    res = distill.main(["--smoke", "--arms", "lite0:1,lite0:0", "--out", str(tmp_path / "run" / "{arm}")])
-    assert set(res) == {str(tmp_path / "run" / "lite0-kd"), str(tmp_path / "run" / "lite0-nokd")}
+    res = distill.main(["--smoke", "--arms", "lite0:1,lite0:0,e=lite0:1::embed,g=lite0:1::gallery", "--out", str(tmp_path / "run" / "{arm}")])
+    assert set(res) == {str(tmp_path / "run" / n) for n in ("lite0-kd", "lite0-nokd", "e", "g")}
     assert {r["steps"] for r in res.values()} == {3}
     hist = [load_checkpoint(tmp_path / "run" / n / "last.pt") for n in ("lite0-kd", "lite0-nokd")]
     assert json.loads(hist[0]["config"])["kd_weight"] == 1.0 and json.loads(hist[1]["config"])["kd_weight"] == 0.0

@@ -6,6 +6,10 @@ Per batch (B distinct photos, one augmented sketch each) and per canvas c in K:
 where P are the frozen teacher photo embeddings, t the teacher's sketch embeddings at its full
 canvas, and D the triplet distance structure (sketch-positive, sketch-negative, positive-negative);
 the loss is averaged over K. ``--kd-weight 0`` trains the same student without distillation.
+``--kd-loss`` picks the distillation term: "structure" (the paper's, above), "embed" (the cosine distance
+from s_c to t: the student mimics the teacher's sketch embedding, i.e. its similarity to every photo) or
+"gallery" (KL of the teacher's softmax over *every* training photo of the source to the student's, at the
+InfoNCE temperature: the teacher's ranking, not only the batch's distances).
 With ``--fusion`` (fit_fusion's ``fusion.json``) InfoNCE and the triplet rank by the fused score the app
 searches with, ``cos + alpha * cos(HOG)`` (HOG fixed, no gradient), so the network spends its capacity
 on what HOG gets wrong instead of re-learning what HOG already ranks right; validation ranks by it too.
@@ -19,7 +23,7 @@ Sketch recognition rides on the same backbone: a category head over the teacher'
 with cross-entropy, plus Hinton soft-target KD from the teacher's category head when distilling
 (so the no-KD run is also the "student trained directly" of the recognition table).
 
-``--arms lite0:1:5e-4,lite0:0:5e-4,...`` ([name=]arch:kd_weight[:lr]) trains several students in one run on
+``--arms lite0:1:5e-4,lite0:0:5e-4,...`` ([name=]arch:kd_weight[:lr[:kd_loss]]) trains several students in one run on
 the very same batches, one teacher pass per step serving all of them, each in ``--out`` with ``{arm}``
 replaced by its name (default ``<arch>-kd`` / ``<arch>-nokd``): the distilled and the directly trained student then see the same
 data for the same number of steps by construction, even when a time budget ends the run early.
@@ -47,7 +51,7 @@ from sketchdown.bundles.build import EncoderConfig, build_encoder
 from sketchdown.bundles.photo import EdgeCache, PhotoSpec
 from sketchdown.eval.data import load_doodles
 from sketchdown.eval.metrics import summary
-from sketchdown.models.losses import cross_modal_kd, hinton_kd, info_nce, triplet_loss
+from sketchdown.models.losses import cross_modal_kd, embedding_kd, gallery_kd, hinton_kd, info_nce, triplet_loss
 from sketchdown.sketch.hog import HogSpec, hog_descriptor, ink_hogs, sketch_hogs
 from sketchdown.sketch.render import RenderSpec
 
@@ -85,6 +89,7 @@ class DistillConfig:
     weight_decay: float = 1e-4
     warmup: int = 20
     kd_weight: float = 1.0
+    kd_loss: str = "structure"  # "structure" (the paper's distance-structure Huber), "embed" (cosine mimicry), "gallery" (KL over every training photo)
     kd_delta: float = 0.1
     temperature: float = 0.07
     margin: float = 0.2
@@ -105,7 +110,7 @@ class DistillConfig:
     init_branch: str = "student"  # the sketch branch to start from when --init is a weight-set folder
     workers: int = -1  # batch-rendering processes (-1: 0 on CPU, up to 6 on a GPU)
     time_budget_s: float = 0.0  # > 0: the schedule ends at this wall-clock time if the steps have not (common.Budget)
-    arms: str = ""  # "[name=]arch:kd_weight[:lr],...": several students on the same batches; --out holds "{arm}"
+    arms: str = ""  # "[name=]arch:kd_weight[:lr[:kd_loss]],...": several students on the same batches; --out holds "{arm}"
     bank: int = 0  # > 0: draw sketches from this many fixed variants each, teacher embeddings cached (training.bank)
     bank_dir: str = ""  # where the bank caches live (default: a "banks" folder beside the teacher checkpoint)
     seed: int = 0
@@ -140,14 +145,34 @@ def arm_configs(cfg: DistillConfig) -> list[DistillConfig]:
     out = []
     for item in cfg.arms.split(","):
         name, _, spec = item.strip().rpartition("=")
-        arch, kd, *lr = spec.split(":")
+        arch, kd, *rest = spec.split(":")
         kdw = float(kd)
         name = name or f"{arch}-{'kd' if kdw > 0 else 'nokd'}"
-        out.append(dataclasses.replace(cfg, arch=arch, kd_weight=kdw, lr=float(lr[0]) if lr else cfg.lr,
+        lr = float(rest[0]) if rest and rest[0] else cfg.lr
+        out.append(dataclasses.replace(cfg, arch=arch, kd_weight=kdw, lr=lr, kd_loss=rest[1] if len(rest) > 1 else cfg.kd_loss,
                                        out=cfg.out.format(arm=name), arms=""))
     if len({c.out for c in out}) != len(out):
         raise SystemExit(f"--arms {cfg.arms!r}: two arms would share a folder")
     return out
+
+
+KD_LOSSES = ("structure", "embed", "gallery")
+
+
+def check_kd_loss(cfg: DistillConfig) -> None:
+    if cfg.kd_loss not in KD_LOSSES:
+        raise SystemExit(f"--kd-loss {cfg.kd_loss!r}: choose among {', '.join(KD_LOSSES)}")
+
+
+def kd_term(cfg: DistillConfig, s: torch.Tensor, P: torch.Tensor, T: torch.Tensor, G: torch.Tensor | None) -> torch.Tensor:
+    """The arm's distillation loss for one canvas: student sketch embeddings ``s`` (B, D) against the teacher's
+    ``T`` (B, D), with the batch's photo embeddings ``P`` (B, D) and, for "gallery", every training photo ``G`` (B, P, D)."""
+    if cfg.kd_loss == "embed":
+        return embedding_kd(s, T)
+    if cfg.kd_loss == "gallery":
+        assert G is not None, "gallery KD needs every training photo's embedding"
+        return gallery_kd(s, T, G, cfg.temperature)
+    return cross_modal_kd(s, P, T, P, cfg.kd_delta)
 
 
 def build_arm(cfg: DistillConfig, embed_dim: int, classes: list[str], device: torch.device, main: bool) -> Arm:
@@ -171,7 +196,7 @@ def build_arm(cfg: DistillConfig, embed_dim: int, classes: list[str], device: to
 
 
 def arm_loss(arm: Arm, x: dict[int, torch.Tensor], P: torch.Tensor, T: torch.Tensor | None, T_logits: torch.Tensor | None,
-             bias: torch.Tensor | None, lab: torch.Tensor) -> torch.Tensor:
+             bias: torch.Tensor | None, lab: torch.Tensor, G: torch.Tensor | None = None) -> torch.Tensor:
     """The arm's loss on one batch, averaged over its canvases (see the module docstring). The student runs in
     fp32: at <= 128 px its step is bound by kernel launches, which bf16 casts would only add to."""
     cfg = arm.cfg
@@ -180,7 +205,7 @@ def arm_loss(arm: Arm, x: dict[int, torch.Tensor], P: torch.Tensor, T: torch.Ten
         s, logits = arm.student.forward_with_logits(x[c], ci)
         lc = info_nce(s, P, cfg.temperature, bias) + triplet_loss(s, P, cfg.margin, bias)
         if cfg.kd_weight > 0 and T is not None:
-            lc = lc + cfg.kd_weight * cross_modal_kd(s, P, T, P, cfg.kd_delta)
+            lc = lc + cfg.kd_weight * kd_term(cfg, s, P, T, G)
         if logits is not None and (lab >= 0).any():
             lc = lc + cfg.cls_weight * F.cross_entropy(logits[lab >= 0], lab[lab >= 0], label_smoothing=0.1)
             if cfg.kd_weight > 0 and T_logits is not None:
@@ -318,11 +343,14 @@ def train_step(arms: list[Arm], b: dict, side: PhotoSide, t_sk: torch.nn.Module,
             T, T_logits = t_sk.forward_with_logits(x[t_canvas])
         T = T.float()
     lab = b["labels"].to(device)
+    G = None
+    if T is not None and any(a.cfg.kd_weight > 0 and a.cfg.kd_loss == "gallery" for a in arms):
+        G = torch.where(flips[:, :, None], pe_flip[None], pe[None]).to(device)  # (B, P, D): each row's mirror side
     losses = []
     for arm in arms:
         for g in arm.opt.param_groups:
             g["lr"] = lr_at(arm.cfg.lr)
-        loss = arm_loss(arm, x, P, T, T_logits, bias, lab)
+        loss = arm_loss(arm, x, P, T, T_logits, bias, lab, G)
         arm.opt.zero_grad(set_to_none=True)
         loss.backward()
         if world > 1:
@@ -348,6 +376,8 @@ def main(argv: list[str] | None = None) -> dict:
     if hog_spec is not None and not fused & {s.name for s in sources}:
         raise ValueError(f"--fusion-sources {cfg.fusion_sources!r} names none of {[s.name for s in sources]}")
     side = photo_side(t_ph, sources, vals, pspec, render, hog_spec, alpha)
+    for c in arm_configs(cfg):
+        check_kd_loss(c)
     arms = [build_arm(c, int(t_ph.proj.out_features), classes, device, d.main) for c in arm_configs(cfg)]
     if len({a.step for a in arms}) > 1:
         raise SystemExit(f"the arms stopped at different steps {[a.step for a in arms]}: resume them one by one")

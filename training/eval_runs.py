@@ -72,13 +72,16 @@ def kd_gain(teacher: dict, groups: dict[str, dict]) -> dict[str, dict]:
     """What KD buys per architecture, on test at the canvas where the KD group's mean validation Acc@1 is
     highest (chosen on validation, so test is read once): {arch: {"canvas", "teacher", "kd", "nokd"
     ([mean, sd] test Acc@1), "gap_kd", "gap_nokd" (teacher minus the mean), "closed" (the share of the
-    no-KD gap that KD closes; None where the no-KD mean already reaches the teacher)}}."""
+    no-KD gap that KD closes; None where the no-KD mean already reaches the teacher)}}. Every other group of
+    the arch (``<arch>-<variant>``, e.g. another distillation term) is compared with ``<arch>-nokd`` the same
+    way, under its own name."""
     t = next(v["acc@1"] for k, v in teacher.items() if k.startswith("test@"))
     out = {}
     for g, row in groups.items():
-        if not g.endswith("-kd") or f"{g[:-3]}-nokd" not in groups:
+        arch = next((n[:-5] for n in groups if n.endswith("-nokd") and g != n and g.startswith(n[:-5] + "-")), None)
+        if arch is None:
             continue
-        nokd = groups[f"{g[:-3]}-nokd"]
+        nokd = groups[f"{arch}-nokd"]
         vals = [k for k in row if k.startswith("val@") and f"test@{k[4:]}" in nokd]
         if not vals:
             continue
@@ -86,7 +89,7 @@ def kd_gain(teacher: dict, groups: dict[str, dict]) -> dict[str, dict]:
         kd, nk = row[f"test@{c}"]["acc@1"], nokd[f"test@{c}"]["acc@1"]
         gap_kd, gap_nokd = round(t - kd[0], 2), round(t - nk[0], 2)
         closed = round((kd[0] - nk[0]) / gap_nokd, 3) if gap_nokd > 0 else None
-        out[g[:-3]] = {"canvas": int(c), "teacher": t, "kd": kd, "nokd": nk, "seeds": [row["seeds"], nokd["seeds"]],
+        out[arch if g == f"{arch}-kd" else g] = {"canvas": int(c), "teacher": t, "kd": kd, "nokd": nk, "seeds": [row["seeds"], nokd["seeds"]],
                        "gap_kd": gap_kd, "gap_nokd": gap_nokd, "closed": closed}
     return out
 

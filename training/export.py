@@ -168,7 +168,7 @@ def _student_component(tmp: Path, sname: str, ck: dict, files: dict[str, str]) -
     save_tensors(tmp, f"{sname}.safetensors", ck["student"], files)
     return SketchComponent(f"{sname}.safetensors", EncoderConfig(**json.loads(ck["encoder"])), tuple(scfg.canvases),
                            default_canvas=best_val_canvas(json.loads(ck["history"]), scfg.canvases),
-                           kd_weight=float(scfg.kd_weight))
+                           kd_weight=float(scfg.kd_weight), kd_loss=scfg.kd_loss if scfg.kd_weight > 0 else None)
 
 
 def export(name: str, teacher: str, students: dict[str, str], selector: str | None, out: Path,

@@ -157,21 +157,23 @@ class SketchComponent:
     hog_alpha: float | None = None  # weight of the fused HOG similarity (None: not fused)
     hog_alpha_category: float | None = None  # the weight on category-level galleries (None: hog_alpha)
     kd_weight: float | None = None  # recorded for reference: the distillation weight it was trained with
+    kd_loss: str | None = None  # recorded for reference: the distillation term ("structure", "embed", "gallery")
 
     @classmethod
     def from_fields(cls, f: _Fields) -> SketchComponent:
         f.only("file", "role", "encoder", "canvas_sizes", "default_canvas", "full", "hog_alpha", "hog_alpha_category",
-               "kd_weight")
+               "kd_weight", "kd_loss")
         sizes = f.ints("canvas_sizes")
         if not sizes:
             raise f.error("canvas_sizes", "expected at least one canvas size")
         return cls(f.str("file"), _encoder(f), sizes, f.int("default_canvas", False), f.bool("full", False),
-                   f.float("hog_alpha", False), f.float("hog_alpha_category", False), f.float("kd_weight", False))
+                   f.float("hog_alpha", False), f.float("hog_alpha_category", False), f.float("kd_weight", False),
+                   f.str("kd_loss", False))
 
     def to_dict(self) -> dict[str, Any]:
         return {"file": self.file, "role": "sketch", "encoder": self.encoder.to_dict(), "canvas_sizes": list(self.canvas_sizes),
                 **_optional(default_canvas=self.default_canvas, full=self.full, hog_alpha=self.hog_alpha,
-                            hog_alpha_category=self.hog_alpha_category, kd_weight=self.kd_weight)}
+                            hog_alpha_category=self.hog_alpha_category, kd_weight=self.kd_weight, kd_loss=self.kd_loss)}
 
 
 @dataclass(frozen=True)

@@ -50,6 +50,26 @@ def cross_modal_kd(s_student: torch.Tensor, p_student: torch.Tensor, s_teacher: 
     return F.huber_loss(ds[mask], dt[mask], delta=delta)
 
 
+def embedding_kd(s_student: torch.Tensor, s_teacher: torch.Tensor) -> torch.Tensor:
+    """Feature mimicry: mean cosine distance between the student's and the teacher's sketch embeddings.
+
+    s_student, s_teacher: (B, D) unit. Both live in the teacher's photo space, so matching the teacher's
+    sketch embedding asks for its ranking of *every* photo, not only of the batch's. Returns a scalar in [0, 2]."""
+    return (1 - (s_student * s_teacher.detach()).sum(-1)).mean()
+
+
+def gallery_kd(s_student: torch.Tensor, s_teacher: torch.Tensor, photos: torch.Tensor, temperature: float = 0.07) -> torch.Tensor:
+    """Ranking distillation over a whole photo set: KL(teacher || student) of the softmax over the
+    similarities to ``photos``, at ``temperature`` (InfoNCE's, so the scales match).
+
+    s_student, s_teacher: (B, D) unit; photos: (P, D) unit (every training photo, or per row (B, P, D)).
+    Not scaled by T^2: at InfoNCE's temperature its gradients are on InfoNCE's scale already. Returns a scalar."""
+    sim_s = torch.einsum("bd,bpd->bp", s_student, photos) if photos.dim() == 3 else s_student @ photos.T
+    sim_t = torch.einsum("bd,bpd->bp", s_teacher, photos) if photos.dim() == 3 else s_teacher @ photos.T
+    t = temperature
+    return F.kl_div(F.log_softmax(sim_s / t, -1), F.softmax(sim_t.detach() / t, -1), reduction="batchmean")
+
+
 def hinton_kd(student_logits: torch.Tensor, teacher_logits: torch.Tensor, temperature: float = 4.0) -> torch.Tensor:
     """Soft-target distillation (Hinton et al. 2015), scaled by T^2."""
     t = temperature
