@@ -156,7 +156,7 @@ def test_a_malformed_manifest_on_disk_names_it(tmp_path: Path) -> None:
 def test_recorded_configs_with_removed_options_still_load() -> None:
     """Shipped provenance records options since removed (p_prefix, the selector's policy and lam_feature):
     they are dropped where recorded configs are read; any other unknown option is an error."""
-    prov = _raw("chairv2")["provenance"]
+    prov = _raw("default")["provenance"]
     assert "p_prefix" in prov["student"]["config"] and "policy" in prov["selector"]["config"]
     student = recorded_config(DistillConfig, prov["student"]["config"])
     assert student.canvases == (32, 64, 96, 128) and student.kd_weight == 1.0 and student.n_val == 40
