@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 
+from sketchdown.bundles.weights import save_tensors
 from training import pack, recipe
 from training.checkpoints import load_checkpoint, save_checkpoint
 from training.env import Budget, autocast, cosine_lr
@@ -144,7 +145,9 @@ def test_pack_stores_shared_tensors_once_and_bounds_shards(tmp_path):
     save_checkpoint(tmp_path / "a.pt", sketch={**trunk, "proj": torch.randn(4, 64, generator=g)},
                     photo={**trunk, "proj": torch.randn(4, 64, generator=g)}, opt={"state": torch.zeros(3)},
                     step=7, config="{}", best=1.5)
-    save_checkpoint(tmp_path / "b.pt", student={"w": torch.randn(10, generator=g), "n": torch.tensor(3)}, step=2)
+    # equal integer buffers (BN's num_batches_tracked) are stored once too
+    save_checkpoint(tmp_path / "b.pt", student={"w": torch.randn(10, generator=g), "n": torch.tensor(3),
+                                                "m": torch.tensor(3)}, step=2)
     files = pack.pack(tmp_path, ["a.pt", "b.pt"], tmp_path / "out", max_bytes=20 << 10)
     sizes = [f.stat().st_size for f in files]
     assert len(files) == 3 and max(sizes) < 22 << 10  # 6 x 8 KiB of trunk stored once, in shards of <= 20 KiB
@@ -153,7 +156,9 @@ def test_pack_stores_shared_tensors_once_and_bounds_shards(tmp_path):
     assert "opt" not in a and a["step"] == 7 and a["best"] == 1.5 and a["config"] == "{}"
     for k, t in trunk.items():
         assert torch.equal(a["sketch"][k], t.half().float()) and torch.equal(a["photo"][k], a["sketch"][k])
-    assert b["student"]["n"].dtype == torch.int64 and b["student"]["n"].item() == 3
+    assert b["student"]["n"].dtype == torch.int64 and b["student"]["n"].item() == 3 == b["student"]["m"].item()
+    # ... and restored as separate tensors: export saves them with safetensors, which refuses shared memory
+    save_tensors(tmp_path / "export", "student.safetensors", b["student"], {})
     with pytest.raises(ValueError, match="exceeds the shard size"):
         pack.pack(tmp_path, ["a.pt"], tmp_path / "small", max_bytes=4 << 10)
 

@@ -126,7 +126,9 @@ def unpack(src: Path, root: Path, prefix: str = "pack") -> list[Path]:
         state: dict[str, Any] = dict(entry["values"])
         for k, names in entry["dicts"].items():
             tensors = {n: shards[index["shards"][key]][key] for n, key in names.items()}
-            state[k] = {n: t.float() if t.is_floating_point() else t for n, t in tensors.items()}
+            # a tensor packed once for several equal entries (BN's num_batches_tracked) gets a copy per entry:
+            # safetensors refuses to save a state whose tensors share memory
+            state[k] = {n: t.float() if t.is_floating_point() else t.clone() for n, t in tensors.items()}
         save_checkpoint(root / rel, **state)
         if rel in index.get("results", {}):  # packs made before results travelled have none
             (root / rel).parent.joinpath("result.json").write_text(json.dumps(index["results"][rel], indent=2) + "\n")
