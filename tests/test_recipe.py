@@ -22,7 +22,7 @@ from training.loader import batches
 @pytest.fixture(scope="module")
 def smoke_run(tmp_path_factory):
     d = tmp_path_factory.mktemp("recipe")
-    times = recipe.main(["--smoke", "--out", str(d / "run"), "--artifacts", str(d / "art")])
+    times = recipe.main(["--smoke", "--default-set", "--out", str(d / "run"), "--artifacts", str(d / "art")])
     return d, times
 
 
@@ -55,6 +55,13 @@ def test_recipe_runs_every_stage_and_resumes(smoke_run):
     b = load_bundle(run / "weights")
     assert b.full.name == "teacher" and b.full.encoder.backbone.__class__.__name__ == "VGGFeatures"
     assert set(b.sketch) == {"teacher", *kept} and b.selector is not None and b.cascade is not None
+    # --default-set: the default set on the same full network, the KD student carried on with category heads
+    bd = load_bundle(run / "default" / "weights")
+    assert bd.name == "default" and bd.full.encoder.backbone.__class__.__name__ == "VGGFeatures"
+    assert set(bd.sketch) == {"teacher", "student"} and bd.selector is not None and bd.cascade is not None
+    assert bd.classes and bd.sketch["student"].encoder.classifier is not None
+    dcfg = json.loads(load_checkpoint(run / "default" / "student" / "best.pt")["config"])
+    assert dcfg["init"] == str(run / kept["student"]) and dcfg["teacher"] == str(run / "default" / "teacher" / "last.pt")
     # the artifacts: packed checkpoints within the size bound, and the reports
     art = sorted(p.name for p in (d / "art").iterdir())
     assert "reports.tar.gz" in art and any(a.startswith("teacher-") for a in art) and any(a.startswith("students-") for a in art)

