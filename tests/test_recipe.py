@@ -58,10 +58,12 @@ def test_recipe_runs_every_stage_and_resumes(smoke_run):
     # --default-set: the default set on the same full network, the KD student carried on with category heads
     bd = load_bundle(run / "default" / "weights")
     assert bd.name == "default" and bd.full.encoder.backbone.__class__.__name__ == "VGGFeatures"
-    assert set(bd.sketch) == {"teacher", "student"} and bd.selector is not None and bd.cascade is not None
+    assert set(bd.sketch) == {"teacher", "student", "student-nokd"} and bd.selector is not None and bd.cascade is not None
     assert bd.classes and bd.sketch["student"].encoder.classifier is not None
     dcfg = json.loads(load_checkpoint(run / "default" / "student" / "best.pt")["config"])
     assert dcfg["init"] == str(run / kept["student"]) and dcfg["teacher"] == str(run / "default" / "teacher" / "last.pt")
+    ncfg = json.loads(load_checkpoint(run / "default" / "student-nokd" / "best.pt")["config"])
+    assert ncfg["init"] == str(run / kept["student-nokd"]) and ncfg["kd_weight"] == 0 and ncfg["seed"] == dcfg["seed"]
     # the artifacts: packed checkpoints within the size bound, and the reports
     art = sorted(p.name for p in (d / "art").iterdir())
     assert "reports.tar.gz" in art and any(a.startswith("teacher-") for a in art) and any(a.startswith("students-") for a in art)

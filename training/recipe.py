@@ -26,7 +26,7 @@ With ``--default-set`` the same command goes on to the app's default set (``OUT/
 the default gallery's kinds as well as chairs, on the same full network:
   default_teacher   the kept teacher fine-tuned on ChairV2, Sketchy10 and the default gallery's pseudo-sketches
   default_student   the kept Lite0 KD student distilled from it with Quick, Draw! doodles added (selection on
-                    ChairV2 and doodle validation)
+                    ChairV2 and doodle validation), and the kept Lite0 no-KD student on the same data without KD
   default_fusion, default_heads, default_selector, default_export, default_cascade
                     HOG weights (instance and category galleries), category heads refit on frozen features,
                     the selector, the export (``--name default``) and the cascade, as for the ChairV2 set
@@ -108,7 +108,7 @@ PROFILES: dict[str, dict[str, Any]] = {
         "parallel": 3,
         "student_budget_s": 220.0,
         "default_teacher": ["--batch", "48", "--steps", "300", "--warmup", "10", "--workers", "4"],
-        "default_student": ["--batch", "48", "--steps", "500", "--workers", "2"],
+        "default_student": ["--batch", "48", "--steps", "400", "--workers", "2"],
         "default_selector": ["--steps", "2000"],
     },
     "cpu": {
@@ -130,7 +130,7 @@ PROFILES: dict[str, dict[str, Any]] = {
         "student_budget_s": 0.0,
         # 300 steps of the whole trunk's blocks 3-5 on mixed batches, uncached (~2.9 s a step with AMX): 17 min
         "default_teacher": ["--batch", "24", "--steps", "300", "--warmup", "10"],
-        "default_student": ["--batch", "32", "--steps", "500"],
+        "default_student": ["--batch", "32", "--steps", "400"],
         "default_selector": ["--steps", "2000"],
     },
     "smoke": {
@@ -385,25 +385,39 @@ class Recipe:
                 *self.p["default_teacher"], "--out", str(self._d("teacher"))]
         _pool(self, [(argv, self._d("teacher"))], 1)
 
-    def default_student(self) -> None:
+    def _default_branches(self) -> list[str]:
+        """The default set's students: the Lite0 KD student, and the one trained without KD where the ChairV2 set has it."""
         kept = json.loads((self.out / "students.json").read_text())
-        argv = ["training.distill", "--teacher", str(self._d("teacher", "last.pt")), "--init", str(self.out / kept["student"]),
-                "--use-sketchy", "--use-gallery", "--use-doodles", "--mix", "0.3,0.15,0.15,0.4", "--doodle-val",
-                "--fusion", str(self.out / "fusion" / "fusion.json"), "--fusion-sources", "chairv2,sketchy10",
-                "--kd-weight", self.p["kd_weight"], "--cls-weight", "0", "--lr", "3e-4", "--warmup", "10",
-                "--val-every", "100", *self.common, *self.p["default_student"], "--out", str(self._d("student"))]
-        _pool(self, [(argv, self._d("student"))], 1)
+        return [b for b in ("student", "student-nokd") if b in kept]
+
+    def default_student(self) -> None:
+        """Each Lite0 student carried on from its ChairV2 run, KD or not as it was, same data, steps and seed."""
+        kept = json.loads((self.out / "students.json").read_text())
+        jobs = []
+        for branch in self._default_branches():
+            kd = self.p["kd_weight"] if branch == "student" else "0"
+            argv = ["training.distill", "--teacher", str(self._d("teacher", "last.pt")), "--init", str(self.out / kept[branch]),
+                    "--use-sketchy", "--use-gallery", "--use-doodles", "--mix", "0.3,0.15,0.15,0.4", "--doodle-val",
+                    "--fusion", str(self.out / "fusion" / "fusion.json"), "--fusion-branch", branch,
+                    "--fusion-sources", "chairv2,sketchy10", "--kd-weight", kd, "--cls-weight", "0", "--lr", "3e-4",
+                    "--warmup", "10", "--val-every", "100", *self.common, *self.p["default_student"],
+                    "--out", str(self._d(branch))]
+            if not (self._d(branch) / "result.json").is_file():  # a rerun trains only the one that did not finish
+                jobs.append((argv, self._d(branch)))
+        _pool(self, jobs, 1)
 
     def default_fusion(self) -> None:
         argv = ["training.fit_fusion", "--teacher", str(self._d("teacher", "last.pt")),
-                "--student", f"student={self._d('student', 'best.pt')}", "--distractors", "0", "--specs", "16/3",
+                *[a for b in self._default_branches() for a in ("--student", f"{b}={self._d(b, 'best.pt')}")],
+                "--distractors", "0", "--specs", "16/3",
                 "--doodle-val", *self._flags(), "--out", str(self._d("fusion"))]
         _pool(self, [(argv, self._d("fusion"))], 1)
 
     def default_heads(self) -> None:
         # the category heads the app's "what is it?" reads, refit on frozen features (teacher CE, student + Hinton KD)
         argv = ["training.fit_heads", "--teacher", str(self._d("teacher", "last.pt")), "--distilled",
-                str(self._d("student", "best.pt")), "--use-doodles", *self._flags(), "--out", str(self._d("heads"))]
+                str(self._d("student", "best.pt")), *[a for b in self._default_branches()[1:] for a in ("--direct", str(self._d(b, "best.pt")))],
+                "--use-doodles", *self._flags(), "--out", str(self._d("heads"))]
         _pool(self, [(argv, self._d("heads"))], 1)
 
     def default_selector(self) -> None:
@@ -416,7 +430,8 @@ class Recipe:
 
     def default_export(self) -> None:
         argv = ["training.export", "--name", "default", "--teacher", str(self._d("heads", "teacher.pt")),
-                "--student", f"student={self._d('heads', 'student.pt')}", "--selector", str(self._d("selector", "selector.pt")),
+                *[a for b in self._default_branches() for a in ("--student", f"{b}={self._d('heads', b + '.pt')}")],
+                "--selector", str(self._d("selector", "selector.pt")),
                 "--fusion", str(self._d("fusion", "fusion.json")), "--lams", "0,0.02,0.05,0.1,0.15,0.2",
                 "--default-lam-tol", "2", "--out", str(self._d("weights"))]
         _pool(self, [(argv, self._d("weights"))], 1)
