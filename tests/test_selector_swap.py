@@ -247,3 +247,13 @@ def test_reuse_on_raster_sketches_leaves_the_manifest_alone(smoke_weights: Path,
     second = make_results.main([*args, "--reuse"])
     assert all(r.get("reused") for r in second) and [r["model"] for r in second] == [r["model"] for r in first]
     assert (w / "manifest.json").stat().st_mtime_ns == mtime and (w / "manifest.json").read_bytes() == before
+
+
+def test_only_limits_a_set_to_its_datasets() -> None:
+    """make_results --only SET=D1,D2: that set is evaluated on D1 and D2 alone; a misspelt set is an error."""
+    assert make_results.parse_only(["chairv2=chairv2", "default=doodles,gallery"], ["default", "chairv2"]) == {
+        "chairv2": {"chairv2"}, "default": {"doodles", "gallery"}}
+    assert make_results.parse_only([], ["default"]) == {}
+    for bad in ("chairv3=chairv2", "chairv2", "chairv2=,"):
+        with pytest.raises(SystemExit, match="--only"):
+            make_results.parse_only([bad], ["default", "chairv2"])

@@ -156,6 +156,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--results", default="weights/RESULTS.md")
     p.add_argument("--plot-only", metavar="DATASET", default=None,
                    help="only redraw flops_vs_acc.png from the weight sets' stored rows of DATASET (e.g. chairv2-test)")
+    p.add_argument("--only", action="append", default=[], metavar="SET=DATASET[,DATASET]",
+                   help="evaluate the weight set named SET only on these datasets (e.g. chairv2=chairv2: a chairs-only "
+                   "set is not asked for doodles); repeatable")
     p.add_argument("--seeds", action="append", default=[],
                    help="NAME=seeds.md from training.eval_runs: the students over seeds, network alone (repeatable)")
     return p.parse_args(argv)
@@ -223,6 +226,17 @@ def recognition_section(bundles: list, recognizers: list[str], held: list[Paired
             "Precision, recall and F1 are macro averages over the classes present.\n\n" + recognition_table(rrows))
 
 
+def parse_only(items: list[str], names: list[str]) -> dict[str, set[str]]:
+    """``--only SET=DATASET[,DATASET]`` -> {set name: datasets}; a set not named is evaluated on every dataset."""
+    only: dict[str, set[str]] = {}
+    for item in items:
+        name, sep, datasets = item.partition("=")
+        if not sep or name not in names or not datasets.strip(","):
+            raise SystemExit(f"--only {item!r}: expected SET=DATASET[,DATASET] with SET one of {names}")
+        only.setdefault(name, set()).update(d.strip() for d in datasets.split(",") if d.strip())
+    return only
+
+
 def plot_stored(refs: list[str], dataset: str, png: Path) -> list[dict]:
     """Redraw ``png`` from the rows of ``dataset`` stored in the weight sets' manifests (no evaluation)."""
     rows = [r for ref in refs for r in read_manifest(ref).get("metrics", {}).get(dataset, {}).get("rows", [])]
@@ -241,15 +255,16 @@ def main(argv: list[str] | None = None) -> list[dict]:
         say(f"wrote {png} from {len(rows)} stored rows")
         return rows
     bundles = [load_bundle(ref) for ref in a.weights]
+    only = parse_only(a.only, [b.name for b in bundles])
     sections, all_rows, loaded = [], {}, {}
     lib = library_version()
     for di, dname in enumerate(a.dataset or ["chairv2"]):
         data = loaded[dname] = load_dataset(dname, root=a.data_root, split=a.split, pairs=a.pairs)
         conditions = {"library": lib, "data": data_fingerprint(data)}
-        rows_d = [r for ref, b in zip(a.weights, bundles, strict=True)
-                  for r in weight_set_rows(ref, b, data, di == 0, conditions, a, say)]
+        pairs = [(ref, b) for ref, b in zip(a.weights, bundles, strict=True) if dname in only.get(b.name, {dname})]
+        rows_d = [r for ref, b in pairs for r in weight_set_rows(ref, b, data, di == 0, conditions, a, say)]
         all_rows[data.name] = rows_d
-        sections += dataset_sections(data, dname, bundles, rows_d)
+        sections += dataset_sections(data, dname, [b for _, b in pairs], rows_d)
     for item in a.seeds:
         name, path = item.split("=", 1)
         sections.append(f"## {name}: students over seeds (network alone, {path})\n\n"
