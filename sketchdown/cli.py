@@ -62,6 +62,7 @@ def cmd_index(a: argparse.Namespace) -> int:
 
 def cmd_search(a: argparse.Namespace) -> int:
     from sketchdown.bundles.bundle import load_bundle
+    from sketchdown.eval.plot import fmt_pct
     from sketchdown.retrieval.retriever import Retriever
     from sketchdown.sketch.strokes import load_sketch
 
@@ -76,7 +77,7 @@ def cmd_search(a: argparse.Namespace) -> int:
         print(json.dumps(res.to_json()))
         return 0
     print(f"model {res.model} | canvas {res.canvas}px | {res.gflops:.4f} GFLOPs (full network {res.full_gflops:.3f}, "
-          f"saving {res.saving_pct:.1f}%) | {res.params / 1e6:.2f}M params | {res.latency_ms:.1f} ms")
+          f"saving {fmt_pct(res.saving_pct)}%) | {res.params / 1e6:.2f}M params | {res.latency_ms:.1f} ms")
     if res.cascade:
         print("cascade: " + " -> ".join(f"{c}px lead {m:.3f}" + ("" if t == float("inf") else f" {'>=' if m >= t else '<'} {t:.3f}")
                                         for c, m, t in res.cascade))

@@ -41,16 +41,20 @@ def test_shipped_manifest_fields() -> None:
     m = load_manifest(REPO / "weights" / "chairv2")
     assert list(m.sketch) == ["student", "student-nokd", "teacher"]
     t = m.sketch["teacher"]
-    assert isinstance(t, SketchComponent) and t.full is True and t.canvas_sizes == (224,) and t.default_canvas is None
-    assert m.sketch["student"].hog_alpha == 2.5 and m.sketch["student"].hog_alpha_category is None
+    # the paper's full network: VGG-16 Triplet-SN at 256 px; the student is distilled from it
+    assert isinstance(t, SketchComponent) and t.full is True and t.canvas_sizes == (256,) and t.default_canvas is None
+    assert t.encoder.arch == "vgg16" and m.sketch["student"].encoder.arch == "lite0"
+    assert m.sketch["student"].hog_alpha == 4.0 and m.sketch["student"].hog_alpha_category is None
+    assert m.sketch["student"].kd_loss == "structure" and m.sketch["student-nokd"].kd_weight == 0.0
     sel = m.selector
-    assert isinstance(sel, SelectorComponent) and sel.hidden == 64 and sel.start_lam == 0.1 and len(sel.costs) == 4
-    assert m.hog is not None and m.hog.cells == (16,) and m.photo is not None and m.photo.photo.size == 224
+    assert isinstance(sel, SelectorComponent) and sel.hidden == 64 and sel.start_lam == 0.2 and len(sel.costs) == 4
+    assert m.hog is not None and m.hog.cells == (16,) and m.photo is not None and m.photo.photo.size == 256
+    assert m.photo.encoder.arch == "vgg16"
 
 
 # the gallery index of a set is keyed by this id: it must not change with how the manifest is parsed
 PHOTO_IDS = {"default": "05e14e2470ff24bb3a6812be8e9f3419ab6f5231254040b1f27c486153e59e13",
-             "chairv2": "02028c28e0d64a65e4f6f71b531db3b4713049af1e3a25f5e377f12e7d9c52ce"}
+             "chairv2": "d78c0c7406198c4b3c4319419d4279a8074ffc108db7892a45ea7344069cf55c"}
 
 
 @pytest.mark.parametrize("name", sorted(PHOTO_IDS))

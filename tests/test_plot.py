@@ -92,3 +92,13 @@ def test_plot_only_redraws_from_stored_rows(tmp_path) -> None:
     assert rows and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     with pytest.raises(SystemExit, match="no stored rows"):
         plot_stored([str(repo / "weights" / "default")], "no-such-dataset", png)
+
+
+def test_fmt_pct_never_rounds_a_cost_away() -> None:
+    """A 0.25-GFLOP query against a 40-GFLOP full network saves 99.37%, never "100%"; a real 0 or 100 stays."""
+    from sketchdown.eval.plot import fmt_pct
+
+    assert [fmt_pct(x) for x in (87.5, 99.37, 99.954, 0.046, 0.0, 100.0, 50)] == [
+        "87.5", "99.4", "99.95", "0.05", "0.0", "100.0", "50.0"]
+    for x in (99.95, 99.991, 0.004, 0.01):  # the shown value is strictly inside (0, 100) when x is
+        assert 0 < float(fmt_pct(x)) < 100

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageOps
 
-from sketchdown.eval.plot import fmt_gflops
+from sketchdown.eval.plot import fmt_gflops, fmt_pct
 from sketchdown.retrieval.gallery import gallery_metadata
 from sketchdown.retrieval.retriever import RetrievalResult
 from sketchdown.sketch.imageio import MAX_PIXELS, ImageError
@@ -146,7 +146,7 @@ def _cascade_bars(res: RetrievalResult) -> list[tuple[int, float, str]]:
 def flops_html(res: RetrievalResult, s: Session) -> str:
     """The FLOP counter: this query's GFLOPs against the full network's, latency, and the session's totals."""
     save = res.saving_pct
-    save_txt = f"{save:.0f}% fewer FLOPs" if save >= 0.5 else ("same as the full network" if save > -0.5 else f"{-save:.0f}% more FLOPs")
+    save_txt = f"{fmt_pct(save)}% fewer FLOPs" if save >= 0.5 else ("same as the full network" if save > -0.5 else f"{-save:.0f}% more FLOPs")
     pick = "earlier passes" if res.cascade else "selector"
     parts = [f"{name}: {1000 * g:.2g} MFLOPs" for name, g in ((pick, res.selector_gflops), ("HOG", res.hog_gflops)) if g > 0]
     if res.hog_alpha > 0:
@@ -157,11 +157,11 @@ def flops_html(res: RetrievalResult, s: Session) -> str:
         "<div class='sd-kpis'>"
         f"<div class='sd-kpi'><b class='sd-q-gflops'>{fmt_gflops(res.gflops)}</b><span>GFLOPs this query{sel}</span></div>"
         f"<div class='sd-kpi'><b>{fmt_gflops(res.full_gflops)}</b><span>GFLOPs full network, same sketch</span></div>"
-        f"<div class='sd-kpi sd-save'><b>{save:.0f}%</b><span>{save_txt}</span></div>"
+        f"<div class='sd-kpi sd-save'><b>{fmt_pct(save) if save >= 0.5 else f'{save:.0f}'}%</b><span>{save_txt}</span></div>"
         f"<div class='sd-kpi'><b>{res.latency_ms:.0f}</b><span>ms on this CPU</span></div>"
         "</div>"
         f"<div class='sd-session'>This session: <b>{s.queries}</b> retrievals (live updates while you draw count too) · <b>{fmt_gflops(s.gflops)}</b> GFLOPs used vs "
-        f"<b>{fmt_gflops(s.full_gflops)}</b> for the full network · saved <b>{s.saving_pct:.0f}%</b></div>"
+        f"<b>{fmt_gflops(s.full_gflops)}</b> for the full network · saved <b>{fmt_pct(s.saving_pct)}%</b></div>"
         "</div>"
     )
 

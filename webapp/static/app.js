@@ -45,6 +45,14 @@ window.sdLive = {queries: [], mode: 'server'};  // what ran, for scripts/bench_b
 function inPage() { return ready && inpageBox.checked; }
 function esc(t) { return String(t).replace(/[&<>"']/g, c => ({'&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;'}[c])); }
 function fmtG(g) { return g >= 1 ? g.toFixed(2) : g >= 0.01 ? g.toFixed(3) : g.toFixed(4); }
+// as sketchdown.eval.plot.fmt_pct: the decimals a percentage needs not to show 0 or 100 when it is neither
+function fmtPct(x) {
+  for (const nd of [1, 2, 3]) {
+    const r = Number(x.toFixed(nd));
+    if (!(x > 0 && x < 100 && (r === 0 || r === 100))) return x.toFixed(nd);
+  }
+  return x.toFixed(3);
+}
 function setNote(text) { noteEl.textContent = text; }
 function sketchState() { return strokes.length + ':' + strokes.reduce((a, s) => a + s.pts.length, 0); }  // strokes only grow or go
 function setMode(on, why) {
@@ -82,9 +90,9 @@ function showResult(r, q) {
     shownSeq = q.seq; shownState = q.state;
     panel('.sd-live-badge').textContent = `${r.canvas} px`;
     const pct = 100 * r.gflops / r.fullGflops;
-    panel('.sd-live-cost').textContent = `${fmtG(r.gflops)} GFLOPs = ${pct.toFixed(1)}% of the full network's ` +
+    panel('.sd-live-cost').textContent = `${fmtG(r.gflops)} GFLOPs = ${fmtPct(pct)}% of the full network's ` +
       `${fmtG(r.fullGflops)} · ${r.ms.total.toFixed(1)} ms on this device · ${spent.queries} queries here: ` +
-      `${fmtG(spent.gflops)} GFLOPs, ${(100 * (1 - spent.gflops / spent.full)).toFixed(1)}% fewer than the full network`;
+      `${fmtG(spent.gflops)} GFLOPs, ${fmtPct(100 * (1 - spent.gflops / spent.full))}% fewer than the full network`;
     drawInk(r.ink, r.canvas);
     panel('.sd-live-probs').textContent = r.probs
       ? 'canvas selector: ' + Object.entries(r.probs).map(([c, p]) => `${c} px ${(100 * p).toFixed(0)}%`).join(' · ')
