@@ -92,7 +92,8 @@ class RecipeConfig:
 # run once per cached input (train_teacher --cache-blocks), blocks 4-5 and the projections train in bf16 where
 # the CPU has it (~1,200 steps: 77 min on 2 Xeon cores with AMX, cache included), then a second phase
 # (teacher_phases) with block 3 trainable too.
-TEACHER = ["--arch", "vgg16", "--canvas", "256", "--photo-size", "256", "--share-trunk", "--no-use-sketchy",
+VGG16 = ["--arch", "vgg16", "--canvas", "256", "--photo-size", "256", "--share-trunk"]  # Triplet-SN, one trunk
+TEACHER = [*VGG16, "--no-use-sketchy",
            "--cls-weight", "0", "--head-lr-mult", "10", "--mix", "1"]
 PROFILES: dict[str, dict[str, Any]] = {
     "gpu": {
@@ -198,6 +199,15 @@ class Recipe:
         with log.open("a") as f:  # the child keeps its own copy of the descriptor; a rerun appends
             return subprocess.Popen([sys.executable, "-m", *argv], env={**os.environ, **env}, stdout=f,
                                     stderr=subprocess.STDOUT)
+
+    def _flags(self) -> list[str]:
+        """The smoke and data flags of the stages that take no device (fusion, selector, cascade, ...)."""
+        return [*(["--smoke"] if self.profile == "smoke" else []),
+                *(["--data-root", self.cfg.data_root] if self.cfg.data_root else [])]
+
+    def _kept(self) -> dict[str, str]:
+        """The students stage's kept runs: branch name -> checkpoint path relative to the run folder."""
+        return json.loads((self.out / "students.json").read_text())
 
     # ---- stages -------------------------------------------------------------------------------------
     def teacher(self) -> None:
@@ -326,23 +336,21 @@ class Recipe:
         _pool(self, [(argv, self.out / "seeds")], 1)
 
     def fusion(self) -> None:
-        kept = json.loads((self.out / "students.json").read_text())
+        kept = self._kept()
         argv = ["training.fit_fusion", "--teacher", str(self.out / "teacher.pt"), "--out", str(self.out / "fusion"),
                 *[a for name, ck in kept.items() for a in ("--student", f"{name}={self.out / ck}")],
-                *(["--smoke"] if self.profile == "smoke" else []),
-                *(["--data-root", self.cfg.data_root] if self.cfg.data_root else [])]
+                *self._flags()]
         _pool(self, [(argv, self.out / "fusion")], 1)
 
     def selector(self) -> None:
-        kept = json.loads((self.out / "students.json").read_text())
+        kept = self._kept()
         argv = ["training.train_selector", "--student", str(self.out / kept["student"]),
                 "--teacher", str(self.out / "teacher.pt"), "--out", str(self.out / "selector"),
-                *(["--smoke"] if self.profile == "smoke" else []),
-                *(["--data-root", self.cfg.data_root] if self.cfg.data_root else [])]
+                *self._flags()]
         _pool(self, [(argv, self.out / "selector")], 1)
 
     def export(self) -> None:
-        kept = json.loads((self.out / "students.json").read_text())
+        kept = self._kept()
         argv = ["training.export", "--name", self.cfg.name, "--teacher", str(self.out / "teacher.pt"),
                 *[a for name, ck in kept.items() for a in ("--student", f"{name}={self.out / ck}")],
                 "--selector", str(self.out / "selector" / "selector.pt"), "--fusion", str(self.out / "fusion" / "fusion.json"),
@@ -352,7 +360,7 @@ class Recipe:
     def cascade(self) -> None:
         w = str(self.out / "weights")
         argv = ["training.fit_cascade", "--weights", w, "--apply", w, "--out", str(self.out / "cascade"),
-                *(["--smoke"] if self.profile == "smoke" else []), *(["--data-root", self.cfg.data_root] if self.cfg.data_root else [])]
+                *self._flags()]
         _pool(self, [(argv, self.out / "cascade")], 1)
 
     def results(self) -> None:
@@ -372,27 +380,19 @@ class Recipe:
     def _d(self, *parts: str) -> Path:
         return self.out / "default" / Path(*parts)
 
-    def _flags(self) -> list[str]:
-        """Data and smoke flags shared by the default stages (smoke runs read synthetic data, no --data-root)."""
-        if self.profile == "smoke":
-            return ["--smoke"]
-        return ["--data-root", self.cfg.data_root] if self.cfg.data_root else []
-
     def default_teacher(self) -> None:
-        argv = ["training.train_teacher", "--arch", "vgg16", "--canvas", "256", "--photo-size", "256", "--share-trunk",
-                "--init", str(self.out / "teacher.pt"), "--use-sketchy", "--use-gallery", "--mix", "0.45,0.25,0.3",
+        argv = ["training.train_teacher", *VGG16, "--init", str(self.out / "teacher.pt"), "--use-sketchy", "--use-gallery", "--mix", "0.45,0.25,0.3",
                 "--freeze-blocks", "2", "--lr", "5e-5", "--val-every", "50", *self.common,
                 *self.p["default_teacher"], "--out", str(self._d("teacher"))]
         _pool(self, [(argv, self._d("teacher"))], 1)
 
     def _default_branches(self) -> list[str]:
         """The default set's students: the Lite0 KD student, and the one trained without KD where the ChairV2 set has it."""
-        kept = json.loads((self.out / "students.json").read_text())
-        return [b for b in ("student", "student-nokd") if b in kept]
+        return [b for b in ("student", "student-nokd") if b in self._kept()]
 
     def default_student(self) -> None:
         """Each Lite0 student carried on from its ChairV2 run, KD or not as it was, same data, steps and seed."""
-        kept = json.loads((self.out / "students.json").read_text())
+        kept = self._kept()
         jobs = []
         for branch in self._default_branches():
             kd = self.p["kd_weight"] if branch == "student" else "0"
