@@ -17,6 +17,7 @@ from training.checkpoints import load_checkpoint, save_checkpoint
 from training.env import Budget, autocast, cosine_lr
 from training.eval_runs import aggregate, kd_gain, markdown
 from training.loader import batches
+from training.selector_seeds import compare
 
 
 @pytest.fixture(scope="module")
@@ -64,6 +65,13 @@ def test_recipe_runs_every_stage_and_resumes(smoke_run):
     assert dcfg["init"] == str(run / kept["student"]) and dcfg["teacher"] == str(run / "default" / "teacher" / "last.pt")
     ncfg = json.loads(load_checkpoint(run / "default" / "student-nokd" / "best.pt")["config"])
     assert ncfg["init"] == str(run / kept["student-nokd"]) and ncfg["kd_weight"] == 0 and ncfg["seed"] == dcfg["seed"]
+    # the selector over seeds: the other KD seed gets its own fusion, selector and weight set on its own student
+    other = next(s for s in range(2) if f"students/lite0-kd-s{s}/best.pt" != kept["student"])
+    sub = run / "selector_seeds" / f"s{other}"
+    assert json.loads((sub / "students.json").read_text())["student"] == f"students/lite0-kd-s{other}/best.pt"
+    bs = load_bundle(sub / "weights")
+    assert bs.selector is not None and bs.selector.model == "student"
+    assert json.loads(load_checkpoint(sub / "selector" / "selector.pt")["config"])["student"] == str(sub / "students" / f"lite0-kd-s{other}" / "best.pt")
     # the artifacts: packed checkpoints within the size bound, and the reports
     art = sorted(p.name for p in (d / "art").iterdir())
     assert "reports.tar.gz" in art and any(a.startswith("teacher-") for a in art) and any(a.startswith("students-") for a in art)
@@ -352,3 +360,19 @@ def test_selector_signal_report_against_hand_counts():
     # confidence at 32 px: margins 0.8, 0.1, 0.8, 0.6; agrees with 64 px for samples 0 and 1 only:
     # positive-negative pairs (0.8, 0.8) tie, (0.8, 0.6) win, (0.1, 0.8) and (0.1, 0.6) lose: 1.5 / 4
     assert rep["confidence_auc"]["32_agrees_with_64"] == 0.375
+
+
+def test_selector_seeds_compares_with_the_best_fixed_canvas():
+    def row(model, a1, g):
+        return {"model": f"s/student{model}", "acc@1": a1, "acc@10": a1 + 40, "gflops_per_query": g}
+
+    rows = {r["model"]: r for r in [
+        row("@64", 30.0, 0.06), row("@128", 34.0, 0.25), row("@96", 34.0, 0.14),  # a tie: the cheaper canvas is best
+        row("@64+HOG", 49.0, 0.065), row("@128+HOG", 50.0, 0.253),
+        row("+selector(lambda_F=0.2)", 33.0, 0.07), row("+selector(lambda_F=0.2)+HOG", 49.5, 0.072),
+        row("+selector(lambda_F=0)", 34.0, 0.24)]}
+    alone, hog = compare(rows, "s", "student", 0.2, False), compare(rows, "s", "student", 0.2, True)
+    assert alone["canvas"] == 96 and alone["delta_acc1"] == -1.0 and alone["fewer_flops_pct"] == round(100 * (1 - 0.07 / 0.14), 1)
+    assert hog["canvas"] == 128 and hog["delta_acc1"] == -0.5 and hog["fixed"]["gflops"] == 0.253
+    with pytest.raises(SystemExit, match="no row"):
+        compare(rows, "s", "student", 0.1, False)

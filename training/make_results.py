@@ -161,6 +161,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    "set is not asked for doodles); repeatable")
     p.add_argument("--seeds", action="append", default=[],
                    help="NAME=seeds.md from training.eval_runs: the students over seeds, network alone (repeatable)")
+    p.add_argument("--selector-seeds", action="append", default=[],
+                   help="NAME=selector_seeds.md from training.selector_seeds: the selector over student seeds (repeatable)")
     return p.parse_args(argv)
 
 
@@ -270,6 +272,12 @@ def main(argv: list[str] | None = None) -> list[dict]:
         sections.append(f"## {name}: students over seeds (network alone, {path})\n\n"
                         "Mean ± standard deviation over seeds; every student of a seed was trained on the same batches "
                         "for the same steps (`distill --arms`), KD or not.\n\n" + Path(path).read_text())
+    for item in a.selector_seeds:
+        name, path = item.split("=", 1)
+        sections.append(f"## {name}: the selector over student seeds ({path}, `training.selector_seeds`)\n\n"
+                        "Each KD seed's student with its own HOG weight and selector (trained on validation, 4-fold "
+                        "cross-validation picks the default lambda_F), on ChairV2 test: the selector at that lambda_F "
+                        "against the same student's best fixed canvas.\n\n" + Path(path).read_text())
     first = next(iter(all_rows))
     out = Path(a.results)
     png = out.with_name("flops_vs_acc.png")

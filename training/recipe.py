@@ -20,7 +20,9 @@ Stages, each a separate process so a GPU is handed from one to the next clean:
   selector  the RL canvas selector on the kept KD student (train_selector, 4-fold CV picks the default lambda_F)
   export    the weight set (fp16 safetensors + manifest) in OUT/weights
   cascade   the confidence cascade of the exported student on validation (fit_cascade), added to OUT/weights
-  results   the ChairV2 test table of that set (make_results)
+  selector_seeds  fusion, selector and weight set for every other Lite0 KD seed (selector_seeds/s<seed>/), and each
+            set's selector against its student's best fixed canvas on ChairV2 test: selector_seeds.md
+  results   the ChairV2 test table of that set (make_results), with seeds.md and selector_seeds.md
 
 With ``--default-set`` the same command goes on to the app's default set (``OUT/default/weights``), which ranks
 the default gallery's kinds as well as chairs, on the same full network:
@@ -60,7 +62,7 @@ from typing import Any
 from .configs import parse_config
 from .env import git_sha
 
-CHAIR_STAGES = ("teacher", "students", "seeds", "fusion", "selector", "export", "cascade", "results")
+CHAIR_STAGES = ("teacher", "students", "seeds", "fusion", "selector", "export", "cascade", "selector_seeds", "results")
 DEFAULT_STAGES = ("default_teacher", "default_student", "default_fusion", "default_heads", "default_selector",
                   "default_export", "default_cascade")
 STAGES = CHAIR_STAGES + DEFAULT_STAGES
@@ -363,13 +365,44 @@ class Recipe:
                 *self._flags()]
         _pool(self, [(argv, self.out / "cascade")], 1)
 
+    def selector_seeds(self) -> None:
+        """The selector over seeds: for every other Lite0 KD seed, that student's fusion, selector and weight set
+        (a sub-recipe in ``selector_seeds/s<seed>/`` over this run's teacher and student runs), then every set's
+        selector against its student's best fixed canvas on ChairV2 test (``training.selector_seeds``)."""
+        kept = self._kept()
+        sets = [self.out / "weights"]
+        for seed in range(self.p["seeds"]):
+            run = run_name("lite0", 1, seed)
+            if f"students/{run}/best.pt" == kept["student"] or not (self.out / "students" / run / "result.json").is_file():
+                continue
+            sub = self.out / "selector_seeds" / f"s{seed}"
+            sub.mkdir(parents=True, exist_ok=True)
+            for name in ("teacher.pt", "students"):  # the sub-recipe reads this run's files where they are
+                if not (sub / name).exists():
+                    (sub / name).symlink_to(Path("..", "..", name))
+            branches = {"student": run, "student-nokd": run_name("lite0", 0, seed)}
+            (sub / "students.json").write_text(json.dumps(
+                {b: f"students/{r}/best.pt" for b, r in branches.items() if (self.out / "students" / r / "best.pt").is_file()},
+                indent=1) + "\n")
+            argv = ["training.recipe", "--out", str(sub), "--stages", "fusion,selector,export", "--name", self.cfg.name,
+                    *self._flags()]
+            _pool(self, [(argv, sub / "stages")], 1)
+            sets.append(sub / "weights")
+        if self.profile == "smoke":
+            self.log("selector_seeds: evaluation skipped in smoke mode (no test split)")
+            return
+        argv = ["training.selector_seeds", *[a for w in sets for a in ("--seed", str(w))], "--out",
+                str(self.out / "selector_seeds.md"), *self._flags()]
+        _pool(self, [(argv, self.out / "selector_seeds" / "summary")], 1)
+
     def results(self) -> None:
         if self.profile == "smoke":
             self.log("results: skipped in smoke mode (no test split)")
             return
-        seeds = self.out / "seeds" / "seeds.md"
+        seeds, sel = self.out / "seeds" / "seeds.md", self.out / "selector_seeds.md"
         argv = ["training.make_results", "--weights", str(self.out / "weights"), "--dataset", "chairv2",
                 "--results", str(self.out / "RESULTS.md"), *(["--seeds", f"{self.cfg.name}={seeds}"] if seeds.is_file() else []),
+                *(["--selector-seeds", f"{self.cfg.name}={sel}"] if sel.is_file() else []),
                 *(["--data-root", self.cfg.data_root] if self.cfg.data_root else [])]
         _pool(self, [(argv, self.out / "results")], 1)
 
@@ -505,6 +538,7 @@ class Recipe:
 
 # the least time a stage needs to be started before a deadline (its budget can shrink only so far)
 MIN_STAGE_S = {"teacher": 240.0, "students": 150.0, "seeds": 40.0, "fusion": 60.0, "selector": 150.0, "cascade": 90.0,
+               "selector_seeds": 300.0,
                "export": 30.0, "results": 120.0, "default_teacher": 240.0, "default_student": 150.0,
                "default_fusion": 60.0, "default_heads": 60.0, "default_selector": 150.0, "default_export": 30.0,
                "default_cascade": 90.0}
