@@ -22,6 +22,7 @@ import statistics
 from pathlib import Path
 
 from sketchdown.bundles.weights import read_manifest
+from sketchdown.eval.rows import RowKey
 
 
 def evaluate_rows(weights: Path, data_root: str | None) -> dict[str, dict]:
@@ -52,18 +53,18 @@ def read_rows(paths: list[Path]) -> dict[str, dict]:
 def compare(rows: dict[str, dict], set_name: str, branch: str, lam: float, hog: bool) -> dict:
     """The selector at ``lam`` against the branch's best fixed canvas (highest Acc@1; on a tie the cheaper one):
     {"canvas", "fixed" / "selector": {"acc@1", "acc@10", "gflops"}, "delta_acc1", "fewer_flops_pct"}."""
-    suffix = "+HOG" if hog else ""
-    prefix = f"{set_name}/{branch}@"
-    fixed = [r for m, r in rows.items() if m.startswith(prefix) and m.endswith(suffix) and ("+HOG" in m) == hog]
+    keys = {RowKey.parse(m): r for m, r in rows.items()}
+    fixed = {k.canvas: r for k, r in keys.items()
+             if k.weights == set_name and k.model == branch and k.canvas is not None and k.hog == hog}
     if not fixed:
-        raise SystemExit(f"no fixed-canvas rows of {prefix}*{suffix} (evaluate with --sweep)")
-    best = max(fixed, key=lambda r: (r["acc@1"], -r["gflops_per_query"]))
-    key = f"{set_name}/{branch}+selector(lambda_F={lam:g}){suffix}"
+        raise SystemExit(f"no fixed-canvas rows of {set_name}/{branch} (hog {hog}; evaluate with --sweep)")
+    canvas = max(fixed, key=lambda c: (fixed[c]["acc@1"], -fixed[c]["gflops_per_query"]))
+    best, key = fixed[canvas], RowKey(branch, lam=lam, hog=hog, weights=set_name).label()
     if key not in rows:
         raise SystemExit(f"no row {key!r} (have: {', '.join(sorted(rows))})")
     sel = rows[key]
     pick = lambda r: {"acc@1": r["acc@1"], "acc@10": r["acc@10"], "gflops": r["gflops_per_query"]}  # noqa: E731
-    return {"canvas": int(best["model"][len(prefix):].removesuffix(suffix)), "fixed": pick(best), "selector": pick(sel),
+    return {"canvas": canvas, "fixed": pick(best), "selector": pick(sel),
             "delta_acc1": round(sel["acc@1"] - best["acc@1"], 2),
             "fewer_flops_pct": round(100 * (1 - sel["gflops_per_query"] / best["gflops_per_query"]), 1)}
 
@@ -77,7 +78,7 @@ def seed_rows(weights: Path, rows: dict[str, dict]) -> dict:
     branch, lam = sel["model"], float(sel["default_lam"])
     run = m.get("provenance", {}).get(branch, {}).get("config", {})  # the student's training config
     student = f"{Path(str(run.get('out', '?'))).name} (seed {run.get('seed', '?')})"
-    hog = any(k.startswith(f"{m['name']}/{branch}@") and k.endswith("+HOG") for k in rows)
+    hog = any(k.hog and k.model == branch and k.weights == m["name"] for k in map(RowKey.parse, rows))
     return {"weights": str(weights), "student": student, "lam": lam,
             "alone": compare(rows, m["name"], branch, lam, False),
             "hog": compare(rows, m["name"], branch, lam, True) if hog else None, "rows": list(rows.values())}
