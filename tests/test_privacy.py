@@ -162,7 +162,9 @@ def stop(proc) -> None:
 
 
 def files_under(d: Path) -> list[Path]:
-    return [p for p in d.rglob("*") if p.is_file()] if d.is_dir() else []
+    """Every file below ``d``; a folder the server removes while it is being listed is skipped, not an error
+    (the server sweeps sessions on its own thread while a test polls)."""
+    return [Path(root) / f for root, _, files in os.walk(d) for f in files]
 
 
 def user_files(srv: SimpleNamespace) -> list[Path]:
