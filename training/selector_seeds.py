@@ -78,7 +78,8 @@ def seed_rows(weights: Path, rows: dict[str, dict]) -> dict:
     branch, lam = sel["model"], float(sel["default_lam"])
     run = m.get("provenance", {}).get(branch, {}).get("config", {})  # the student's training config
     student = f"{Path(str(run.get('out', '?'))).name} (seed {run.get('seed', '?')})"
-    hog = any(k.hog and k.model == branch and k.weights == m["name"] for k in map(RowKey.parse, rows))
+    hog = any(k.hog and k.model == branch and k.weights == m["name"] and k.canvas is not None
+              for k in map(RowKey.parse, rows))  # fixed-canvas +HOG rows, as compare() needs
     return {"weights": str(weights), "student": student, "lam": lam,
             "alone": compare(rows, m["name"], branch, lam, False),
             "hog": compare(rows, m["name"], branch, lam, True) if hog else None, "rows": list(rows.values())}
