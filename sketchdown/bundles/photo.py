@@ -11,6 +11,7 @@ import contextlib
 import functools
 import hashlib
 import os
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -152,7 +153,9 @@ class EdgeCache:
         e = hed_edges(self.hed, np.asarray(open_image(path), np.uint8))
         q = np.round(e * 255).astype(np.uint8)
         k.parent.mkdir(parents=True, exist_ok=True)
-        tmp = k.with_suffix(".tmp.png")
+        # a name of this process's own: processes started together on a cold cache (a recipe's teacher
+        # variants) write the same maps at once, and a shared temporary name made one's rename fail
+        tmp = k.with_name(f"{k.stem}.{os.getpid()}.{threading.get_ident()}.tmp.png")
         cv2.imwrite(str(tmp), q)
         tmp.replace(k)
         # the 8-bit map, as every later (cached) call returns it: a cold and a warm cache must give the

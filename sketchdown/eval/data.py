@@ -116,8 +116,15 @@ def load_chairv2(root: str | os.PathLike | None = None, split: str = "test") -> 
         if photo not in pid or key not in coords:
             raise DatasetError(f"ChairV2: sketch {name} has no photo or strokes")
         items.append(SketchItem(name, from_pen_array(np.asarray(coords[key])), pid[photo]))
-    photos = [d / "photo" / f"{p}.png" for p in photo_ids]
+    photos = [_chair_photo(d / "photo", p) for p in photo_ids]
     return PairedDataset(f"chairv2-{split}", items, photos, ["chair"] * len(photos))
+
+
+def _chair_photo(folder: Path, stem: str) -> Path:
+    """A ChairV2 photo: the dataset's PNG, else a JPEG copy of it (``training.kit`` recompresses the photos so the
+    dataset travels to a training machine in a few MiB). A missing photo is reported when it is read."""
+    png = folder / f"{stem}.png"
+    return png if png.is_file() or not (folder / f"{stem}.jpg").is_file() else folder / f"{stem}.jpg"
 
 
 def load_sketchy(root: str | os.PathLike | None = None, split: str = "test", folder: str = "sketchy10") -> PairedDataset:

@@ -17,8 +17,8 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import faiss
 import numpy as np
 import torch
 
@@ -37,6 +37,9 @@ from sketchdown.retrieval.twostage import TwoStageSearch
 from sketchdown.sketch.hog import hog_descriptor
 from sketchdown.sketch.imageio import IMAGE_EXTS, ImageError, open_image
 from sketchdown.sketch.render import render_ink
+
+if TYPE_CHECKING:  # faiss is imported where an index is built, saved or read, so code that only encodes
+    import faiss  # (training on a GPU machine without faiss: training/lease.sh) can import this package
 
 INDEX_FILE, META_FILE = "index.faiss", "index.json"
 HOG_FILE = "hog.f16.npy"  # a two-stage index's HOG rows, float16, memory-mapped when loaded
@@ -119,11 +122,41 @@ def _labels_for(root: Path, rels: list[str]) -> tuple[list[str], list[str]]:
     return labels, cats
 
 
-def make_index(emb: np.ndarray, kind: str = "auto") -> faiss.Index:
-    """Inner-product index over vectors ``(N, D)`` float32: ``flat`` (exact), ``hnsw``, ``ivf``."""
+class ExactIndex:
+    """Exact inner-product search over ``(N, D)`` float32 vectors in NumPy, with the faiss index methods the
+    search and evaluation code calls (``search``, ``ntotal``, ``d``, ``reconstruct_n``): what ``make_index``
+    returns for an exact index where faiss is not installed (a GPU training machine, ``training/lease.sh``).
+    It cannot be saved; galleries on disk are faiss indexes."""
+
+    def __init__(self, vectors: np.ndarray) -> None:
+        self.x = np.ascontiguousarray(vectors, np.float32)
+        self.ntotal, self.d = self.x.shape
+
+    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """(scores (Q, k) float32, ids (Q, k) int64), best first; past the gallery's end -inf and -1."""
+        s = np.asarray(queries, np.float32) @ self.x.T
+        top = np.argsort(-s, axis=1, kind="stable")[:, :k]
+        scores = np.full((len(s), k), -np.inf, np.float32)
+        ids = np.full((len(s), k), -1, np.int64)
+        scores[:, : top.shape[1]], ids[:, : top.shape[1]] = np.take_along_axis(s, top, 1), top
+        return scores, ids
+
+    def reconstruct_n(self, start: int, n: int) -> np.ndarray:
+        return self.x[start : start + n].copy()
+
+
+def make_index(emb: np.ndarray, kind: str = "auto") -> faiss.Index | ExactIndex:
+    """Inner-product index over vectors ``(N, D)`` float32: ``flat`` (exact), ``hnsw``, ``ivf``. Without faiss
+    an exact index is an :class:`ExactIndex`; the approximate kinds need faiss."""
     n, dim = emb.shape
     if kind == "auto":
         kind = "ivf" if n > IVF_ABOVE else "flat"
+    try:
+        import faiss
+    except ImportError:
+        if kind == "flat":
+            return ExactIndex(emb)
+        raise
     if kind == "flat":
         index = faiss.IndexFlatIP(dim)
     elif kind == "hnsw":
@@ -153,7 +186,7 @@ class GalleryIndex:
     paths: list[str]
     labels: list[str]
     categories: list[str]
-    index: faiss.Index | TwoStageSearch  # over fused vectors, or in two stages (meta index_type "twostage")
+    index: faiss.Index | ExactIndex | TwoStageSearch  # over fused vectors, or in two stages (meta "twostage")
     meta: dict
 
     def __len__(self) -> int:
@@ -172,6 +205,8 @@ class GalleryIndex:
 
     def save(self, out: str | os.PathLike) -> Path:
         out = Path(out)
+        import faiss
+
         out.mkdir(parents=True, exist_ok=True)
         tmp = out / (INDEX_FILE + ".tmp")
         two = self.index if isinstance(self.index, TwoStageSearch) else None
@@ -191,6 +226,8 @@ class GalleryIndex:
     @classmethod
     def load(cls, out: str | os.PathLike, root: str | os.PathLike, photo_id: str | None = None, check_files: bool = True) -> GalleryIndex:
         """Load an index; raise :class:`GalleryError` if missing, corrupt or stale."""
+        import faiss
+
         out, root = Path(out), Path(root)
         if not (out / META_FILE).is_file() or not (out / INDEX_FILE).is_file():
             raise GalleryError(f"no gallery index in {out}")

@@ -10,7 +10,6 @@ rows of a query's candidates are the only ones read.
 
 from __future__ import annotations
 
-import faiss
 import numpy as np
 
 
@@ -41,6 +40,8 @@ class TwoStageSearch:
 
     def vectors(self) -> np.ndarray:
         """All fused vectors ``(N, E + H)`` float32, ``[embedding, HOG]`` as a flat index would hold them."""
+        import faiss  # late, as in the gallery module: encoding alone must not need faiss
+
         ivf = faiss.try_extract_index_ivf(self.first)
         if ivf is not None:
             ivf.make_direct_map()  # IVF lists are not in photo order: reconstructing needs the map
