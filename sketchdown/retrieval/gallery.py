@@ -204,9 +204,9 @@ class GalleryIndex:
         return self.index.reconstruct_n(0, self.index.ntotal)
 
     def save(self, out: str | os.PathLike) -> Path:
-        out = Path(out)
         import faiss
 
+        out = Path(out)
         out.mkdir(parents=True, exist_ok=True)
         tmp = out / (INDEX_FILE + ".tmp")
         two = self.index if isinstance(self.index, TwoStageSearch) else None
