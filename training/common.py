@@ -5,6 +5,7 @@ config parsing in :mod:`training.configs`."""
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,6 +33,8 @@ class Source:
     raster_cache: dict[int, Sketch] = field(default_factory=dict)
     # category-level pairs (doodles): (photos of a kind, sketches of that kind); None: instance-level
     kinds: list[tuple[tuple[int, ...], list[int]]] | None = None
+    # instance-level: the photos batches are drawn from (None: all); a held-out fold's photos stay out
+    train_photos: list[int] | None = None
 
     def sketch(self, i: int) -> Sketch:
         if i not in self.raster_cache:
@@ -53,11 +56,41 @@ def make_source(name: str, data: PairedDataset, edges: EdgeCache) -> Source:
     return Source(name, data, ink, by_photo, kinds=kinds)
 
 
+def subset_source(src: Source, photo_ids: list[int], name: str) -> Source:
+    """The photos ``photo_ids`` of an instance-level ``src`` (re-indexed in that order) and their sketches; the
+    edge maps are reused, not recomputed."""
+    data = dataclasses.replace(src.data.subset(photo_ids), name=name)
+    by_photo: list[list[int]] = [[] for _ in data.photos]
+    for i, it in enumerate(data.sketches):
+        by_photo[it.photo].append(i)
+    return Source(name, data, [src.photo_ink[p] for p in photo_ids], by_photo)
+
+
 def split_val(data: PairedDataset, n_val: int, seed: int = 0) -> tuple[PairedDataset, PairedDataset]:
     """Carve ``n_val`` photos (and their sketches) out of a training split for model selection."""
     rng = np.random.default_rng(seed)
     order = rng.permutation(len(data.photos)).tolist()
     return data.subset(sorted(order[n_val:])), data.subset(sorted(order[:n_val]))
+
+
+def parse_holdout(holdout: str) -> tuple[int, int]:
+    """``"f/k"`` -> (f, k): fold f of k held out (0 <= f < k, k >= 2)."""
+    try:
+        f, k = (int(v) for v in holdout.split("/"))
+    except ValueError:
+        raise SystemExit(f"--holdout {holdout!r}: expected FOLD/FOLDS, e.g. 0/4") from None
+    if not (k >= 2 and 0 <= f < k):
+        raise SystemExit(f"--holdout {holdout!r}: need FOLDS >= 2 and 0 <= FOLD < FOLDS")
+    return f, k
+
+
+def photo_fold_of(n_photos: int, k: int, seed: int = 0) -> np.ndarray:
+    """Fold in [0, k) of each of ``n_photos`` training photos, (n_photos,) int64: shuffled, dealt round-robin
+    (fold sizes differ by <= 1). A student trained with ``distill --holdout f/k`` never sees fold f's photos
+    or sketches, so its rankings of them are held out (the canvas selector's extra rewards)."""
+    fold = np.empty(n_photos, np.int64)
+    fold[np.random.default_rng([seed, k]).permutation(n_photos)] = np.arange(n_photos) % k
+    return fold
 
 
 def load_sources(
@@ -129,6 +162,9 @@ def sample_batch(src: Source, batch: int, rng: np.random.Generator, class_index:
                 sketch_ids.append(int(rng.choice(sks_k)))
                 if len(photos) == batch:
                     break
+    elif src.train_photos is not None:
+        allowed = np.asarray(src.train_photos)
+        photos = [int(p) for p in rng.choice(allowed, size=min(batch, len(allowed)), replace=False)]
     else:
         n = len(src.data.photos)
         photos = [int(p) for p in rng.choice(n, size=min(batch, n), replace=False)]

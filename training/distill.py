@@ -18,6 +18,9 @@ on what HOG gets wrong instead of re-learning what HOG already ranks right; vali
 ``--doodle-val`` trains on doodles 0..63 and adds doodles 64..79 (network alone, any photo of the kind
 counts, Acc@5 + Acc@10) to the selection score, beside the ChairV2 validation split.
 The student has per-canvas BatchNorm, so a 32 px canvas runs a 32 px forward pass.
+``--holdout f/k`` keeps fold f of k of the ChairV2 training photos (``common.photo_fold_of``) and their sketches
+out of every batch (validation is unchanged): k such students rank every training sketch held out, the canvas
+selector's extra samples (``train_selector --fold-students``).
 
 Sketch recognition rides on the same backbone: a category head over the teacher's classes, trained
 with cross-entropy, plus Hinton soft-target KD from the teacher's category head when distilling
@@ -63,6 +66,8 @@ from .common import (
     evaluate_ranks,
     load_sources,
     make_source,
+    parse_holdout,
+    photo_fold_of,
     pick_source,
     sample_batch,
     sketch_canvases,
@@ -113,6 +118,7 @@ class DistillConfig:
     arms: str = ""  # "[name=]arch:kd_weight[:lr[:kd_loss]],...": several students on the same batches; --out holds "{arm}"
     bank: int = 0  # > 0: draw sketches from this many fixed variants each, teacher embeddings cached (training.bank)
     bank_dir: str = ""  # where the bank caches live (default: a "banks" folder beside the teacher checkpoint)
+    holdout: str = ""  # "f/k": ChairV2 training photos of fold f (common.photo_fold_of) never drawn (selector rewards)
     seed: int = 0
     device: str = "auto"
     smoke: bool = False
@@ -258,12 +264,22 @@ def _data(cfg: DistillConfig) -> tuple[list[Source], list[Source]]:
     else:
         sources, val = load_sources(cfg.data_root, cfg.use_sketchy, cfg.n_val, EdgeCache(), cfg.use_gallery,
                                     cfg.use_doodles, "fit" if cfg.doodle_val else "train")
+    if cfg.holdout:
+        hold(sources[0], *parse_holdout(cfg.holdout))
     vals = [val]
     if cfg.doodle_val and not cfg.smoke:
         vals.append(make_source("doodles-val", load_doodles("val", max_per_class=cfg.doodle_val_per_class), EdgeCache()))
     elif cfg.doodle_val:  # smoke: a synthetic category-level split stands in
         vals.append(category_level(synthetic_source(6, seed=3, name="doodles-val")))
     return sources, vals
+
+
+def hold(src: Source, fold: int, folds: int) -> None:
+    """Keep fold ``fold`` of ``folds`` of ``src``'s photos (and so their sketches) out of its batches."""
+    if src.data.positives is not None:
+        raise SystemExit(f"--holdout: {src.name} is category-level; folds split instance-level photos")
+    of = photo_fold_of(len(src.data.photos), folds)
+    src.train_photos = np.flatnonzero(of != fold).tolist()
 
 
 @dataclass

@@ -4,6 +4,7 @@ reward of every (sample, canvas) through the frozen student, computed once and c
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 from dataclasses import dataclass
@@ -24,9 +25,20 @@ from sketchdown.sketch.strokes import Sketch, stroke_sequence
 
 from .augment import augment_vector
 from .checkpoints import load_checkpoint, load_fusion, load_teacher
-from .common import Source, distractor_inks, encode_photos, load_sources, make_source, sketch_tensor
+from .common import (
+    Source,
+    distractor_inks,
+    encode_photos,
+    load_sources,
+    make_source,
+    parse_holdout,
+    photo_fold_of,
+    sketch_tensor,
+    subset_source,
+)
 from .configs import recorded_config
 from .distill import DistillConfig
+from .runs import teacher_for
 
 if TYPE_CHECKING:
     from .train_selector import SelectorConfig
@@ -57,14 +69,6 @@ def reward_table(student: torch.nn.Module, canvases: tuple[int, ...], sketches: 
         out[:, ci] = (1.0 / rank - triplet_weight * hinge.mean(1)).numpy()
         ranks[:, ci] = rank.int().numpy()
     return out, ranks
-
-
-def _file_id(path: str | None) -> str:
-    """Size and mtime of a file the reward table depends on ("" when unset or missing)."""
-    if not path or not Path(path).is_file():
-        return ""
-    st = Path(path).stat()
-    return f"{st.st_size}:{st.st_mtime_ns}"
 
 
 def _file_id(path: str | None) -> str:
@@ -115,6 +119,11 @@ class Samples:
     canvases: tuple[int, ...]
     source: np.ndarray  # (N,) int64 index into ``sources``
     sources: tuple[str, ...] = ("chairv2",)
+    domain: np.ndarray | None = None  # (N,) int64: what the policy's loss weighs equally (None: ``source``)
+
+    def __post_init__(self) -> None:
+        if self.domain is None:
+            self.domain = self.source
 
 
 @dataclass
@@ -125,10 +134,18 @@ class _Part:
     full: np.ndarray  # (n,) bool
     group: np.ndarray  # (n,) int64
     inks: list[np.ndarray]  # the P photos' edge maps
+    # whose rankings the rewards are (None: the selector's own student and its photo encoder)
+    student: torch.nn.Module | None = None
+    photo: tuple[torch.nn.Module, PhotoSpec] | None = None
+
+
+# sources weighed as one in the policy's loss: held-out training folds are more ChairV2 sketches like validation's
+DOMAIN = {"chairv2-train": "chairv2"}
+FOLD_GROUP = 2 * 10**6  # CV groups of held-out training photos: FOLD_GROUP + 1000 * fold + photo (no clash with val photos)
 
 
 def _samples(source: str, src: Source, inks: list[np.ndarray], variants: int, prefix_steps: int,
-             rng: np.random.Generator) -> _Part:
+             rng: np.random.Generator, group_offset: int = 0) -> _Part:
     """Every sketch of ``src`` x ``variants`` (the first as drawn, the others augmented) x prefix lengths,
     ranked among ``inks`` (the source's photos first, then any distractors)."""
     truth = src.data.true()  # (n,) photo index, or (n, photos) mask for category-level pairs
@@ -139,7 +156,7 @@ def _samples(source: str, src: Source, inks: list[np.ndarray], variants: int, pr
     sketches, true, full, group = [], [], [], []
     for i in range(len(src.data.sketches)):
         base = src.sketch(i)
-        g = 10**6 + kinds[tuple(sorted(src.data.positives[i]))] if cat else int(truth[i])
+        g = 10**6 + kinds[tuple(sorted(src.data.positives[i]))] if cat else group_offset + int(truth[i])
         for v in range(variants):
             sk = base if v == 0 else augment_vector(base, rng, p_prefix=0.0)
             for f in np.linspace(1.0 / prefix_steps, 1.0, prefix_steps):
@@ -184,6 +201,7 @@ def _parts(cfg: SelectorConfig, m: _Models, rng: np.random.Generator) -> list[_P
         extra = distractor_inks(train[0], cfg.distractors, rng)
     m.student.eval()
     parts = [_samples("chairv2", val, list(val.photo_ink) + extra, cfg.variants, cfg.prefix_steps, rng)]
+    parts += _fold_parts(cfg, m, rng)
     if cfg.doodle_variants > 0:
         if cfg.smoke:
             from .synthetic import category_level, synthetic_source
@@ -195,6 +213,34 @@ def _parts(cfg: SelectorConfig, m: _Models, rng: np.random.Generator) -> list[_P
     return parts
 
 
+def _fold_parts(cfg: SelectorConfig, m: _Models, rng: np.random.Generator) -> list[_Part]:
+    """Per ``--fold-students`` checkpoint (trained with ``distill --holdout f/k``): the sketches of its held-out
+    training photos, ranked among those photos by that student and its teacher's photo encoder."""
+    out = []
+    for path in filter(None, (p.strip() for p in cfg.fold_students.split(","))):
+        ck = load_checkpoint(Path(path))
+        scfg = recorded_config(DistillConfig, json.loads(ck["config"]), path)
+        if not scfg.holdout:
+            raise SystemExit(f"{path}: not trained with --holdout, its training sketches are not held out")
+        if tuple(scfg.canvases) != tuple(m.canvases):
+            raise SystemExit(f"{path}: canvases {tuple(scfg.canvases)} differ from the selector's student's {m.canvases}")
+        fold, folds = parse_holdout(scfg.holdout)
+        student = build_encoder(EncoderConfig(**json.loads(ck["encoder"])), weights=ck["student"]).eval()
+        _, photo_enc, _, pspec, _ = teacher_for(scfg.teacher, scfg.smoke and scfg.teacher == DistillConfig.teacher)
+        if scfg.smoke:
+            from .synthetic import synthetic_source
+
+            train = synthetic_source(12, seed=1)  # what the smoke student trained on
+        else:
+            train = load_sources(scfg.data_root or cfg.data_root or m.root, False, scfg.n_val, EdgeCache())[0][0]
+        keep = np.flatnonzero(photo_fold_of(len(train.data.photos), folds) == fold).tolist()
+        held = subset_source(train, keep, "chairv2-train")
+        pt = _samples("chairv2-train", held, list(held.photo_ink), cfg.variants, cfg.prefix_steps, rng,
+                      FOLD_GROUP + 1000 * fold)
+        out.append(dataclasses.replace(pt, student=student, photo=(photo_enc.eval(), pspec)))
+    return out
+
+
 def _rewards(cfg: SelectorConfig, m: _Models, parts: list[_Part]) -> tuple[np.ndarray, np.ndarray]:
     """(R_acc, rank), each (N, K), of every part's samples; cached in ``cfg.out``."""
     render = RenderSpec()
@@ -203,7 +249,8 @@ def _rewards(cfg: SelectorConfig, m: _Models, parts: list[_Part]) -> tuple[np.nd
     student_id = _file_id(str(Path(cfg.student) / "manifest.json") if Path(cfg.student).is_dir() else cfg.student)
     key = json.dumps([3, cfg.student, student_id, cfg.student_branch, cfg.fusion, _file_id(cfg.fusion), cfg.fusion_branch,
                       cfg.distractors, cfg.variants, cfg.doodle_variants, cfg.prefix_steps, cfg.margin,
-                      cfg.triplet_weight, cfg.seed, [len(pt.sketches) for pt in parts]])
+                      cfg.triplet_weight, cfg.seed, [len(pt.sketches) for pt in parts],
+                      [[p, _file_id(p)] for p in cfg.fold_students.split(",") if p]])
     cache = Path(cfg.out) / "rewards.npz"
     cached = np.load(cache) if cache.is_file() else None
     if cached is not None and str(cached["key"]) == key:
@@ -215,8 +262,9 @@ def _rewards(cfg: SelectorConfig, m: _Models, parts: list[_Part]) -> tuple[np.nd
             spec, instance_alpha, category_alpha = m.fusion
             alpha = category_alpha if pt.true.ndim == 2 else instance_alpha
             hog_sims = torch.from_numpy(sketch_hogs(pt.sketches, spec, render) @ ink_hogs(pt.inks, spec, render).T)
-        photo_emb = encode_photos(m.photo_enc, pt.inks, m.pspec, render)
-        tables.append(reward_table(m.student, m.canvases, pt.sketches, pt.true, photo_emb, render, cfg.margin,
+        photo_enc, pspec = pt.photo or (m.photo_enc, m.pspec)
+        photo_emb = encode_photos(photo_enc, pt.inks, pspec, render)
+        tables.append(reward_table(pt.student or m.student, m.canvases, pt.sketches, pt.true, photo_emb, render, cfg.margin,
                                    cfg.triplet_weight, hog_sims, alpha))
     r_acc, rank = np.concatenate([t[0] for t in tables]), np.concatenate([t[1] for t in tables])
     np.savez(cache, r_acc=r_acc, rank=rank, key=np.array(key))
@@ -232,8 +280,10 @@ def prepare(cfg: SelectorConfig, rng: np.random.Generator) -> Samples:
     r_comp = -(flops - flops.min()) / max(1.0, flops.max() - flops.min())
     seqs = [stroke_sequence(sk) for pt in parts for sk in pt.sketches]
     group = np.concatenate([pt.group for pt in parts])
-    source = np.concatenate([np.full(len(pt.sketches), i, np.int64) for i, pt in enumerate(parts)])
+    names = list(dict.fromkeys(pt.source for pt in parts))  # parts of one source (training folds) share its index
+    source = np.concatenate([np.full(len(pt.sketches), names.index(pt.source), np.int64) for pt in parts])
+    dom = np.array([names.index(DOMAIN[n]) if DOMAIN.get(n) in names else i for i, n in enumerate(names)], np.int64)
     print(json.dumps({"samples": len(seqs), "mean_r_acc_per_canvas": r_acc.mean(0).round(3).tolist(),
                       "gflops": (flops / 1e9).round(4).tolist()}), file=sys.stderr)
     return Samples(seqs, group, np.concatenate([pt.full for pt in parts]), r_acc, rank, flops, r_comp, tuple(m.canvases),
-                   source, tuple(pt.source for pt in parts))
+                   source, tuple(names), dom[source])

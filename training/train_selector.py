@@ -40,12 +40,20 @@ the abstract drawings the app's gallery mostly gets, and those need larger canva
 The two sources weigh equally in the loss; folds split the doodles by kind, and ``cv.json`` reports
 each source on its own.
 
+``--fold-students a.pt,b.pt,...`` adds ChairV2 *training* sketches: each checkpoint was trained by ``distill
+--holdout f/k`` without the photos of fold f, so its rankings of those photos' sketches (among those photos) are
+held out like validation's, from a student of the same recipe. With k folds every training sketch is a sample,
+~6x validation's 131; they weigh per sample like validation's, their photos are CV groups of their own, and
+``cv.json`` reports them as ``held_out_chairv2-train`` beside ``held_out`` (validation, the selection criterion).
+
 ``--student`` takes a training checkpoint or a shipped weight-set folder (``weights/default``: its
 ``--student-branch``, photo encoder and HOG fusion), so a selector can be retrained for shipped weights.
 
     python -m training.train_selector --student runs/student/best.pt --fusion runs/fusion/fusion.json --out runs/selector
     python -m training.train_selector --student weights/default --folds 4 --out runs/selector_cv
     python -m training.train_selector --student weights/default --doodle-variants 1 --folds 4 --out runs/selector_dd
+    python -m training.train_selector --student runs/student/best.pt --fold-students runs/f0/best.pt,runs/f1/best.pt,... \
+        --out runs/selector_kf
     python -m training.train_selector --smoke --out /tmp/sel
 """
 
@@ -83,6 +91,9 @@ class SelectorConfig:
     fusion_branch: str = "student"  # whose alpha in fusion.json
     distractors: int = 0  # training photos added to the validation gallery (0: the 40 validation photos alone)
     doodle_variants: int = 0  # > 0: also the doodle validation split (category-level) x this many variants
+    # distill checkpoints trained with --holdout f/k (comma-separated): each ranks its held-out training photos'
+    # sketches, more samples for the policy ("chairv2-train"; weighed per sample like ChairV2 validation)
+    fold_students: str = ""
     data_root: str | None = None
     hidden: int = 64
     variants: int = 3  # augmented copies of every validation sketch
@@ -198,7 +209,7 @@ def cross_validate(cfg: SelectorConfig, smp: Samples) -> dict:
     for f in range(cfg.folds):
         held, train = np.flatnonzero(fold == f), np.flatnonzero(fold != f)
         policy = train_policy(cfg, smp.seqs, smp.r_acc, smp.r_comp, train, np.random.default_rng(cfg.seed + 10 + f),
-                              f"cv fold {f}", smp.source)
+                              f"cv fold {f}", smp.domain)
         for lam in picks:
             picks[lam][held] = greedy_picks(policy, smp.seqs, held, lam)
     first = smp.source == 0
@@ -240,7 +251,7 @@ def main(argv: list[str] | None = None) -> dict:
         print(json.dumps({k: v for k, v in cv.items() if k.startswith("held_out")}, indent=1), file=sys.stderr)
 
     everything = np.arange(len(seqs))
-    policy = train_policy(cfg, seqs, smp.r_acc, r_comp, everything, rng, source=smp.source)
+    policy = train_policy(cfg, seqs, smp.r_acc, r_comp, everything, rng, source=smp.domain)
     # what each lambda_F buys on its own training samples (optimistic: see --folds for held-out numbers);
     # ChairV2's report at the top level (as before doodles), other sources under their name
     rep = source_reports(smp, {float(lam): greedy_picks(policy, seqs, everything, lam) for lam in cfg.lams}, "own")
