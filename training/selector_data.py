@@ -37,7 +37,7 @@ from .common import (
     subset_source,
 )
 from .configs import recorded_config
-from .distill import DistillConfig
+from .distill import DistillConfig, training_data
 from .runs import teacher_for
 
 if TYPE_CHECKING:
@@ -227,12 +227,8 @@ def _fold_parts(cfg: SelectorConfig, m: _Models, rng: np.random.Generator) -> li
         fold, folds = parse_holdout(scfg.holdout)
         student = build_encoder(EncoderConfig(**json.loads(ck["encoder"])), weights=ck["student"]).eval()
         _, photo_enc, _, pspec, _ = teacher_for(scfg.teacher, scfg.smoke and scfg.teacher == DistillConfig.teacher)
-        if scfg.smoke:
-            from .synthetic import synthetic_source
-
-            train = synthetic_source(12, seed=1)  # what the smoke student trained on
-        else:
-            train = load_sources(scfg.data_root or cfg.data_root or m.root, False, scfg.n_val, EdgeCache())[0][0]
+        # the ChairV2 training source as that student saw it (its first source; synthetic in smoke mode)
+        train = training_data(dataclasses.replace(scfg, data_root=scfg.data_root or cfg.data_root or m.root, doodle_val=False))[0][0]
         keep = np.flatnonzero(photo_fold_of(len(train.data.photos), folds) == fold).tolist()
         held = subset_source(train, keep, "chairv2-train")
         pt = _samples("chairv2-train", held, list(held.photo_ink), cfg.variants, cfg.prefix_steps, rng,
