@@ -42,10 +42,16 @@ class Source:
         return self.raster_cache[i]
 
 
-def make_source(name: str, data: PairedDataset, edges: EdgeCache) -> Source:
+def _by_photo(data: PairedDataset) -> list[list[int]]:
+    """Each photo's sketch indices."""
     by_photo: list[list[int]] = [[] for _ in data.photos]
     for i, it in enumerate(data.sketches):
         by_photo[it.photo].append(i)
+    return by_photo
+
+
+def make_source(name: str, data: PairedDataset, edges: EdgeCache) -> Source:
+    by_photo = _by_photo(data)
     ink = [edges.get(p) for p in data.photos]
     kinds = None
     if data.positives is not None:
@@ -60,10 +66,7 @@ def subset_source(src: Source, photo_ids: list[int], name: str) -> Source:
     """The photos ``photo_ids`` of an instance-level ``src`` (re-indexed in that order) and their sketches; the
     edge maps are reused, not recomputed."""
     data = dataclasses.replace(src.data.subset(photo_ids), name=name)
-    by_photo: list[list[int]] = [[] for _ in data.photos]
-    for i, it in enumerate(data.sketches):
-        by_photo[it.photo].append(i)
-    return Source(name, data, [src.photo_ink[p] for p in photo_ids], by_photo)
+    return Source(name, data, [src.photo_ink[p] for p in photo_ids], _by_photo(data))
 
 
 def split_val(data: PairedDataset, n_val: int, seed: int = 0) -> tuple[PairedDataset, PairedDataset]:
@@ -84,13 +87,20 @@ def parse_holdout(holdout: str) -> tuple[int, int]:
     return f, k
 
 
+def photo_folds(true: np.ndarray, k: int, seed: int) -> np.ndarray:
+    """Fold index in [0, k) of every sample, (N,) int64, from ``true`` = each sample's group (its photo;
+    for doodles, its kind): the groups are shuffled and dealt round-robin, so all sketches (and prefixes,
+    variants) of one photo share a fold and fold sizes differ by <= 1 group."""
+    photos = np.unique(true)
+    fold_of = dict(zip(np.random.default_rng(seed).permutation(photos).tolist(), np.arange(len(photos)) % k, strict=True))
+    return np.array([fold_of[int(t)] for t in true], np.int64)
+
+
 def photo_fold_of(n_photos: int, k: int, seed: int = 0) -> np.ndarray:
-    """Fold in [0, k) of each of ``n_photos`` training photos, (n_photos,) int64: shuffled, dealt round-robin
-    (fold sizes differ by <= 1). A student trained with ``distill --holdout f/k`` never sees fold f's photos
-    or sketches, so its rankings of them are held out (the canvas selector's extra rewards)."""
-    fold = np.empty(n_photos, np.int64)
-    fold[np.random.default_rng([seed, k]).permutation(n_photos)] = np.arange(n_photos) % k
-    return fold
+    """Fold in [0, k) of each of ``n_photos`` training photos, (n_photos,) int64 (:func:`photo_folds` over the
+    photos). A student trained with ``distill --holdout f/k`` never sees fold f's photos or sketches, so its
+    rankings of them are held out (the canvas selector's extra rewards)."""
+    return photo_folds(np.arange(n_photos), k, seed)
 
 
 def load_sources(

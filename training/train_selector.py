@@ -72,6 +72,7 @@ from tqdm import tqdm
 from sketchdown.models.modules import CanvasSelector
 
 from .checkpoints import save_checkpoint, write_run_info
+from .common import photo_folds
 from .configs import apply_smoke, parse_config
 from .env import seed_all, set_threads
 
@@ -189,15 +190,6 @@ def pick_report(picks: dict[float, np.ndarray], r_acc: np.ndarray, rank: np.ndar
     for k, c in enumerate(canvases):
         report[f"fixed@{c}"] = row(np.full(len(r_acc), k))
     return report
-
-
-def photo_folds(true: np.ndarray, k: int, seed: int) -> np.ndarray:
-    """Fold index in [0, k) of every sample, (N,) int64, from ``true`` = each sample's group (its photo;
-    for doodles, its kind): the groups are shuffled and dealt round-robin, so all sketches (and prefixes,
-    variants) of one photo share a fold and fold sizes differ by <= 1 group."""
-    photos = np.unique(true)
-    fold_of = dict(zip(np.random.default_rng(seed).permutation(photos).tolist(), np.arange(len(photos)) % k, strict=True))
-    return np.array([fold_of[int(t)] for t in true], np.int64)
 
 
 def cross_validate(cfg: SelectorConfig, smp: Samples) -> dict:
